@@ -1,0 +1,63 @@
+#ifndef SEPCONV_ENGINE_EXECUTOR_H_
+#define SEPCONV_ENGINE_EXECUTOR_H_
+
+// Runs a ModelSpec on oneDNN. Primitives and intermediate buffers are built
+// once per input shape and reused; weights are reordered once, at Create.
+// Activations stay in a blocked/channels-last layout between layers; NCHW
+// only at the model's boundary.
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "engine/flops.h"
+#include "engine/model_spec.h"
+
+namespace sepconv {
+
+struct ExecutorOptions {
+  // Intra-op (OpenMP) threads used by Run; 0 keeps the OpenMP default.
+  int threads = 0;
+  // Plans (primitives + buffers) kept per input shape; the least recently
+  // used is dropped beyond this.
+  int max_cached_shapes = 64;
+};
+
+// One caller's part of a batch: `samples` NCHW samples of shape [C, H, W]
+// read from `input` and written to `output` (both dense, row-major fp32).
+struct BatchItem {
+  const float* input = nullptr;
+  float* output = nullptr;
+  int64_t samples = 0;
+};
+
+// Not thread-safe: give each worker thread its own Executor (they may share
+// one ModelSpec). Never throws; oneDNN errors come back as absl::Status.
+class Executor {
+ public:
+  static absl::StatusOr<std::unique_ptr<Executor>> Create(std::shared_ptr<const ModelSpec> model,
+                                                          ExecutorOptions options = {});
+  virtual ~Executor() = default;
+
+  // Runs the model once on the concatenation of `items` along N; each item's
+  // output receives exactly its own samples. `chw` gives C, H and W (its n
+  // is ignored). Returns the FLOPs of the whole batch.
+  virtual absl::StatusOr<FlopCount> Run(const Dims4& chw, absl::Span<const BatchItem> items) = 0;
+
+  // Convenience for one dense NCHW tensor.
+  absl::StatusOr<FlopCount> Run(const Dims4& input_dims, const float* input, float* output) {
+    BatchItem item{input, output, input_dims.n};
+    return Run(input_dims, absl::MakeConstSpan(&item, 1));
+  }
+
+  virtual const ModelSpec& model() const = 0;
+
+ protected:
+  Executor() = default;
+};
+
+}  // namespace sepconv
+
+#endif  // SEPCONV_ENGINE_EXECUTOR_H_

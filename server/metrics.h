@@ -1,0 +1,73 @@
+#ifndef SEPCONV_SERVER_METRICS_H_
+#define SEPCONV_SERVER_METRICS_H_
+
+// The Prometheus metrics of ../shared/DESIGN.md, built with prometheus-cpp.
+// An injected object (never a global): main creates one Metrics, the service
+// and the schedulers record through the ModelMetrics handle of their model.
+// Callers hold a `ModelMetrics*` that may be null when metrics are off.
+// All methods are thread-safe; recording takes no lock that a benchmark sees.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/flops.h"
+
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
+namespace sepconv {
+
+struct ModelLabels {
+  std::string model;
+  std::string version;
+  int64_t layers = 0;
+  int64_t in_channels = 0;
+  int64_t out_channels = 0;
+};
+
+class ModelMetrics {
+ public:
+  virtual ~ModelMetrics() = default;
+  // One finished request, any outcome: sepconv_inference_requests_total
+  // {status="ok" or the gRPC code name}; sepconv_request_duration_seconds.
+  virtual void RequestDone(absl::StatusCode code, absl::Duration total) = 0;
+  // sepconv_pending_requests: +1 when a request enters the queue, -1 when it
+  // leaves it (computed, expired, cancelled or rejected at shutdown).
+  virtual void PendingAdd(int64_t delta) = 0;
+  // Time one request spent queued before its batch started.
+  virtual void QueueTime(absl::Duration queued) = 0;
+  // One engine execution: executions_total, samples_total (+= samples),
+  // batch_size, compute_duration_seconds and the FLOP counters.
+  virtual void BatchExecuted(int64_t samples, absl::Duration compute, const FlopCount& flops) = 0;
+};
+
+class Metrics {
+ public:
+  static std::unique_ptr<Metrics> Create();
+  virtual ~Metrics() = default;
+  // The handle for one served model version, created on first use (and its
+  // sepconv_model_info set to 1). The pointer stays valid for the lifetime of
+  // this Metrics.
+  virtual ModelMetrics* ForModel(const ModelLabels& labels) = 0;
+  // Everything above plus the standard process_* metrics.
+  virtual std::shared_ptr<prometheus::Registry> registry() = 0;
+};
+
+// Serves a registry at http://address:port/metrics until destroyed.
+class MetricsEndpoint {
+ public:
+  static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(
+      const std::string& address, int port, std::shared_ptr<prometheus::Registry> registry);
+  virtual ~MetricsEndpoint() = default;
+  // The port actually bound (useful with port 0 in tests).
+  virtual int port() const = 0;
+};
+
+}  // namespace sepconv
+
+#endif  // SEPCONV_SERVER_METRICS_H_
