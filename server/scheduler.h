@@ -1,0 +1,78 @@
+#ifndef SEPCONV_SERVER_SCHEDULER_H_
+#define SEPCONV_SERVER_SCHEDULER_H_
+
+// The dynamic batcher of one served model version: a bounded queue of
+// inference jobs and `instances` worker threads, each with its own Executor,
+// that form batches of jobs with the same (C, H, W) and run them. gRPC
+// handlers only Submit; all computation happens on the workers.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/executor.h"
+#include "engine/model_spec.h"
+#include "server/metrics.h"
+
+namespace sepconv {
+
+struct SchedulerOptions {
+  // Samples per engine execution; 0 disables batching (one job per run).
+  int max_batch_size = 8;
+  // How long the first job of a batch may wait for company.
+  absl::Duration max_queue_delay = absl::Microseconds(500);
+  // Batch sizes to prefer: a batch is run as soon as it reaches one of these.
+  std::vector<int> preferred_batch_sizes;
+  // Jobs queued at most; a Submit beyond that is RESOURCE_EXHAUSTED.
+  int max_queue_size = 1024;
+  // Worker threads, each with its own Executor.
+  int instances = 1;
+};
+
+// One request's work. The pointers stay valid until `done` has been called.
+struct InferenceJob {
+  Dims4 dims;                    // this job's NCHW input shape
+  const float* input = nullptr;  // dims.n * C * H * W floats
+  float* output = nullptr;       // room for the model's output for `dims`
+  absl::Time deadline = absl::InfiniteFuture();
+  // Polled before compute; a cancelled job is dropped with CANCELLED.
+  std::function<bool()> is_cancelled;
+  // Called exactly once, on a worker thread (or on the thread calling
+  // Shutdown), with OK or the reason the job was not computed:
+  // DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE or the engine's error.
+  absl::AnyInvocable<void(absl::Status)> done;
+};
+
+class Scheduler {
+ public:
+  using ExecutorFactory = std::function<absl::StatusOr<std::unique_ptr<Executor>>()>;
+
+  // Creates the workers, one Executor each from `make_executor`. `metrics`
+  // may be null.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(SchedulerOptions options,
+                                                           ExecutorFactory make_executor,
+                                                           ModelMetrics* metrics);
+  virtual ~Scheduler() = default;
+
+  // Queues `job`. On OK, job->done will be called exactly once. Otherwise
+  // done is never called and the status says why: RESOURCE_EXHAUSTED (queue
+  // full), UNAVAILABLE (shutting down).
+  virtual absl::Status Submit(std::unique_ptr<InferenceJob> job) = 0;
+
+  // Stops accepting jobs and lets queued and running ones finish; jobs still
+  // queued at `deadline` end UNAVAILABLE. Returns when the workers have
+  // stopped. Idempotent.
+  virtual void Shutdown(absl::Time deadline) = 0;
+
+  // Jobs currently queued (not yet picked for a batch).
+  virtual int64_t queued() const = 0;
+};
+
+}  // namespace sepconv
+
+#endif  // SEPCONV_SERVER_SCHEDULER_H_
