@@ -1,0 +1,150 @@
+#include "engine/executor.h"
+
+#include <omp.h>
+
+#include <list>
+#include <map>
+#include <new>
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/internal/checked_math.h"
+#include "engine/internal/onednn_executor.h"
+#include "engine/onednn_plan.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace sepconv {
+namespace {
+
+absl::Status FromDnnl(const dnnl::error& e) {
+  const std::string message = absl::StrCat("oneDNN: ", e.what());
+  if (e.status == dnnl_invalid_arguments) return absl::InvalidArgumentError(message);
+  return absl::InternalError(message);
+}
+
+// Runs `body` (which returns absl::Status or StatusOr) with every exception
+// oneDNN or the allocator may throw turned into a status.
+template <typename Body>
+auto Guarded(Body&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const dnnl::error& e) {
+    return FromDnnl(e);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("engine: out of memory");
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("engine: ", e.what()));
+  }
+}
+
+class OneDnnExecutor final : public Executor {
+ public:
+  OneDnnExecutor(std::shared_ptr<const ModelSpec> model, ExecutorOptions options,
+                 ActivationLayout layout)
+      : model_(std::move(model)),
+        options_(options),
+        layout_(layout),
+        engine_(dnnl::engine::kind::cpu, 0),
+        stream_(engine_),
+        weights_(*model_, engine_) {}
+
+  absl::StatusOr<FlopCount> Run(const Dims4& chw, absl::Span<const BatchItem> items) override {
+    absl::StatusOr<int64_t> n = CheckItems(chw, items);
+    if (!n.ok()) return n.status();
+    if (options_.threads > 0) omp_set_num_threads(options_.threads);
+    return Guarded([&]() -> absl::StatusOr<FlopCount> {
+      absl::StatusOr<Plan*> plan = GetPlan(Dims4{*n, chw.c, chw.h, chw.w});
+      if (!plan.ok()) return plan.status();
+      (*plan)->Execute(items, stream_);
+      return (*plan)->flops();
+    });
+  }
+
+  const ModelSpec& model() const override { return *model_; }
+
+ private:
+  using Key = std::tuple<int64_t, int64_t, int64_t>;  // n, h, w
+  using Lru = std::list<std::pair<Key, std::unique_ptr<Plan>>>;
+
+  // The batch size, or INVALID_ARGUMENT for empty/malformed items.
+  absl::StatusOr<int64_t> CheckItems(const Dims4& chw, absl::Span<const BatchItem> items) const {
+    if (items.empty()) return absl::InvalidArgumentError("Run needs at least one batch item");
+    int64_t n = 0;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const BatchItem& item = items[i];
+      if (item.samples <= 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("batch item ", i, ": samples must be positive, got ", item.samples));
+      }
+      if (item.input == nullptr || item.output == nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("batch item ", i, ": null input or output pointer"));
+      }
+      const std::optional<int64_t> sum = internal::CheckedAdd(n, item.samples);
+      if (!sum) return absl::InvalidArgumentError("batch size overflows int64");
+      n = *sum;
+    }
+    if (chw.c != model_->InChannels()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input has ", chw.c, " channels, the model expects ", model_->InChannels()));
+    }
+    return n;
+  }
+
+  // The plan for `input` (most recently used first), built on first use.
+  absl::StatusOr<Plan*> GetPlan(const Dims4& input) {
+    const Key key{input.n, input.h, input.w};
+    auto found = index_.find(key);
+    if (found != index_.end()) {
+      plans_.splice(plans_.begin(), plans_, found->second);
+      return plans_.front().second.get();
+    }
+    absl::StatusOr<FlopCount> flops = CountFlops(*model_, input);  // validates the shape
+    if (!flops.ok()) return flops.status();
+    auto plan = std::make_unique<Plan>(*model_, input, *flops, layout_, weights_, engine_, stream_);
+    plans_.emplace_front(key, std::move(plan));
+    index_[key] = plans_.begin();
+    const size_t capacity = static_cast<size_t>(std::max(1, options_.max_cached_shapes));
+    while (plans_.size() > capacity) {
+      index_.erase(plans_.back().first);
+      plans_.pop_back();
+    }
+    return plans_.front().second.get();
+  }
+
+  const std::shared_ptr<const ModelSpec> model_;
+  const ExecutorOptions options_;
+  const ActivationLayout layout_;
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  WeightCache weights_;
+  Lru plans_;
+  std::map<Key, Lru::iterator> index_;
+};
+
+}  // namespace
+
+namespace internal {
+
+absl::StatusOr<std::unique_ptr<Executor>> CreateOneDnnExecutor(
+    std::shared_ptr<const ModelSpec> model, ExecutorOptions options, ActivationLayout layout) {
+  if (model == nullptr) return absl::InvalidArgumentError("Executor::Create: null model");
+  if (absl::Status st = ValidateModel(*model); !st.ok()) return st;
+  if (options.threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ExecutorOptions.threads must be >= 0, got ", options.threads));
+  }
+  return Guarded([&]() -> absl::StatusOr<std::unique_ptr<Executor>> {
+    return std::unique_ptr<Executor>(new OneDnnExecutor(std::move(model), options, layout));
+  });
+}
+
+}  // namespace internal
+
+absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(std::shared_ptr<const ModelSpec> model,
+                                                           ExecutorOptions options) {
+  return internal::CreateOneDnnExecutor(std::move(model), options, ActivationLayout::kAuto);
+}
+
+}  // namespace sepconv

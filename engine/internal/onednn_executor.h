@@ -1,0 +1,22 @@
+#ifndef SEPCONV_ENGINE_INTERNAL_ONEDNN_EXECUTOR_H_
+#define SEPCONV_ENGINE_INTERNAL_ONEDNN_EXECUTOR_H_
+
+// Executor::Create with the internal activation layout pinned, for tests and
+// benchmarks that compare layouts. Same contract as Executor::Create.
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "engine/executor.h"
+#include "engine/onednn_plan.h"
+
+namespace sepconv {
+namespace internal {
+
+absl::StatusOr<std::unique_ptr<Executor>> CreateOneDnnExecutor(
+    std::shared_ptr<const ModelSpec> model, ExecutorOptions options, ActivationLayout layout);
+
+}  // namespace internal
+}  // namespace sepconv
+
+#endif  // SEPCONV_ENGINE_INTERNAL_ONEDNN_EXECUTOR_H_

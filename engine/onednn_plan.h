@@ -1,0 +1,114 @@
+#ifndef SEPCONV_ENGINE_ONEDNN_PLAN_H_
+#define SEPCONV_ENGINE_ONEDNN_PLAN_H_
+
+// oneDNN internals of the Executor: reordered weights (WeightCache) and the
+// per-input-shape execution plan (Plan). Both may throw dnnl::error and
+// std::bad_alloc; the Executor catches them. Not thread-safe: each belongs
+// to one Executor.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "engine/executor.h"
+#include "engine/flops.h"
+#include "engine/model_spec.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace sepconv {
+
+// How activations are laid out inside a plan (NCHW only at the boundary).
+enum class ActivationLayout {
+  kAuto,       // the fastest measured on this CPU (see ResolveLayout)
+  kNhwc,       // channels last
+  kBlocked8,   // nChw8c
+  kBlocked16,  // nChw16c
+};
+
+// kAuto resolved for the CPU oneDNN runs on.
+ActivationLayout ResolveLayout(ActivationLayout layout);
+
+// The model's weights as oneDNN memories: plain (PyTorch layout) views of the
+// ModelSpec, plus one reordered copy per layout a primitive asked for,
+// made on first request and kept.
+class WeightCache {
+ public:
+  // `model` must outlive the cache.
+  WeightCache(const ModelSpec& model, const dnnl::engine& engine);
+
+  // The layer's depthwise/pointwise weights in `desc` (reordered once).
+  dnnl::memory Depthwise(size_t layer, const dnnl::memory::desc& desc, dnnl::stream& stream);
+  dnnl::memory Pointwise(size_t layer, const dnnl::memory::desc& desc, dnnl::stream& stream);
+  // Biases (plain, 1-D); empty memory when the layer has none.
+  const dnnl::memory& DepthwiseBias(size_t layer) const { return layers_[layer].dw_bias; }
+  const dnnl::memory& PointwiseBias(size_t layer) const { return layers_[layer].pw_bias; }
+
+ private:
+  struct Weights {
+    dnnl::memory plain;
+    std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> reordered;
+  };
+  struct LayerMemories {
+    Weights dw, pw;
+    dnnl::memory dw_bias, pw_bias;
+  };
+  dnnl::memory Get(Weights& weights, const dnnl::memory::desc& desc, dnnl::stream& stream);
+
+  dnnl::engine engine_;
+  std::vector<LayerMemories> layers_;
+};
+
+// Everything to run the model on one input shape [n, c, h, w]: primitives
+// created once, activation buffers (two, ping-ponged across layers) and one
+// shared scratchpad allocated once, boundary reorders per item size.
+class Plan {
+ public:
+  Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops, ActivationLayout layout,
+       WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream);
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+
+  // Runs `items` (whose samples sum to the plan's n; validated by the
+  // caller) and waits for the result.
+  void Execute(absl::Span<const BatchItem> items, dnnl::stream& stream);
+
+  const FlopCount& flops() const { return flops_; }
+
+ private:
+  struct Step {
+    dnnl::primitive primitive;
+    std::unordered_map<int, dnnl::memory> args;
+  };
+  // Reorders between a user's NCHW tensor of `samples` samples and its slice
+  // of the internal buffer.
+  struct Boundary {
+    dnnl::memory user, internal;
+    dnnl::reorder reorder;
+  };
+  struct Buffer {
+    std::unique_ptr<void, void (*)(void*)> data{nullptr, nullptr};
+    size_t bytes = 0;
+  };
+  static Buffer Allocate(size_t bytes);
+  Boundary& InputBoundary(int64_t samples);
+  Boundary& OutputBoundary(int64_t samples);
+  Boundary MakeBoundary(const dnnl::memory::desc& user, const dnnl::memory::desc& internal,
+                        bool to_internal);
+
+  dnnl::engine engine_;
+  FlopCount flops_;
+  dnnl::memory::format_tag tag_;
+  Dims4 input_, output_;
+  size_t input_sample_bytes_ = 0, output_sample_bytes_ = 0;
+  Buffer activations_, mid_, scratchpad_;
+  std::vector<Step> steps_;
+  std::map<int64_t, Boundary> inputs_, outputs_;
+};
+
+}  // namespace sepconv
+
+#endif  // SEPCONV_ENGINE_ONEDNN_PLAN_H_
