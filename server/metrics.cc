@@ -1,0 +1,259 @@
+#include "server/metrics.h"
+
+#include <array>
+#include <exception>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "server/process_metrics.h"
+
+namespace sepconv {
+namespace {
+
+using prometheus::Counter;
+using prometheus::Gauge;
+using prometheus::Histogram;
+
+// Every absl::StatusCode (0..16) gets a pre-created series, so recording is
+// an array index and the error-ratio queries see zeros rather than no data.
+constexpr int kNumStatusCodes = static_cast<int>(absl::StatusCode::kUnauthenticated) + 1;
+
+// 50us .. 10s, roughly 1-2.5-5 per decade.
+const Histogram::BucketBoundaries& DurationBuckets() {
+  static const auto* buckets = new Histogram::BucketBoundaries{
+      50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3,
+      50e-3, 100e-3, 250e-3, 500e-3, 1,    2.5,    5,    10};
+  return *buckets;
+}
+
+const Histogram::BucketBoundaries& BatchSizeBuckets() {
+  static const auto* buckets = new Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128};
+  return *buckets;
+}
+
+std::string StatusLabel(absl::StatusCode code) {
+  return code == absl::StatusCode::kOk ? "ok" : absl::StatusCodeToString(code);
+}
+
+double Seconds(absl::Duration d) { return d < absl::ZeroDuration() ? 0 : absl::ToDoubleSeconds(d); }
+
+// The registry plus the process_* families, produced at scrape time.
+class RegistryWithProcess : public prometheus::Registry {
+ public:
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> families = prometheus::Registry::Collect();
+    for (prometheus::MetricFamily& family : process_.Collect()) {
+      families.push_back(std::move(family));
+    }
+    return families;
+  }
+
+ private:
+  ProcessCollector process_;
+};
+
+// The metric families of DESIGN.md, built once per Metrics.
+struct Families {
+  explicit Families(prometheus::Registry& registry)
+      : requests(prometheus::BuildCounter()
+                     .Name("sepconv_inference_requests_total")
+                     .Help("Inference requests by final status (ok or the gRPC code name).")
+                     .Register(registry)),
+        samples(prometheus::BuildCounter()
+                    .Name("sepconv_inference_samples_total")
+                    .Help("Samples (batch entries) computed.")
+                    .Register(registry)),
+        executions(prometheus::BuildCounter()
+                       .Name("sepconv_inference_executions_total")
+                       .Help("Engine executions (batches) run.")
+                       .Register(registry)),
+        request_duration(prometheus::BuildHistogram()
+                             .Name("sepconv_request_duration_seconds")
+                             .Help("End-to-end request time in the server, any outcome.")
+                             .Register(registry)),
+        queue_duration(prometheus::BuildHistogram()
+                           .Name("sepconv_queue_duration_seconds")
+                           .Help("Time a request waited in the queue before its batch started.")
+                           .Register(registry)),
+        compute_duration(prometheus::BuildHistogram()
+                             .Name("sepconv_compute_duration_seconds")
+                             .Help("Engine time of one execution (batch).")
+                             .Register(registry)),
+        batch_size(prometheus::BuildHistogram()
+                       .Name("sepconv_batch_size")
+                       .Help("Samples per engine execution.")
+                       .Register(registry)),
+        flops(prometheus::BuildCounter()
+                  .Name("sepconv_flops_total")
+                  .Help("Floating-point operations executed (2 x multiplications), by op.")
+                  .Register(registry)),
+        standard_flops(prometheus::BuildCounter()
+                           .Name("sepconv_standard_conv_flops_total")
+                           .Help("FLOPs a standard KxK convolution would have needed instead.")
+                           .Register(registry)),
+        pending(prometheus::BuildGauge()
+                    .Name("sepconv_pending_requests")
+                    .Help("Requests queued and not yet computed or dropped.")
+                    .Register(registry)),
+        model_info(prometheus::BuildGauge()
+                       .Name("sepconv_model_info")
+                       .Help("Served model versions and their shape (always 1).")
+                       .Register(registry)) {}
+
+  prometheus::Family<Counter>& requests;
+  prometheus::Family<Counter>& samples;
+  prometheus::Family<Counter>& executions;
+  prometheus::Family<Histogram>& request_duration;
+  prometheus::Family<Histogram>& queue_duration;
+  prometheus::Family<Histogram>& compute_duration;
+  prometheus::Family<Histogram>& batch_size;
+  prometheus::Family<Counter>& flops;
+  prometheus::Family<Counter>& standard_flops;
+  prometheus::Family<Gauge>& pending;
+  prometheus::Family<Gauge>& model_info;
+};
+
+// Holds plain pointers to its series, created up front: recording is atomic
+// adds, plus a short uncontended per-histogram critical section inside
+// prometheus-cpp.
+class ModelMetricsImpl : public ModelMetrics {
+ public:
+  ModelMetricsImpl(Families& families, const ModelLabels& labels) {
+    const prometheus::Labels base = {{"model", labels.model}, {"version", labels.version}};
+    auto with = [&base](const char* name, const std::string& value) {
+      prometheus::Labels extended = base;
+      extended.emplace(name, value);
+      return extended;
+    };
+    for (int code = 0; code < kNumStatusCodes; ++code) {
+      requests_[code] =
+          &families.requests.Add(with("status", StatusLabel(static_cast<absl::StatusCode>(code))));
+    }
+    samples_ = &families.samples.Add(base);
+    executions_ = &families.executions.Add(base);
+    request_duration_ = &families.request_duration.Add(base, DurationBuckets());
+    queue_duration_ = &families.queue_duration.Add(base, DurationBuckets());
+    compute_duration_ = &families.compute_duration.Add(base, DurationBuckets());
+    batch_size_ = &families.batch_size.Add(base, BatchSizeBuckets());
+    depthwise_flops_ = &families.flops.Add(with("op", "depthwise"));
+    pointwise_flops_ = &families.flops.Add(with("op", "pointwise"));
+    standard_flops_ = &families.standard_flops.Add(base);
+    pending_ = &families.pending.Add(base);
+    prometheus::Labels info = base;
+    info.emplace("layers", absl::StrCat(labels.layers));
+    info.emplace("in_channels", absl::StrCat(labels.in_channels));
+    info.emplace("out_channels", absl::StrCat(labels.out_channels));
+    families.model_info.Add(info).Set(1);
+  }
+
+  void RequestDone(absl::StatusCode code, absl::Duration total) override {
+    int index = static_cast<int>(code);
+    if (index < 0 || index >= kNumStatusCodes) index = static_cast<int>(absl::StatusCode::kUnknown);
+    requests_[index]->Increment();
+    request_duration_->Observe(Seconds(total));
+  }
+
+  void PendingAdd(int64_t delta) override { pending_->Increment(static_cast<double>(delta)); }
+
+  void QueueTime(absl::Duration queued) override { queue_duration_->Observe(Seconds(queued)); }
+
+  void BatchExecuted(int64_t samples, absl::Duration compute, const FlopCount& flops) override {
+    executions_->Increment();
+    samples_->Increment(static_cast<double>(samples));
+    batch_size_->Observe(static_cast<double>(samples));
+    compute_duration_->Observe(Seconds(compute));
+    depthwise_flops_->Increment(static_cast<double>(flops.depthwise));
+    pointwise_flops_->Increment(static_cast<double>(flops.pointwise));
+    standard_flops_->Increment(static_cast<double>(flops.standard));
+  }
+
+ private:
+  std::array<Counter*, kNumStatusCodes> requests_{};
+  Counter* samples_ = nullptr;
+  Counter* executions_ = nullptr;
+  Histogram* request_duration_ = nullptr;
+  Histogram* queue_duration_ = nullptr;
+  Histogram* compute_duration_ = nullptr;
+  Histogram* batch_size_ = nullptr;
+  Counter* depthwise_flops_ = nullptr;
+  Counter* pointwise_flops_ = nullptr;
+  Counter* standard_flops_ = nullptr;
+  Gauge* pending_ = nullptr;
+};
+
+class MetricsImpl : public Metrics {
+ public:
+  MetricsImpl() : registry_(std::make_shared<RegistryWithProcess>()), families_(*registry_) {}
+
+  ModelMetrics* ForModel(const ModelLabels& labels) override {
+    absl::MutexLock lock(&mu_);
+    std::unique_ptr<ModelMetricsImpl>& model = models_[{labels.model, labels.version}];
+    if (model == nullptr) model = std::make_unique<ModelMetricsImpl>(families_, labels);
+    return model.get();
+  }
+
+  std::shared_ptr<prometheus::Registry> registry() override { return registry_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  Families families_;
+  absl::Mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<ModelMetricsImpl>> models_
+      ABSL_GUARDED_BY(mu_);
+};
+
+class MetricsEndpointImpl : public MetricsEndpoint {
+ public:
+  MetricsEndpointImpl(std::unique_ptr<prometheus::Exposer> exposer,
+                      std::shared_ptr<prometheus::Registry> registry, int port)
+      : registry_(std::move(registry)), exposer_(std::move(exposer)), port_(port) {}
+
+  int port() const override { return port_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;  // outlives exposer_
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_;
+};
+
+}  // namespace
+
+std::unique_ptr<Metrics> Metrics::Create() { return std::make_unique<MetricsImpl>(); }
+
+absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
+    const std::string& address, int port, std::shared_ptr<prometheus::Registry> registry) {
+  if (registry == nullptr) return absl::InvalidArgumentError("metrics endpoint needs a registry");
+  if (port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("metrics port ", port, " out of range"));
+  }
+  // civetweb wants IPv6 literals in brackets.
+  const std::string host = absl::StrContains(address, ':') && !absl::StartsWith(address, "[")
+                               ? absl::StrCat("[", address, "]")
+                               : address;
+  const std::string bind = absl::StrCat(host, ":", port);
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(
+        std::vector<std::string>{"listening_ports", bind, "num_threads", "2"});
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", bind, ": ", e.what()));
+  }
+  const std::vector<int> ports = exposer->GetListeningPorts();
+  if (ports.empty()) return absl::UnavailableError(absl::StrCat("metrics not listening on ", bind));
+  exposer->RegisterCollectable(registry, "/metrics");
+  return std::make_unique<MetricsEndpointImpl>(std::move(exposer), std::move(registry), ports[0]);
+}
+
+}  // namespace sepconv
