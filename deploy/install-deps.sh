@@ -10,7 +10,7 @@ set -euo pipefail
 build_pkgs=(g++ cmake ccache ninja-build pkg-config libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   protobuf-compiler libabsl-dev libdnnl-dev prometheus-cpp-dev libonnx-dev)
 test_pkgs=("${build_pkgs[@]}" libgtest-dev libgmock-dev libbenchmark-dev prometheus
-  python3-torch python3-numpy python3-onnx openssl buildah podman debootstrap clang
+  python3-torch python3-numpy python3-onnx python3-yaml openssl buildah podman debootstrap clang
   libclang-rt-14-dev gnuplot-nox curl ca-certificates)
 runtime_pkgs=(libgrpc++1.51 libgrpc29 libprotobuf32 libdnnl2 libprometheus-cpp-core1.0
   libprometheus-cpp-pull1.0 libonnx1 libabsl20220623 libgomp1 ca-certificates)
