@@ -21,6 +21,8 @@
 
 namespace sepconv {
 
+class Clock;  // server/internal/clock.h
+
 struct SchedulerOptions {
   // Samples per engine execution; 0 disables batching (one job per run).
   int max_batch_size = 8;
@@ -32,6 +34,12 @@ struct SchedulerOptions {
   int max_queue_size = 1024;
   // Worker threads, each with its own Executor.
   int instances = 1;
+  // How often queued jobs are polled for cancellation while every worker is
+  // busy (deadlines are enforced at their exact time regardless).
+  absl::Duration cancel_poll_interval = absl::Milliseconds(5);
+  // Time source for delays and deadlines; null means real time. Tests inject
+  // a fake one. Not owned; must outlive the Scheduler.
+  Clock* clock = nullptr;
 };
 
 // One request's work. The pointers stay valid until `done` has been called.
@@ -40,10 +48,12 @@ struct InferenceJob {
   const float* input = nullptr;  // dims.n * C * H * W floats
   float* output = nullptr;       // room for the model's output for `dims`
   absl::Time deadline = absl::InfiniteFuture();
-  // Polled before compute; a cancelled job is dropped with CANCELLED.
+  // Polled before compute; a cancelled job is dropped with CANCELLED. May be
+  // empty. Called with a scheduler lock held: must be cheap and must not call
+  // into the Scheduler.
   std::function<bool()> is_cancelled;
-  // Called exactly once, on a worker thread (or on the thread calling
-  // Shutdown), with OK or the reason the job was not computed:
+  // Called exactly once, on a scheduler thread (or on the thread calling
+  // Shutdown), never under a scheduler lock, with OK or the reason the job was not computed:
   // DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE or the engine's error.
   absl::AnyInvocable<void(absl::Status)> done;
 };
@@ -61,12 +71,15 @@ class Scheduler {
 
   // Queues `job`. On OK, job->done will be called exactly once. Otherwise
   // done is never called and the status says why: RESOURCE_EXHAUSTED (queue
-  // full), UNAVAILABLE (shutting down).
+  // full), UNAVAILABLE (shutting down), INVALID_ARGUMENT (no job, no `done`
+  // or dims.n < 1). Never blocks on computation.
   virtual absl::Status Submit(std::unique_ptr<InferenceJob> job) = 0;
 
   // Stops accepting jobs and lets queued and running ones finish; jobs still
   // queued at `deadline` end UNAVAILABLE. Returns when the workers have
-  // stopped. Idempotent.
+  // stopped. Idempotent; a concurrent second call waits for the first.
+  // Must not be called from a `done` callback. The destructor calls
+  // Shutdown(now) unless it already ran.
   virtual void Shutdown(absl::Time deadline) = 0;
 
   // Jobs currently queued (not yet picked for a batch).

@@ -1,0 +1,152 @@
+#include "server/internal/batch_queue.h"
+
+#include <algorithm>
+#include <iterator>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace sepconv {
+namespace internal {
+namespace {
+
+bool SameChw(const Dims4& a, const Dims4& b) { return a.c == b.c && a.h == b.h && a.w == b.w; }
+
+}  // namespace
+
+absl::Status ValidateSchedulerOptions(const SchedulerOptions& options) {
+  if (options.max_batch_size < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_batch_size must be >= 0, got ", options.max_batch_size));
+  }
+  if (options.max_queue_delay < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("max_queue_delay must be >= 0, got ",
+                                                   absl::FormatDuration(options.max_queue_delay)));
+  }
+  for (int size : options.preferred_batch_sizes) {
+    if (size < 1 || (options.max_batch_size > 0 && size > options.max_batch_size)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("preferred batch size ", size,
+                       " is outside [1, max_batch_size=", options.max_batch_size, "]"));
+    }
+  }
+  if (options.max_queue_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_queue_size must be >= 1, got ", options.max_queue_size));
+  }
+  if (options.instances < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("instances must be >= 1, got ", options.instances));
+  }
+  if (options.cancel_poll_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cancel_poll_interval must be > 0, got ",
+                     absl::FormatDuration(options.cancel_poll_interval)));
+  }
+  return absl::OkStatus();
+}
+
+BatchQueue::BatchQueue(const SchedulerOptions& options)
+    : max_batch_size_(options.max_batch_size),
+      max_queue_delay_(options.max_queue_delay),
+      preferred_batch_sizes_(options.preferred_batch_sizes) {
+  scratch_.reserve(std::max(1, max_batch_size_));
+}
+
+void BatchQueue::Push(std::unique_ptr<InferenceJob> job, absl::Time now) {
+  jobs_.push_back(QueuedJob{std::move(job), now});
+}
+
+absl::Time BatchQueue::Sweep(absl::Time now, std::vector<DroppedJob>* dropped) {
+  absl::Time earliest = absl::InfiniteFuture();
+  bool any_dropped = false;
+  for (QueuedJob& queued : jobs_) {
+    const InferenceJob& job = *queued.job;
+    absl::Status why;
+    if (job.deadline <= now) {
+      why = absl::DeadlineExceededError(
+          absl::StrCat("deadline exceeded after ", absl::FormatDuration(now - queued.enqueued),
+                       " in the queue; the request was not computed"));
+    } else if (job.is_cancelled && job.is_cancelled()) {
+      why = absl::CancelledError("request cancelled while queued; it was not computed");
+    } else {
+      earliest = std::min(earliest, job.deadline);
+      continue;
+    }
+    dropped->push_back(DroppedJob{std::move(queued), std::move(why)});
+    any_dropped = true;
+  }
+  if (any_dropped) {
+    jobs_.erase(std::remove_if(jobs_.begin(), jobs_.end(),
+                               [](const QueuedJob& queued) { return queued.job == nullptr; }),
+                jobs_.end());
+  }
+  return earliest;
+}
+
+bool BatchQueue::IsPreferred(int64_t samples) const {
+  return std::find(preferred_batch_sizes_.begin(), preferred_batch_sizes_.end(), samples) !=
+         preferred_batch_sizes_.end();
+}
+
+void BatchQueue::Extract(const std::vector<size_t>& indices, std::vector<QueuedJob>* batch) {
+  for (size_t i : indices) batch->push_back(std::move(jobs_[i]));
+  if (indices.back() + 1 == indices.size()) {  // a prefix: the common case
+    jobs_.erase(jobs_.begin(), jobs_.begin() + static_cast<std::ptrdiff_t>(indices.size()));
+    return;
+  }
+  jobs_.erase(std::remove_if(jobs_.begin(), jobs_.end(),
+                             [](const QueuedJob& queued) { return queued.job == nullptr; }),
+              jobs_.end());
+}
+
+bool BatchQueue::TakeBatch(absl::Time now, bool draining, std::vector<QueuedJob>* batch,
+                           absl::Time* retry_at) {
+  *retry_at = absl::InfiniteFuture();
+  if (jobs_.empty()) return false;
+  const QueuedJob& head = jobs_.front();
+  scratch_.clear();
+  scratch_.push_back(0);
+  if (max_batch_size_ == 0 || head.job->dims.n >= max_batch_size_) {
+    Extract(scratch_, batch);
+    return true;
+  }
+
+  int64_t samples = head.job->dims.n;
+  size_t preferred_prefix = IsPreferred(samples) ? 1 : 0;
+  bool left_out = false;  // a job of this shape did not fit
+  for (size_t i = 1; i < jobs_.size() && samples < max_batch_size_; ++i) {
+    const InferenceJob& job = *jobs_[i].job;
+    if (!SameChw(job.dims, head.job->dims)) continue;
+    if (samples + job.dims.n > max_batch_size_) {
+      left_out = true;
+      continue;
+    }
+    scratch_.push_back(i);
+    samples += job.dims.n;
+    if (IsPreferred(samples)) preferred_prefix = scratch_.size();
+  }
+
+  const absl::Time oldest_due = head.enqueued + max_queue_delay_;
+  if (samples >= max_batch_size_ || left_out || draining || now >= oldest_due) {
+    Extract(scratch_, batch);
+    return true;
+  }
+  if (preferred_prefix > 0) {
+    scratch_.resize(preferred_prefix);
+    Extract(scratch_, batch);
+    return true;
+  }
+  *retry_at = oldest_due;
+  return false;
+}
+
+std::vector<QueuedJob> BatchQueue::TakeAll() {
+  std::vector<QueuedJob> all(std::make_move_iterator(jobs_.begin()),
+                             std::make_move_iterator(jobs_.end()));
+  jobs_.clear();
+  return all;
+}
+
+}  // namespace internal
+}  // namespace sepconv

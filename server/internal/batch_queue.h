@@ -1,0 +1,87 @@
+#ifndef SEPCONV_SERVER_INTERNAL_BATCH_QUEUE_H_
+#define SEPCONV_SERVER_INTERNAL_BATCH_QUEUE_H_
+
+// The batching policy of the Scheduler, without threads: a FIFO of queued
+// jobs that decides which jobs form the next batch and when, and which jobs
+// expired or were cancelled while waiting.
+//
+// Policy. The next batch has the shape (C, H, W) of the oldest job (so a
+// different shape at the head never starves). Jobs of that shape are taken
+// in arrival order while their samples fit in max_batch_size; those that do
+// not fit stay queued. The batch starts when it is full, when a queued job of
+// its shape did not fit (more waiting cannot help), when its oldest job has
+// waited max_queue_delay, or when draining. Before that, if it reached a
+// preferred batch size, the prefix ending at the largest preferred size
+// reached starts at once. A job with at least max_batch_size samples, or any
+// job when max_batch_size is 0, runs alone at once.
+//
+// Thread-compatible: the caller serialises access.
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "server/scheduler.h"
+
+namespace sepconv {
+namespace internal {
+
+struct QueuedJob {
+  std::unique_ptr<InferenceJob> job;
+  absl::Time enqueued;
+};
+
+// A job taken out of the queue without being computed, and why.
+struct DroppedJob {
+  QueuedJob queued;
+  absl::Status status;
+};
+
+class BatchQueue {
+ public:
+  // `options` must be valid (see ValidateSchedulerOptions).
+  explicit BatchQueue(const SchedulerOptions& options);
+
+  size_t size() const { return jobs_.size(); }
+  bool empty() const { return jobs_.empty(); }
+
+  void Push(std::unique_ptr<InferenceJob> job, absl::Time now);
+
+  // Moves every job whose deadline is at or before `now` (DEADLINE_EXCEEDED)
+  // or whose is_cancelled() is true (CANCELLED) to `dropped`. Returns the
+  // earliest deadline among the jobs left (InfiniteFuture if none).
+  absl::Time Sweep(absl::Time now, std::vector<DroppedJob>* dropped);
+
+  // If a batch may start at `now` (see the policy above; `draining` means
+  // start without waiting), appends its jobs, in arrival order, to `batch`
+  // and returns true. Otherwise returns false and sets `*retry_at` to when
+  // waiting alone would make a batch ready (InfiniteFuture if empty).
+  bool TakeBatch(absl::Time now, bool draining, std::vector<QueuedJob>* batch,
+                 absl::Time* retry_at);
+
+  // Removes and returns every job.
+  std::vector<QueuedJob> TakeAll();
+
+ private:
+  bool IsPreferred(int64_t samples) const;
+  // Moves jobs_[i] for each i in `indices` (ascending) to `batch`.
+  void Extract(const std::vector<size_t>& indices, std::vector<QueuedJob>* batch);
+
+  const int max_batch_size_;
+  const absl::Duration max_queue_delay_;
+  const std::vector<int> preferred_batch_sizes_;
+  std::deque<QueuedJob> jobs_;
+  std::vector<size_t> scratch_;  // indices of the batch being formed
+};
+
+// INVALID_ARGUMENT naming the first bad option, else OK.
+absl::Status ValidateSchedulerOptions(const SchedulerOptions& options);
+
+}  // namespace internal
+}  // namespace sepconv
+
+#endif  // SEPCONV_SERVER_INTERNAL_BATCH_QUEUE_H_

@@ -1,0 +1,297 @@
+#ifndef SEPCONV_TESTS_SERVER_SCHEDULER_TESTING_H_
+#define SEPCONV_TESTS_SERVER_SCHEDULER_TESTING_H_
+
+// Test doubles for the scheduler: a fake clock, a controllable fake engine
+// (records every batch, can be held inside Run, can fail), recording metrics
+// and a job helper that owns its buffers and collects its status.
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "engine/executor.h"
+#include "server/internal/clock.h"
+#include "server/metrics.h"
+#include "server/scheduler.h"
+
+namespace sepconv {
+namespace testing {
+
+// Real waits in tests are bounded by this; a correct scheduler needs far less.
+inline constexpr absl::Duration kTestTimeout = absl::Seconds(10);
+
+// Time moves only when Advance is called. Waiters poll every millisecond of
+// real time, so they notice an Advance without any lost wakeup.
+class FakeClock final : public Clock {
+ public:
+  absl::Time Now() const override {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+  void WaitUntil(absl::CondVar* cv, absl::Mutex* mu, absl::Time deadline) const override {
+    if (Now() >= deadline) return;
+    cv->WaitWithTimeout(mu, absl::Milliseconds(1));
+  }
+  void Advance(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    now_ += d;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::Time now_ = absl::FromUnixSeconds(1000000);
+};
+
+// What one Executor::Run saw.
+struct RunRecord {
+  Dims4 chw;                     // n = total samples
+  std::vector<int64_t> samples;  // per item
+  std::vector<const float*> inputs;
+};
+
+// The model of the fake: output = 2 * input + 1, element-wise (C_out = C).
+inline float FakeModel(float x) { return 2.0f * x + 1.0f; }
+
+// State shared by every FakeExecutor of one test.
+class FakeEngine {
+ public:
+  // While closed, Run blocks (after recording that it entered).
+  void CloseGate() {
+    absl::MutexLock lock(&mu_);
+    gate_open_ = false;
+  }
+  void OpenGate() {
+    absl::MutexLock lock(&mu_);
+    gate_open_ = true;
+  }
+  void FailWith(absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    failure_ = std::move(status);
+  }
+  // Waits until `n` Run calls have started; false on timeout.
+  bool WaitForEntered(int n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return entered_ >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), kTestTimeout);
+  }
+  int entered() const {
+    absl::MutexLock lock(&mu_);
+    return entered_;
+  }
+  int max_concurrent() const {
+    absl::MutexLock lock(&mu_);
+    return max_concurrent_;
+  }
+  std::vector<RunRecord> runs() const {
+    absl::MutexLock lock(&mu_);
+    return runs_;
+  }
+
+  absl::StatusOr<FlopCount> Run(const Dims4& chw, absl::Span<const BatchItem> items) {
+    RunRecord record;
+    record.chw = chw;
+    for (const BatchItem& item : items) {
+      record.samples.push_back(item.samples);
+      record.inputs.push_back(item.input);
+    }
+    absl::Status failure;
+    {
+      absl::MutexLock lock(&mu_);
+      runs_.push_back(record);
+      ++entered_;
+      ++running_;
+      max_concurrent_ = std::max(max_concurrent_, running_);
+      mu_.Await(absl::Condition(&gate_open_));
+      --running_;
+      failure = failure_;
+    }
+    if (!failure.ok()) return failure;
+    // Like a real engine: one pass over the concatenation, then the slices.
+    const int64_t per_sample = chw.c * chw.h * chw.w;
+    std::vector<float> batch;
+    for (const BatchItem& item : items) {
+      batch.insert(batch.end(), item.input, item.input + item.samples * per_sample);
+    }
+    if (static_cast<int64_t>(batch.size()) != chw.n * per_sample) {
+      return absl::InternalError("chw.n does not match the items");
+    }
+    for (float& x : batch) x = FakeModel(x);
+    const float* next = batch.data();
+    for (const BatchItem& item : items) {
+      std::copy(next, next + item.samples * per_sample, item.output);
+      next += item.samples * per_sample;
+    }
+    FlopCount flops;
+    flops.pointwise = 2 * static_cast<int64_t>(batch.size());
+    return flops;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  bool gate_open_ = true;
+  absl::Status failure_;
+  int entered_ = 0;
+  int running_ = 0;
+  int max_concurrent_ = 0;
+  std::vector<RunRecord> runs_;
+};
+
+class FakeExecutor final : public Executor {
+ public:
+  explicit FakeExecutor(FakeEngine* engine) : engine_(engine) {}
+  using Executor::Run;
+  absl::StatusOr<FlopCount> Run(const Dims4& chw, absl::Span<const BatchItem> items) override {
+    return engine_->Run(chw, items);
+  }
+  const ModelSpec& model() const override { return model_; }
+
+ private:
+  FakeEngine* engine_;
+  ModelSpec model_;
+};
+
+inline Scheduler::ExecutorFactory FakeFactory(FakeEngine* engine) {
+  return [engine]() -> absl::StatusOr<std::unique_ptr<Executor>> {
+    return std::make_unique<FakeExecutor>(engine);
+  };
+}
+
+// One caller: distinct random input, its own output buffer, its final status.
+class TestRequest {
+ public:
+  TestRequest(Dims4 dims, uint32_t seed) : dims_(dims) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    input_.resize(dims.n * dims.c * dims.h * dims.w);
+    for (float& x : input_) x = dist(rng);
+    output_.assign(input_.size(), 0.0f);
+  }
+
+  // A job writing into this request; `deadline` and `cancelled` optional.
+  std::unique_ptr<InferenceJob> Job(absl::Time deadline = absl::InfiniteFuture(),
+                                    const bool* cancelled = nullptr) {
+    auto job = std::make_unique<InferenceJob>();
+    job->dims = dims_;
+    job->input = input_.data();
+    job->output = output_.data();
+    job->deadline = deadline;
+    if (cancelled != nullptr) {
+      job->is_cancelled = [this, cancelled] {
+        absl::MutexLock lock(&mu_);
+        return *cancelled;
+      };
+    }
+    job->done = [this](absl::Status status) {
+      absl::MutexLock lock(&mu_);
+      ++done_calls_;
+      status_ = std::move(status);
+    };
+    return job;
+  }
+
+  void SetCancelled(bool* flag) {
+    absl::MutexLock lock(&mu_);
+    *flag = true;
+  }
+
+  // Waits for done; nullopt on timeout.
+  std::optional<absl::Status> Wait() {
+    absl::MutexLock lock(&mu_);
+    auto finished = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_calls_ > 0; };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&finished), kTestTimeout)) return std::nullopt;
+    return status_;
+  }
+  bool finished() const {
+    absl::MutexLock lock(&mu_);
+    return done_calls_ > 0;
+  }
+  int done_calls() const {
+    absl::MutexLock lock(&mu_);
+    return done_calls_;
+  }
+  // True when every output element is FakeModel(its own input).
+  bool OutputIsOwn() const {
+    for (size_t i = 0; i < input_.size(); ++i) {
+      if (output_[i] != FakeModel(input_[i])) return false;
+    }
+    return true;
+  }
+  const float* input() const { return input_.data(); }
+  const Dims4& dims() const { return dims_; }
+
+ private:
+  const Dims4 dims_;
+  std::vector<float> input_;
+  std::vector<float> output_;
+  mutable absl::Mutex mu_;
+  int done_calls_ = 0;
+  absl::Status status_;
+};
+
+// Sums what the scheduler recorded.
+class RecordingMetrics final : public ModelMetrics {
+ public:
+  void RequestDone(absl::StatusCode, absl::Duration) override {}
+  void PendingAdd(int64_t delta) override {
+    absl::MutexLock lock(&mu_);
+    pending_ += delta;
+    min_pending_ = std::min(min_pending_, pending_);
+  }
+  void QueueTime(absl::Duration) override {
+    absl::MutexLock lock(&mu_);
+    ++queue_times_;
+  }
+  void BatchExecuted(int64_t samples, absl::Duration, const FlopCount& flops) override {
+    absl::MutexLock lock(&mu_);
+    ++executions_;
+    samples_ += samples;
+    flops_ += flops.pointwise;
+  }
+  int64_t pending() const {
+    absl::MutexLock lock(&mu_);
+    return pending_;
+  }
+  int64_t min_pending() const {
+    absl::MutexLock lock(&mu_);
+    return min_pending_;
+  }
+  int64_t queue_times() const {
+    absl::MutexLock lock(&mu_);
+    return queue_times_;
+  }
+  int64_t executions() const {
+    absl::MutexLock lock(&mu_);
+    return executions_;
+  }
+  int64_t samples() const {
+    absl::MutexLock lock(&mu_);
+    return samples_;
+  }
+  int64_t flops() const {
+    absl::MutexLock lock(&mu_);
+    return flops_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  int64_t pending_ = 0;
+  int64_t min_pending_ = 0;
+  int64_t queue_times_ = 0;
+  int64_t executions_ = 0;
+  int64_t samples_ = 0;
+  int64_t flops_ = 0;
+};
+
+}  // namespace testing
+}  // namespace sepconv
+
+#endif  // SEPCONV_TESTS_SERVER_SCHEDULER_TESTING_H_
