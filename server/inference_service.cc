@@ -1,0 +1,170 @@
+#include "server/inference_service.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/request_validation.h"
+#include "server/status_util.h"
+#include "server/tensor_conversion.h"
+
+#ifndef SEPCONV_VERSION
+#define SEPCONV_VERSION "dev"
+#endif
+
+namespace sepconv {
+namespace {
+
+constexpr char kServerName[] = "sepconv-serve";
+constexpr char kPlatform[] = "sepconv_onednn";
+
+absl::Status ShuttingDownError() {
+  return absl::UnavailableError("server is shutting down; not accepting new requests");
+}
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+void Record(ModelMetrics* metrics, absl::StatusCode code, absl::Time start) {
+  if (metrics != nullptr) metrics->RequestDone(code, absl::Now() - start);
+}
+
+// The earlier of the gRPC deadline and the request's timeout.
+absl::Time RequestDeadline(const grpc::CallbackServerContext& context, absl::Time start,
+                           const ValidatedInfer& validated) {
+  absl::Time deadline = absl::InfiniteFuture();
+  const auto grpc_deadline = context.deadline();
+  if (grpc_deadline != std::chrono::system_clock::time_point::max()) {
+    deadline = absl::FromChrono(grpc_deadline);
+  }
+  if (validated.timeout.has_value() && *validated.timeout > absl::ZeroDuration()) {
+    deadline = std::min(deadline, start + *validated.timeout);
+  }
+  return deadline;
+}
+
+void AddTensorMetadata(const char* name, int64_t channels,
+                       inference::ModelMetadataResponse::TensorMetadata* tensor) {
+  tensor->set_name(name);
+  tensor->set_datatype(kDatatypeFp32);
+  for (int64_t dim : {int64_t{-1}, channels, int64_t{-1}, int64_t{-1}}) tensor->add_shape(dim);
+}
+
+}  // namespace
+
+InferenceService::InferenceService(std::shared_ptr<const ModelRegistry> registry)
+    : registry_(std::move(registry)) {}
+
+grpc::ServerUnaryReactor* InferenceService::ServerLive(grpc::CallbackServerContext* context,
+                                                       const inference::ServerLiveRequest*,
+                                                       inference::ServerLiveResponse* response) {
+  response->set_live(true);
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::ServerReady(grpc::CallbackServerContext* context,
+                                                        const inference::ServerReadyRequest*,
+                                                        inference::ServerReadyResponse* response) {
+  response->set_ready(!shutting_down() && registry_->AllModelsReady());
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelReady(grpc::CallbackServerContext* context,
+                                                       const inference::ModelReadyRequest* request,
+                                                       inference::ModelReadyResponse* response) {
+  response->set_ready(!shutting_down() && registry_->IsReady(request->name(), request->version()));
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
+    grpc::CallbackServerContext* context, const inference::ServerMetadataRequest*,
+    inference::ServerMetadataResponse* response) {
+  response->set_name(kServerName);
+  response->set_version(SEPCONV_VERSION);
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
+    grpc::CallbackServerContext* context, const inference::ModelMetadataRequest* request,
+    inference::ModelMetadataResponse* response) {
+  absl::StatusOr<std::shared_ptr<ServedModel>> model =
+      registry_->Find(request->name(), request->version());
+  if (!model.ok()) return FinishNow(context, model.status());
+  absl::StatusOr<std::vector<VersionStatus>> versions = registry_->Versions(request->name());
+  if (!versions.ok()) return FinishNow(context, versions.status());
+  response->set_name(request->name());
+  for (const VersionStatus& version : *versions) response->add_versions(version.version);
+  response->set_platform(kPlatform);
+  AddTensorMetadata(kInputName, (*model)->spec().InChannels(), response->add_inputs());
+  AddTensorMetadata(kOutputName, (*model)->spec().OutChannels(), response->add_outputs());
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerContext* context,
+                                                       const inference::ModelInferRequest* request,
+                                                       inference::ModelInferResponse* response) {
+  const absl::Time start = absl::Now();
+  // DefaultReactor may be called only once per RPC.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ModelMetrics* metrics = nullptr;
+  absl::Status status;
+  // A version replaced between lookup and submit rejects with UNAVAILABLE;
+  // one more lookup then finds its successor.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    absl::StatusOr<std::shared_ptr<ServedModel>> model =
+        registry_->Find(request->model_name(), request->model_version());
+    if (!model.ok()) {
+      reactor->Finish(ToGrpcStatus(model.status()));
+      return reactor;
+    }
+    metrics = (*model)->metrics();
+    if (shutting_down()) {
+      status = ShuttingDownError();
+      break;
+    }
+    status = SubmitInfer(**model, context, *request, response, reactor, start);
+    if (status.ok()) return reactor;
+    if (status.code() != absl::StatusCode::kUnavailable || shutting_down()) break;
+    absl::StatusOr<std::shared_ptr<ServedModel>> again =
+        registry_->Find(request->model_name(), request->model_version());
+    if (!again.ok() || *again == *model) break;
+    response->Clear();
+  }
+  Record(metrics, status.code(), start);
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+absl::Status InferenceService::SubmitInfer(const ServedModel& model,
+                                           grpc::CallbackServerContext* context,
+                                           const inference::ModelInferRequest& request,
+                                           inference::ModelInferResponse* response,
+                                           grpc::ServerUnaryReactor* reactor, absl::Time start) {
+  absl::StatusOr<ValidatedInfer> validated = ValidateInferRequest(request, model.spec());
+  if (!validated.ok()) return validated.status();
+  absl::StatusOr<float*> output =
+      PrepareInferResponse(request, *validated, model.name(), model.version(), response);
+  if (!output.ok()) return output.status();
+
+  InputTensor input = InputFromRequest(request, *validated);
+  auto job = std::make_unique<InferenceJob>();
+  job->dims = validated->input_dims;
+  job->input = input.data();
+  job->output = *output;
+  job->deadline = RequestDeadline(*context, start, *validated);
+  job->is_cancelled = [context] { return context->IsCancelled(); };
+  job->done = [reactor, metrics = model.metrics(), start,
+               input = std::move(input)](absl::Status status) {
+    Record(metrics, status.code(), start);
+    reactor->Finish(ToGrpcStatus(status));
+  };
+  return model.scheduler().Submit(std::move(job));
+}
+
+}  // namespace sepconv

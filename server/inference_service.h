@@ -1,0 +1,73 @@
+#ifndef SEPCONV_SERVER_INFERENCE_SERVICE_H_
+#define SEPCONV_SERVER_INFERENCE_SERVICE_H_
+
+// The KServe v2 `inference.GRPCInferenceService` on gRPC's callback API.
+// Handlers never compute: ModelInfer validates the request, sizes the
+// response, hands an InferenceJob to the model's Scheduler and returns; the
+// scheduler's worker calls Finish. A request's deadline is the earlier of
+// its gRPC deadline and its `timeout` parameter (microseconds; 0 = none).
+//
+// Metrics: every ModelInfer outcome for a served model version is recorded
+// through that version's ModelMetrics (RequestDone), validation failures
+// included. Requests naming an unknown model or version, or a version that
+// is not ready, are not recorded: those labels would come from the client,
+// and letting clients mint label values would let them grow the metrics
+// without bound.
+//
+// ModelReady answers ready=false (not an error) for unknown models, so that
+// readiness probes can poll before a model loads; ModelMetadata and
+// ModelInfer answer NOT_FOUND.
+//
+// Thread-safe: gRPC calls the handlers concurrently.
+
+#include <atomic>
+#include <memory>
+
+#include "grpc_service.grpc.pb.h"
+#include "server/model_registry.h"
+
+namespace sepconv {
+
+class InferenceService final : public inference::GRPCInferenceService::CallbackService {
+ public:
+  explicit InferenceService(std::shared_ptr<const ModelRegistry> registry);
+
+  // From now on ServerReady and ModelReady answer false and ModelInfer
+  // answers UNAVAILABLE; requests already submitted still complete.
+  void StartShutdown() { shutting_down_.store(true); }
+  bool shutting_down() const { return shutting_down_.load(); }
+
+  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
+                                       const inference::ServerLiveRequest* request,
+                                       inference::ServerLiveResponse* response) override;
+  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* context,
+                                        const inference::ServerReadyRequest* request,
+                                        inference::ServerReadyResponse* response) override;
+  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
+                                       const inference::ModelReadyRequest* request,
+                                       inference::ModelReadyResponse* response) override;
+  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
+                                           const inference::ServerMetadataRequest* request,
+                                           inference::ServerMetadataResponse* response) override;
+  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
+                                          const inference::ModelMetadataRequest* request,
+                                          inference::ModelMetadataResponse* response) override;
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
+                                       const inference::ModelInferRequest* request,
+                                       inference::ModelInferResponse* response) override;
+
+ private:
+  // Validates and submits one request to `model`; on OK the scheduler now
+  // owns finishing `reactor`.
+  absl::Status SubmitInfer(const ServedModel& model, grpc::CallbackServerContext* context,
+                           const inference::ModelInferRequest& request,
+                           inference::ModelInferResponse* response,
+                           grpc::ServerUnaryReactor* reactor, absl::Time start);
+
+  const std::shared_ptr<const ModelRegistry> registry_;
+  std::atomic<bool> shutting_down_{false};
+};
+
+}  // namespace sepconv
+
+#endif  // SEPCONV_SERVER_INFERENCE_SERVICE_H_

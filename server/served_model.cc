@@ -1,0 +1,44 @@
+#include "server/served_model.h"
+
+#include <utility>
+
+namespace sepconv {
+
+absl::StatusOr<std::shared_ptr<ServedModel>> ServedModel::Create(
+    std::string name, std::string version, std::shared_ptr<const ModelSpec> spec,
+    const SchedulerOptions& scheduler_options, const ExecutorOptions& executor_options,
+    Metrics* metrics) {
+  ModelMetrics* model_metrics = nullptr;
+  if (metrics != nullptr) {
+    model_metrics =
+        metrics->ForModel(ModelLabels{name, version, static_cast<int64_t>(spec->layers.size()),
+                                      spec->InChannels(), spec->OutChannels()});
+  }
+  Scheduler::ExecutorFactory make_executor = [spec, executor_options]() {
+    return Executor::Create(spec, executor_options);
+  };
+  absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
+      Scheduler::Create(scheduler_options, std::move(make_executor), model_metrics);
+  if (!scheduler.ok()) return scheduler.status();
+  return std::make_shared<ServedModel>(std::move(name), std::move(version), std::move(spec),
+                                       *std::move(scheduler), model_metrics);
+}
+
+ServedModel::ServedModel(std::string name, std::string version,
+                         std::shared_ptr<const ModelSpec> spec,
+                         std::unique_ptr<Scheduler> scheduler, ModelMetrics* metrics)
+    : name_(std::move(name)),
+      version_(std::move(version)),
+      spec_(std::move(spec)),
+      scheduler_(std::move(scheduler)),
+      metrics_(metrics) {}
+
+ServedModel::~ServedModel() {
+  // Normally already shut down by whoever took it out of service; this only
+  // guarantees that no worker outlives the model.
+  scheduler_->Shutdown(absl::Now());
+}
+
+void ServedModel::Shutdown(absl::Time deadline) { scheduler_->Shutdown(deadline); }
+
+}  // namespace sepconv

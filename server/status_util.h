@@ -1,0 +1,21 @@
+#ifndef SEPCONV_SERVER_STATUS_UTIL_H_
+#define SEPCONV_SERVER_STATUS_UTIL_H_
+
+// The one place where absl::Status becomes grpc::Status (and back, for the
+// rare gRPC result the server has to reason about). absl's and gRPC's codes
+// share their numeric values; the mapping is still spelled out so that a
+// code outside the canonical range becomes UNKNOWN rather than garbage.
+// Pure functions; thread-safe.
+
+#include <grpcpp/support/status.h>
+
+#include "absl/status/status.h"
+
+namespace sepconv {
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+}  // namespace sepconv
+
+#endif  // SEPCONV_SERVER_STATUS_UTIL_H_
