@@ -1,0 +1,339 @@
+#include "client/bench.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <thread>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "client/metrics_scrape.h"
+
+namespace sepconv::client {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr absl::Duration kScrapeTimeout = absl::Seconds(5);
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+struct Window {
+  std::vector<double> latencies_ms;  // successes only
+  double seconds = 0;
+
+  double Throughput() const { return seconds > 0 ? latencies_ms.size() / seconds : 0; }
+  double MeanLatency() const {
+    double sum = 0;
+    for (double v : latencies_ms) sum += v;
+    return latencies_ms.empty() ? 0 : sum / latencies_ms.size();
+  }
+};
+
+// True when every window is within `tolerance` of the group's mean on
+// throughput and on mean latency.
+bool Stable(const std::vector<Window>& windows, double tolerance) {
+  double tp = 0, lat = 0;
+  for (const Window& w : windows) {
+    if (w.latencies_ms.empty()) return false;
+    tp += w.Throughput();
+    lat += w.MeanLatency();
+  }
+  tp /= windows.size();
+  lat /= windows.size();
+  for (const Window& w : windows) {
+    if (std::abs(w.Throughput() - tp) > tolerance * tp) return false;
+    if (std::abs(w.MeanLatency() - lat) > tolerance * lat) return false;
+  }
+  return true;
+}
+
+// One step of the sweep: a load level held until stable, then drained.
+class Step {
+ public:
+  Step(const std::vector<Client*>& clients, std::shared_ptr<const PreparedRequest> request,
+       const BenchOptions& options, bool closed, double load)
+      : clients_(clients),
+        request_(std::move(request)),
+        options_(options),
+        closed_(closed),
+        load_(load) {}
+
+  absl::StatusOr<StepResult> Run() {
+    StepResult result;
+    result.mode = closed_ ? "concurrency" : "rate";
+    result.load = load_;
+    ServerCounters before;
+    if (!options_.metrics_url.empty()) {
+      absl::StatusOr<ServerCounters> scraped = Scrape();
+      if (!scraped.ok()) return scraped.status();
+      before = *scraped;
+    }
+
+    {
+      absl::MutexLock lock(&mu_);
+      window_start_ = Clock::now();
+    }
+    std::thread generator;
+    if (closed_) {
+      for (int i = 0; i < static_cast<int>(load_); ++i) Issue(Clock::now());
+    } else {
+      generator = std::thread([this] { Generate(); });
+    }
+
+    absl::SleepFor(options_.warmup);
+    TakeWindow();
+    std::vector<Window> windows;
+    const int k = std::max(1, options_.stable_windows);
+    while (static_cast<int>(windows.size()) < std::max(1, options_.max_windows)) {
+      absl::SleepFor(options_.window);
+      windows.push_back(TakeWindow());
+      const int n = static_cast<int>(windows.size());
+      std::vector<Window> last(windows.end() - std::min(n, k), windows.end());
+      result.stable = n >= k && Stable(last, options_.stability);
+      if (options_.progress) {
+        const Window& w = windows.back();
+        options_.progress(absl::StrFormat("%s %g: window %d/%d  %.1f infer/s  mean %.2f ms%s",
+                                          result.mode, load_, n, options_.max_windows,
+                                          w.Throughput(), w.MeanLatency(),
+                                          result.stable ? "  stable" : ""));
+      }
+      if (result.stable) break;
+    }
+
+    {
+      absl::MutexLock lock(&mu_);
+      running_ = false;
+    }
+    if (generator.joinable()) generator.join();
+    absl::Duration drain = options_.request_timeout > absl::ZeroDuration()
+                               ? options_.request_timeout
+                               : absl::Seconds(30);
+    {
+      absl::MutexLock lock(&mu_);
+      auto drained = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return in_flight_ == 0; };
+      if (!mu_.AwaitWithTimeout(absl::Condition(&drained), drain + absl::Seconds(5))) {
+        return absl::DeadlineExceededError(
+            absl::StrCat(in_flight_, " requests still in flight after the step; giving up"));
+      }
+      result.requests = completed_;
+      result.errors = errors_;
+    }
+
+    Summarize(windows, &result);
+    if (!options_.metrics_url.empty()) {
+      absl::StatusOr<ServerCounters> after = Scrape();
+      // The server may count a request just after its response left: wait
+      // (boundedly) for its counter to catch up with ours.
+      for (int i = 0; i < 40 && after.ok() && after->requests - before.requests < result.requests;
+           ++i) {
+        absl::SleepFor(absl::Milliseconds(25));
+        after = Scrape();
+      }
+      if (!after.ok()) return after.status();
+      result.has_server = true;
+      result.server_requests = after->requests - before.requests;
+      const double queued = after->queue_count - before.queue_count;
+      const double executions = after->compute_count - before.compute_count;
+      if (queued > 0) result.server_queue_ms = 1e3 * (after->queue_sum - before.queue_sum) / queued;
+      if (executions > 0) {
+        result.server_compute_ms = 1e3 * (after->compute_sum - before.compute_sum) / executions;
+      }
+      const double batches = after->executions - before.executions;
+      if (batches > 0) result.server_batch = (after->samples - before.samples) / batches;
+    }
+    return result;
+  }
+
+ private:
+  absl::StatusOr<ServerCounters> Scrape() const {
+    absl::StatusOr<ServerCounters> counters =
+        ScrapeCounters(options_.metrics_url, options_.model, options_.version, kScrapeTimeout);
+    if (!counters.ok()) {
+      return absl::Status(counters.status().code(),
+                          absl::StrCat("--metrics_url: ", counters.status().message()));
+    }
+    if (!counters->found) {
+      return absl::NotFoundError(absl::StrCat("--metrics_url: ", options_.metrics_url,
+                                              " has no sepconv_ series for model '", options_.model,
+                                              "'"));
+    }
+    return counters;
+  }
+
+  void Issue(Clock::time_point intended) {
+    {
+      absl::MutexLock lock(&mu_);
+      ++in_flight_;
+    }
+    Send(intended);
+  }
+
+  // Sends one request already counted in in_flight_.
+  void Send(Clock::time_point intended) {
+    Client* client = clients_[next_client_.fetch_add(1) % clients_.size()];
+    client->InferAsync(request_, options_.request_timeout,
+                       [this, intended](AsyncInferResult r) { OnDone(intended, r); });
+  }
+
+  void OnDone(Clock::time_point intended, const AsyncInferResult& r) {
+    const double latency = Ms(Clock::now() - intended);
+    bool again = false;
+    {
+      absl::MutexLock lock(&mu_);
+      ++completed_;
+      if (r.status.ok()) {
+        latencies_.push_back(latency);
+      } else {
+        ++errors_[absl::StatusCodeToString(r.status.code())];
+      }
+      // Closed loop: the slot passes straight to the next request.
+      again = closed_ && running_;
+      if (!again) --in_flight_;
+    }
+    if (again) Send(Clock::now());
+  }
+
+  // Open loop: sends at the scheduled times until the step stops.
+  void Generate() {
+    std::mt19937_64 rng(options_.seed);
+    std::exponential_distribution<double> poisson(load_);
+    const auto constant = std::chrono::duration<double>(1.0 / load_);
+    Clock::time_point next = Clock::now();
+    while (true) {
+      const Clock::time_point now = Clock::now();
+      if (next > now) {
+        std::this_thread::sleep_until(std::min(next, now + std::chrono::milliseconds(50)));
+        absl::MutexLock lock(&mu_);
+        if (!running_) return;
+        continue;
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        auto room = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+          return !running_ || in_flight_ < options_.max_in_flight;
+        };
+        mu_.AwaitWithTimeout(absl::Condition(&room), absl::Milliseconds(100));
+        if (!running_) return;
+        if (in_flight_ >= options_.max_in_flight) continue;
+      }
+      Issue(next);
+      const double gap = options_.arrival == Arrival::kPoisson ? poisson(rng) : constant.count();
+      next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap));
+    }
+  }
+
+  Window TakeWindow() {
+    Window w;
+    absl::MutexLock lock(&mu_);
+    const Clock::time_point now = Clock::now();
+    w.seconds = std::chrono::duration<double>(now - window_start_).count();
+    w.latencies_ms.swap(latencies_);
+    window_start_ = now;
+    return w;
+  }
+
+  void Summarize(const std::vector<Window>& windows, StepResult* result) const {
+    result->windows = static_cast<int>(windows.size());
+    const size_t k =
+        std::min(windows.size(), static_cast<size_t>(std::max(1, options_.stable_windows)));
+    std::vector<double> all;
+    double seconds = 0;
+    for (size_t i = windows.size() - k; i < windows.size(); ++i) {
+      all.insert(all.end(), windows[i].latencies_ms.begin(), windows[i].latencies_ms.end());
+      seconds += windows[i].seconds;
+    }
+    std::sort(all.begin(), all.end());
+    result->measured = static_cast<int64_t>(all.size());
+    result->infer_per_sec = seconds > 0 ? all.size() / seconds : 0;
+    result->samples_per_sec = result->infer_per_sec * request_->samples();
+    double sum = 0;
+    for (double v : all) sum += v;
+    result->mean_ms = all.empty() ? 0 : sum / all.size();
+    result->p50_ms = Percentile(all, 50);
+    result->p90_ms = Percentile(all, 90);
+    result->p95_ms = Percentile(all, 95);
+    result->p99_ms = Percentile(all, 99);
+    result->max_ms = all.empty() ? 0 : all.back();
+  }
+
+  const std::vector<Client*>& clients_;
+  const std::shared_ptr<const PreparedRequest> request_;
+  const BenchOptions& options_;
+  const bool closed_;
+  const double load_;
+  std::atomic<uint64_t> next_client_{0};
+
+  absl::Mutex mu_;
+  bool running_ ABSL_GUARDED_BY(mu_) = true;
+  int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<double> latencies_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> errors_ ABSL_GUARDED_BY(mu_);
+  Clock::time_point window_start_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::Status Probe(Client* client, std::shared_ptr<const PreparedRequest> request,
+                   absl::Duration timeout) {
+  absl::Notification done;
+  absl::Status status;
+  client->InferAsync(std::move(request), timeout, [&](AsyncInferResult r) {
+    status = r.status;
+    done.Notify();
+  });
+  // The call carries its own deadline; this is only a backstop.
+  if (!done.WaitForNotificationWithTimeout(
+          (timeout > absl::ZeroDuration() ? timeout : absl::Seconds(30)) + absl::Seconds(10))) {
+    return absl::DeadlineExceededError("the first request never completed");
+  }
+  return status;
+}
+
+}  // namespace
+
+double Percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const double rank = std::ceil(p / 100.0 * sorted.size());
+  const size_t index = static_cast<size_t>(std::clamp(rank, 1.0, double(sorted.size()))) - 1;
+  return sorted[index];
+}
+
+absl::StatusOr<std::vector<StepResult>> RunBench(const std::vector<Client*>& clients,
+                                                 std::shared_ptr<const PreparedRequest> request,
+                                                 const BenchOptions& options) {
+  if (clients.empty()) return absl::InvalidArgumentError("no clients");
+  for (int c : options.concurrency) {
+    if (c <= 0)
+      return absl::InvalidArgumentError(absl::StrCat("concurrency ", c, " is not positive"));
+  }
+  for (double r : options.rates) {
+    if (!(r > 0)) return absl::InvalidArgumentError(absl::StrCat("rate ", r, " is not positive"));
+  }
+  if (options.window <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the window must be positive");
+  }
+  if (absl::Status s = Probe(clients[0], request, options.request_timeout); !s.ok()) {
+    return absl::Status(
+        s.code(), absl::StrCat("the first request failed: ", absl::StatusCodeToString(s.code()),
+                               ": ", s.message()));
+  }
+  std::vector<StepResult> results;
+  const bool closed = options.rates.empty();
+  const size_t steps = closed ? options.concurrency.size() : options.rates.size();
+  for (size_t i = 0; i < steps; ++i) {
+    Step step(clients, request, options, closed,
+              closed ? options.concurrency[i] : options.rates[i]);
+    absl::StatusOr<StepResult> result = step.Run();
+    if (!result.ok()) return result.status();
+    results.push_back(*std::move(result));
+  }
+  return results;
+}
+
+}  // namespace sepconv::client

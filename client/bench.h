@@ -1,0 +1,92 @@
+#ifndef SEPCONV_CLIENT_BENCH_H_
+#define SEPCONV_CLIENT_BENCH_H_
+
+// A load generator in the spirit of Triton's perf_analyzer, on the client
+// library's asynchronous API (many requests in flight, no thread each).
+//
+// Each step is either closed loop (a fixed number of requests always in
+// flight) or open loop (requests sent at a fixed rate, constant or Poisson,
+// latency counted from the scheduled send time so that a falling-behind
+// server is not hidden). A step warms up, then measures windows until the last
+// `stable_windows` agree within `stability` on throughput and mean latency (or
+// `max_windows` is reached), then drains. The figures are those of the last
+// `stable_windows` windows; `requests` counts every request of the step
+// (warm-up and drain included), which is what the server's counter sees
+// between the scrapes taken before and after the step.
+//
+// Thread safety: RunBench is a blocking call; run one at a time per Client.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "client/client.h"
+
+namespace sepconv::client {
+
+enum class Arrival { kConstant, kPoisson };
+
+struct BenchOptions {
+  // Closed-loop steps (requests in flight); used when `rates` is empty.
+  std::vector<int> concurrency = {1};
+  // Open-loop steps (requests per second).
+  std::vector<double> rates;
+  Arrival arrival = Arrival::kConstant;
+  uint64_t seed = 1;  // of Poisson arrivals
+  // Open loop: at most this many in flight; later sends wait (and that wait
+  // counts as latency).
+  int max_in_flight = 1024;
+  absl::Duration warmup = absl::Milliseconds(500);
+  absl::Duration window = absl::Seconds(1);
+  int max_windows = 10;
+  int stable_windows = 3;
+  double stability = 0.10;
+  // Per request; zero = the client's default.
+  absl::Duration request_timeout = absl::ZeroDuration();
+  // Server-side split from this Prometheus endpoint ("" = none), for the
+  // series of `model` (and `version` unless empty).
+  std::string metrics_url;
+  std::string model;
+  std::string version;
+  // Called after each window with a one-line summary (e.g. for a TTY).
+  std::function<void(const std::string&)> progress;
+};
+
+struct StepResult {
+  std::string mode;  // "concurrency" or "rate"
+  double load = 0;   // in-flight requests or requests/s
+  int windows = 0;   // measured
+  bool stable = false;
+  int64_t requests = 0;  // sent and completed in the whole step, any outcome
+  int64_t measured = 0;  // successes in the reported windows
+  double infer_per_sec = 0;
+  double samples_per_sec = 0;
+  // Latency of successful requests in the reported windows, milliseconds.
+  double mean_ms = 0, p50_ms = 0, p90_ms = 0, p95_ms = 0, p99_ms = 0, max_ms = 0;
+  std::map<std::string, int64_t> errors;  // gRPC code name -> count, whole step
+  // Server-side, from /metrics deltas over the step (when scraped).
+  bool has_server = false;
+  double server_requests = 0;
+  double server_queue_ms = 0;    // mean per request
+  double server_compute_ms = 0;  // mean per execution (a batch)
+  double server_batch = 0;       // mean samples per execution
+};
+
+// Sends one request and fails with its status when it does not succeed (so
+// that a bad model, shape or server ends the bench at once); then runs every
+// step. Requests go round-robin over `clients` (one connection each).
+absl::StatusOr<std::vector<StepResult>> RunBench(const std::vector<Client*>& clients,
+                                                 std::shared_ptr<const PreparedRequest> request,
+                                                 const BenchOptions& options);
+
+// Nearest-rank percentile of sorted `values` (p in [0, 100]); 0 if empty.
+double Percentile(const std::vector<double>& sorted, double p);
+
+}  // namespace sepconv::client
+
+#endif  // SEPCONV_CLIENT_BENCH_H_

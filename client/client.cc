@@ -1,0 +1,311 @@
+#include "client/client.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpc_service.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "health.grpc.pb.h"
+
+namespace sepconv::client {
+namespace {
+
+constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer";
+
+// The client's one conversion from grpc::Status: the codes are the same
+// numbers; the message keeps the server's words.
+absl::Status FromGrpc(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+absl::StatusOr<inference::ModelInferRequest> BuildRequest(const std::string& model,
+                                                          const std::string& version,
+                                                          const Tensor& input,
+                                                          const InferOptions& options) {
+  absl::StatusOr<int64_t> count = ElementCount(input.shape);
+  if (!count.ok()) return count.status();
+  if (static_cast<uint64_t>(*count) != input.data.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("input of shape ", ShapeString(input.shape),
+                                                   " has ", input.data.size(), " values, expected ",
+                                                   *count));
+  }
+  inference::ModelInferRequest request;
+  request.set_model_name(model);
+  request.set_model_version(version);
+  request.set_id(options.request_id);
+  auto* tensor = request.add_inputs();
+  tensor->set_name("input");
+  tensor->set_datatype("FP32");
+  for (int64_t d : input.shape) tensor->add_shape(d);
+  if (options.typed) {
+    tensor->mutable_contents()->mutable_fp32_contents()->Add(input.data.begin(), input.data.end());
+  } else {
+    request.add_raw_input_contents()->assign(reinterpret_cast<const char*>(input.data.data()),
+                                             input.data.size() * sizeof(float));
+  }
+  return request;
+}
+
+// Checks the first output of `response` against its own shape and, when
+// `values` is given, copies the values out.
+absl::Status ReadOutput(const inference::ModelInferResponse& response, std::vector<int64_t>* shape,
+                        int64_t* bytes, std::vector<float>* values) {
+  if (response.outputs_size() == 0) return absl::DataLossError("response has no outputs");
+  const auto& output = response.outputs(0);
+  if (output.datatype() != "FP32") {
+    return absl::DataLossError(absl::StrCat("output '", output.name(), "' has datatype '",
+                                            output.datatype(), "', expected FP32"));
+  }
+  shape->assign(output.shape().begin(), output.shape().end());
+  absl::StatusOr<int64_t> count = ElementCount(*shape);
+  if (!count.ok()) return absl::DataLossError(count.status().message());
+  if (response.raw_output_contents_size() > 0) {
+    const std::string& raw = response.raw_output_contents(0);
+    if (raw.size() != static_cast<uint64_t>(*count) * sizeof(float)) {
+      return absl::DataLossError(absl::StrCat("output of shape ", ShapeString(*shape), " has ",
+                                              raw.size(), " raw bytes, expected ",
+                                              *count * sizeof(float)));
+    }
+    *bytes = static_cast<int64_t>(raw.size());
+    if (values != nullptr) {
+      values->resize(static_cast<size_t>(*count));
+      if (!raw.empty()) std::memcpy(values->data(), raw.data(), raw.size());
+    }
+    return absl::OkStatus();
+  }
+  const auto& typed = output.contents().fp32_contents();
+  if (typed.size() != *count) {
+    return absl::DataLossError(absl::StrCat("output of shape ", ShapeString(*shape), " has ",
+                                            typed.size(), " fp32_contents, expected ", *count));
+  }
+  *bytes = *count * static_cast<int64_t>(sizeof(float));
+  if (values != nullptr) values->assign(typed.begin(), typed.end());
+  return absl::OkStatus();
+}
+
+class GrpcPreparedRequest : public PreparedRequest {
+ public:
+  GrpcPreparedRequest(grpc::ByteBuffer buffer, int64_t samples)
+      : buffer_(std::move(buffer)), samples_(samples) {}
+  int64_t ByteSize() const override { return static_cast<int64_t>(buffer_.Length()); }
+  int64_t samples() const override { return samples_; }
+  const grpc::ByteBuffer& buffer() const { return buffer_; }
+
+ private:
+  const grpc::ByteBuffer buffer_;
+  const int64_t samples_;
+};
+
+// State of one asynchronous call, deleted by its completion callback.
+struct AsyncCall {
+  grpc::ClientContext context;
+  std::shared_ptr<const PreparedRequest> keep_alive;
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer response;
+  absl::Time start;
+  std::function<void(AsyncInferResult)> done;
+};
+
+class GrpcClient : public Client {
+ public:
+  GrpcClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
+      : options_(std::move(options)),
+        channel_(std::move(channel)),
+        inference_(inference::GRPCInferenceService::NewStub(channel_)),
+        health_(grpc::health::v1::Health::NewStub(channel_)),
+        generic_(channel_) {}
+
+  absl::StatusOr<std::string> Health(const std::string& service) override {
+    grpc::ClientContext context;
+    SetUp(&context, absl::ZeroDuration());
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    absl::Status status = FromGrpc(health_->Check(&context, request, &response));
+    if (!status.ok()) return status;
+    return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
+  }
+
+  absl::StatusOr<bool> ServerLive() override {
+    return Unary<inference::ServerLiveRequest, inference::ServerLiveResponse>(
+        &inference::GRPCInferenceService::Stub::ServerLive, {},
+        [](const inference::ServerLiveResponse& r) { return r.live(); });
+  }
+
+  absl::StatusOr<bool> ServerReady() override {
+    return Unary<inference::ServerReadyRequest, inference::ServerReadyResponse>(
+        &inference::GRPCInferenceService::Stub::ServerReady, {},
+        [](const inference::ServerReadyResponse& r) { return r.ready(); });
+  }
+
+  absl::StatusOr<bool> ModelReady(const std::string& model, const std::string& version) override {
+    inference::ModelReadyRequest request;
+    request.set_name(model);
+    request.set_version(version);
+    return Unary<inference::ModelReadyRequest, inference::ModelReadyResponse>(
+        &inference::GRPCInferenceService::Stub::ModelReady, request,
+        [](const inference::ModelReadyResponse& r) { return r.ready(); });
+  }
+
+  absl::StatusOr<ServerInfo> ServerMetadata() override {
+    return Unary<inference::ServerMetadataRequest, inference::ServerMetadataResponse>(
+        &inference::GRPCInferenceService::Stub::ServerMetadata, {},
+        [](const inference::ServerMetadataResponse& r) {
+          return ServerInfo{r.name(), r.version(), {r.extensions().begin(), r.extensions().end()}};
+        });
+  }
+
+  absl::StatusOr<ModelInfo> ModelMetadata(const std::string& model,
+                                          const std::string& version) override {
+    inference::ModelMetadataRequest request;
+    request.set_name(model);
+    request.set_version(version);
+    return Unary<inference::ModelMetadataRequest, inference::ModelMetadataResponse>(
+        &inference::GRPCInferenceService::Stub::ModelMetadata, request,
+        [](const inference::ModelMetadataResponse& r) {
+          auto convert = [](const auto& tensors) {
+            std::vector<TensorInfo> out;
+            for (const auto& t : tensors) {
+              out.push_back({t.name(), t.datatype(), {t.shape().begin(), t.shape().end()}});
+            }
+            return out;
+          };
+          return ModelInfo{r.name(),
+                           {r.versions().begin(), r.versions().end()},
+                           r.platform(),
+                           convert(r.inputs()),
+                           convert(r.outputs())};
+        });
+  }
+
+  absl::StatusOr<Tensor> Infer(const std::string& model, const std::string& version,
+                               const Tensor& input, const InferOptions& options) override {
+    absl::StatusOr<inference::ModelInferRequest> request =
+        BuildRequest(model, version, input, options);
+    if (!request.ok()) return request.status();
+    grpc::ClientContext context;
+    SetUp(&context, options.deadline);
+    inference::ModelInferResponse response;
+    absl::Status status = FromGrpc(inference_->ModelInfer(&context, *request, &response));
+    if (!status.ok()) return status;
+    Tensor output;
+    int64_t bytes = 0;
+    status = ReadOutput(response, &output.shape, &bytes, &output.data);
+    if (!status.ok()) return status;
+    return output;
+  }
+
+  absl::StatusOr<std::shared_ptr<const PreparedRequest>> Prepare(
+      const std::string& model, const std::string& version, const Tensor& input,
+      const InferOptions& options) override {
+    absl::StatusOr<inference::ModelInferRequest> request =
+        BuildRequest(model, version, input, options);
+    if (!request.ok()) return request.status();
+    grpc::ByteBuffer buffer;
+    bool own = false;
+    grpc::Status serialized =
+        grpc::SerializationTraits<inference::ModelInferRequest>::Serialize(*request, &buffer, &own);
+    if (!serialized.ok()) return FromGrpc(serialized);
+    const int64_t samples = input.shape.empty() ? 1 : input.shape[0];
+    return std::make_shared<GrpcPreparedRequest>(std::move(buffer), samples);
+  }
+
+  void InferAsync(std::shared_ptr<const PreparedRequest> request, absl::Duration deadline,
+                  std::function<void(AsyncInferResult)> done) override {
+    auto* call = new AsyncCall;
+    SetUp(&call->context, deadline);
+    call->request = static_cast<const GrpcPreparedRequest&>(*request).buffer();
+    call->keep_alive = std::move(request);
+    call->done = std::move(done);
+    call->start = absl::Now();
+    generic_.UnaryCall(
+        &call->context, kModelInferMethod, grpc::StubOptions(), &call->request, &call->response,
+        [call](grpc::Status status) {
+          AsyncInferResult result;
+          result.latency = absl::Now() - call->start;
+          result.status = FromGrpc(status);
+          if (result.status.ok()) {
+            inference::ModelInferResponse response;
+            grpc::Status parsed =
+                grpc::SerializationTraits<inference::ModelInferResponse>::Deserialize(
+                    &call->response, &response);
+            result.status = parsed.ok() ? ReadOutput(response, &result.output_shape,
+                                                     &result.output_bytes, nullptr)
+                                        : absl::DataLossError(absl::StrCat("unparsable response: ",
+                                                                           parsed.error_message()));
+          }
+          call->done(std::move(result));
+          delete call;
+        });
+  }
+
+ private:
+  void SetUp(grpc::ClientContext* context, absl::Duration deadline) const {
+    if (deadline <= absl::ZeroDuration()) deadline = options_.default_deadline;
+    context->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    if (!options_.token.empty()) {
+      context->AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
+    }
+  }
+
+  template <typename Request, typename Response, typename Method, typename Convert>
+  auto Unary(Method method, const Request& request, Convert convert)
+      -> absl::StatusOr<decltype(convert(std::declval<Response>()))> {
+    grpc::ClientContext context;
+    SetUp(&context, absl::ZeroDuration());
+    Response response;
+    absl::Status status = FromGrpc(((*inference_).*method)(&context, request, &response));
+    if (!status.ok()) return status;
+    return convert(response);
+  }
+
+  const ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<inference::GRPCInferenceService::Stub> inference_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+  grpc::GenericStub generic_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target,
+                                                       ClientOptions options) {
+  if (target.empty()) return absl::InvalidArgumentError("empty server address");
+  if (options.client_cert_pem.empty() != options.client_key_pem.empty()) {
+    return absl::InvalidArgumentError(
+        "mutual TLS needs both a client certificate and its private key");
+  }
+  if (!options.use_tls && (!options.root_certs_pem.empty() || !options.client_cert_pem.empty())) {
+    return absl::InvalidArgumentError("TLS certificates given but TLS is off");
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (options.use_tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.root_certs_pem;
+    ssl.pem_cert_chain = options.client_cert_pem;
+    ssl.pem_private_key = options.client_key_pem;
+    credentials = grpc::SslCredentials(ssl);
+  } else {
+    credentials = grpc::InsecureChannelCredentials();
+  }
+  grpc::ChannelArguments args;
+  const int max_bytes = static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT32_MAX));
+  args.SetMaxReceiveMessageSize(max_bytes);
+  args.SetMaxSendMessageSize(max_bytes);
+  // Each Client gets its own connection, so that N clients are N connections.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  if (!options.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls_server_name);
+  }
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(target, credentials, args);
+  if (channel == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot create a channel to '", target, "'"));
+  }
+  return std::unique_ptr<Client>(new GrpcClient(std::move(channel), std::move(options)));
+}
+
+}  // namespace sepconv::client

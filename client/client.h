@@ -1,0 +1,135 @@
+#ifndef SEPCONV_CLIENT_CLIENT_H_
+#define SEPCONV_CLIENT_CLIENT_H_
+
+// A client of the KServe v2 gRPC inference API (and grpc.health.v1) served by
+// sepconv-server, or by any server speaking that protocol (Triton, KServe).
+//
+// One Client owns one channel (one connection), reused by every call. Every
+// call has a deadline (the per-call one, else ClientOptions::default_deadline)
+// and never waits for the server to come up: an unreachable server fails fast
+// with UNAVAILABLE, a slow one with DEADLINE_EXCEEDED. gRPC errors come back
+// as absl::Status with the same code and the server's message.
+//
+// Thread safety: a Client is thread-safe; share one between threads.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "client/tensor.h"
+
+namespace sepconv::client {
+
+struct ClientOptions {
+  // TLS: off by default (plaintext). With `use_tls`, the server is verified
+  // against `root_certs_pem` (PEM text; empty = the system's roots). Set both
+  // `client_cert_pem` and `client_key_pem` for mutual TLS.
+  bool use_tls = false;
+  std::string root_certs_pem;
+  std::string client_cert_pem;
+  std::string client_key_pem;
+  // Overrides the name the server's certificate must carry (SNI too).
+  std::string tls_server_name;
+  // When set, every call sends "authorization: Bearer <token>".
+  std::string token;
+  // Deadline of calls that do not give their own.
+  absl::Duration default_deadline = absl::Seconds(30);
+  // Largest message sent or received.
+  int64_t max_message_bytes = int64_t{1} << 30;
+};
+
+struct InferOptions {
+  // Zero: ClientOptions::default_deadline.
+  absl::Duration deadline = absl::ZeroDuration();
+  // Send the input as typed fp32_contents instead of raw_input_contents.
+  bool typed = false;
+  // Sent as ModelInferRequest.id and echoed back by the server.
+  std::string request_id;
+};
+
+struct TensorInfo {
+  std::string name;
+  std::string datatype;
+  std::vector<int64_t> shape;  // -1 for a variable dimension
+};
+
+struct ModelInfo {
+  std::string name;
+  std::vector<std::string> versions;
+  std::string platform;
+  std::vector<TensorInfo> inputs;
+  std::vector<TensorInfo> outputs;
+};
+
+struct ServerInfo {
+  std::string name;
+  std::string version;
+  std::vector<std::string> extensions;
+};
+
+// A ModelInfer request serialised once, to be sent many times without
+// re-encoding (what a load generator needs). Immutable; thread-safe to share.
+class PreparedRequest {
+ public:
+  virtual ~PreparedRequest() = default;
+  // Serialised size in bytes.
+  virtual int64_t ByteSize() const = 0;
+  // Batch size (first input dimension) of the request.
+  virtual int64_t samples() const = 0;
+};
+
+// What an asynchronous ModelInfer produced: the output's shape, its byte size
+// and the whole-call latency. The output values are checked for size but not
+// kept (a load generator does not need them).
+struct AsyncInferResult {
+  absl::Status status;
+  std::vector<int64_t> output_shape;
+  int64_t output_bytes = 0;
+  absl::Duration latency;
+};
+
+class Client {
+ public:
+  // Creates the channel to `target` ("host:port", any gRPC target URI).
+  // Connects lazily; fails only on unusable options (e.g. TLS half set).
+  static absl::StatusOr<std::unique_ptr<Client>> Create(const std::string& target,
+                                                        ClientOptions options);
+  virtual ~Client() = default;
+
+  // grpc.health.v1 Check: SERVING etc. as the enum's name. `service` is ""
+  // for the server as a whole or a model name.
+  virtual absl::StatusOr<std::string> Health(const std::string& service) = 0;
+  virtual absl::StatusOr<bool> ServerLive() = 0;
+  virtual absl::StatusOr<bool> ServerReady() = 0;
+  virtual absl::StatusOr<ServerInfo> ServerMetadata() = 0;
+  virtual absl::StatusOr<ModelInfo> ModelMetadata(const std::string& model,
+                                                  const std::string& version) = 0;
+  virtual absl::StatusOr<bool> ModelReady(const std::string& model, const std::string& version) = 0;
+
+  // Runs `input` (FP32, input named "input") through `model`; returns the
+  // first output. The response's form (raw or typed) follows the request's;
+  // a response that does not match its own shape is DATA_LOSS.
+  virtual absl::StatusOr<Tensor> Infer(const std::string& model, const std::string& version,
+                                       const Tensor& input, const InferOptions& options) = 0;
+
+  // Serialises a request for InferAsync.
+  virtual absl::StatusOr<std::shared_ptr<const PreparedRequest>> Prepare(
+      const std::string& model, const std::string& version, const Tensor& input,
+      const InferOptions& options) = 0;
+
+  // Sends `request` without blocking; `done` runs exactly once, on a gRPC
+  // thread, when the call ends. Many calls may be in flight at once, none
+  // holding a thread. `done` must not block for long. Zero `deadline` means
+  // the default. The Client must outlive all pending calls.
+  virtual void InferAsync(std::shared_ptr<const PreparedRequest> request, absl::Duration deadline,
+                          std::function<void(AsyncInferResult)> done) = 0;
+};
+
+}  // namespace sepconv::client
+
+#endif  // SEPCONV_CLIENT_CLIENT_H_

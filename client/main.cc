@@ -1,0 +1,442 @@
+// sepconv-client: health, metadata, infer and bench against a KServe v2 gRPC
+// server. Exit status: 0 success, 1 failure (the server said no, or could not
+// be reached), 2 bad usage. Every failure prints one line on stderr.
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "client/bench.h"
+#include "client/bench_report.h"
+#include "client/client.h"
+#include "client/npy.h"
+#include "client/tensor.h"
+
+ABSL_FLAG(std::string, server, "localhost:8001", "gRPC address of the server (host:port)");
+ABSL_FLAG(std::string, model, "sepconv", "model name");
+ABSL_FLAG(std::string, model_version, "", "model version (empty: the server's choice)");
+ABSL_FLAG(int64_t, timeout_ms, 10000, "deadline of each call, milliseconds");
+ABSL_FLAG(bool, tls, false, "use TLS (verify the server against --tls_ca or system roots)");
+ABSL_FLAG(std::string, tls_ca, "", "PEM file of the CA that signed the server's certificate");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate, for mutual TLS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_server_name, "", "name expected in the server's certificate");
+ABSL_FLAG(std::string, token, "", "bearer token sent as 'authorization: Bearer <token>'");
+ABSL_FLAG(std::string, token_file, "", "file holding the bearer token (instead of --token)");
+ABSL_FLAG(std::string, service, "",
+          "health: service to check (empty: the whole server; or a model name)");
+ABSL_FLAG(std::string, input, "", "input tensor as a .npy file (little-endian float32, C order)");
+ABSL_FLAG(std::string, shape, "", "random input of this shape, e.g. 1,32,56,56");
+ABSL_FLAG(uint64_t, seed, 1, "seed of the random input and of Poisson arrivals");
+ABSL_FLAG(std::string, output, "", "infer: write the output tensor to this .npy file");
+ABSL_FLAG(bool, typed, false, "send typed fp32_contents instead of raw_input_contents");
+ABSL_FLAG(std::string, concurrency, "1,2,4,8,16", "bench: closed-loop requests in flight, a list");
+ABSL_FLAG(std::string, rate, "", "bench: open-loop requests/s, a list (replaces --concurrency)");
+ABSL_FLAG(std::string, arrival, "constant", "bench: open-loop arrivals, constant or poisson");
+ABSL_FLAG(int64_t, warmup_ms, 500, "bench: warm-up before measuring each step, ms");
+ABSL_FLAG(int64_t, window_ms, 1000, "bench: length of a measurement window, ms");
+ABSL_FLAG(int32_t, max_windows, 10, "bench: windows per step at most");
+ABSL_FLAG(double, stability_pct, 10, "bench: last 3 windows within this % of their mean");
+ABSL_FLAG(int32_t, channels, 1, "bench: gRPC connections to spread requests over");
+ABSL_FLAG(int32_t, max_in_flight, 1024, "bench: open-loop limit of requests in flight");
+ABSL_FLAG(std::string, metrics_url, "",
+          "bench: server's Prometheus endpoint for the queue/compute split, "
+          "e.g. http://localhost:8002/metrics");
+ABSL_FLAG(std::string, csv, "", "bench: write CSV here ('-' for stdout)");
+ABSL_FLAG(std::string, json, "", "bench: write JSON here ('-' for stdout)");
+ABSL_FLAG(std::string, plot, "", "bench: write a latency-vs-throughput PNG here (needs gnuplot)");
+
+namespace sepconv::client {
+namespace {
+
+constexpr int kOk = 0;
+constexpr int kFailed = 1;
+constexpr int kUsage = 2;
+
+const std::vector<std::string> kConnectionFlags = {"server",          "timeout_ms", "tls",
+                                                   "tls_ca",          "tls_cert",   "tls_key",
+                                                   "tls_server_name", "token",      "token_file"};
+
+struct Command {
+  std::string name;
+  std::string summary;
+  std::vector<std::string> flags;
+};
+
+const std::vector<Command>& Commands() {
+  static const auto* commands = new std::vector<Command>{
+      {"health", "exit 0 if the server (or --service) is SERVING, else 1", {"service"}},
+      {"metadata", "print server and model metadata and readiness", {"model", "model_version"}},
+      {"infer",
+       "run one inference; print output shape, min/max/mean and latency",
+       {"model", "model_version", "input", "shape", "seed", "output", "typed"}},
+      {"bench",
+       "load generator: closed-loop concurrency sweep or open-loop rates",
+       {"model", "model_version", "input", "shape", "seed", "typed", "concurrency", "rate",
+        "arrival", "warmup_ms", "window_ms", "max_windows", "stability_pct", "channels",
+        "max_in_flight", "metrics_url", "csv", "json", "plot"}},
+  };
+  return *commands;
+}
+
+std::string FlagHelp(const std::string& name) {
+  absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+  if (flag == nullptr) return "";
+  return absl::StrFormat("  --%-16s %s (default: \"%s\")\n", name, flag->Help(),
+                         flag->DefaultValue());
+}
+
+std::string Usage(const std::string& command) {
+  std::string out;
+  for (const Command& c : Commands()) {
+    if (!command.empty() && c.name != command) continue;
+    if (command.empty()) {
+      absl::StrAppend(&out, absl::StrFormat("  %-9s %s\n", c.name, c.summary));
+      continue;
+    }
+    absl::StrAppend(&out, "usage: sepconv-client ", c.name, " [flags]\n", c.summary,
+                    "\n\nflags:\n");
+    for (const std::string& f : c.flags) out += FlagHelp(f);
+    out += "\nconnection flags:\n";
+    for (const std::string& f : kConnectionFlags) out += FlagHelp(f);
+    return out;
+  }
+  return absl::StrCat("usage: sepconv-client <command> [flags]\n\ncommands:\n", out,
+                      "\n'sepconv-client <command> --help' lists a command's flags.\n");
+}
+
+int Fail(const std::string& command, const absl::Status& status) {
+  std::cerr << "sepconv-client " << command << ": " << absl::StatusCodeToString(status.code())
+            << ": " << status.message() << "\n";
+  return kFailed;
+}
+
+int UsageError(const std::string& command, absl::string_view message) {
+  std::cerr << "sepconv-client " << command << ": " << message << " (see 'sepconv-client "
+            << command << " --help')\n";
+  return kUsage;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, ": cannot read '", path, "'"));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+absl::StatusOr<ClientOptions> OptionsFromFlags() {
+  ClientOptions options;
+  options.use_tls = absl::GetFlag(FLAGS_tls);
+  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  const std::tuple<std::string, std::string, std::string*> files[] = {
+      {"tls_ca", absl::GetFlag(FLAGS_tls_ca), &options.root_certs_pem},
+      {"tls_cert", absl::GetFlag(FLAGS_tls_cert), &options.client_cert_pem},
+      {"tls_key", absl::GetFlag(FLAGS_tls_key), &options.client_key_pem},
+  };
+  for (const auto& [flag, path, field] : files) {
+    if (path.empty()) continue;
+    if (!options.use_tls)
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, " needs --tls"));
+    absl::StatusOr<std::string> text = ReadFile(flag, path);
+    if (!text.ok()) return text.status();
+    *field = *text;
+  }
+  options.token = absl::GetFlag(FLAGS_token);
+  if (const std::string path = absl::GetFlag(FLAGS_token_file); !path.empty()) {
+    absl::StatusOr<std::string> token = ReadFile("token_file", path);
+    if (!token.ok()) return token.status();
+    options.token = std::string(absl::StripAsciiWhitespace(*token));
+  }
+  const int64_t timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
+  if (timeout_ms <= 0) return absl::InvalidArgumentError("--timeout_ms must be positive");
+  options.default_deadline = absl::Milliseconds(timeout_ms);
+  return options;
+}
+
+// The input tensor: --input file or a random tensor of --shape.
+absl::StatusOr<Tensor> InputFromFlags() {
+  const std::string input = absl::GetFlag(FLAGS_input);
+  const std::string shape = absl::GetFlag(FLAGS_shape);
+  if (input.empty() == shape.empty()) {
+    return absl::InvalidArgumentError("give exactly one of --input=FILE.npy or --shape=N,C,H,W");
+  }
+  if (!input.empty()) return ReadNpy(input);
+  absl::StatusOr<std::vector<int64_t>> dims = ParseShape(shape);
+  if (!dims.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--shape: ", dims.status().message()));
+  return RandomTensor(*dims, absl::GetFlag(FLAGS_seed));
+}
+
+int Health(Client& client) {
+  absl::StatusOr<std::string> status = client.Health(absl::GetFlag(FLAGS_service));
+  if (!status.ok()) return Fail("health", status.status());
+  std::cout << *status << "\n";
+  if (*status != "SERVING") {
+    return Fail("health", absl::UnavailableError(absl::StrCat(
+                              "service '", absl::GetFlag(FLAGS_service), "' is ", *status)));
+  }
+  return kOk;
+}
+
+int Metadata(Client& client) {
+  const std::string model = absl::GetFlag(FLAGS_model);
+  const std::string version = absl::GetFlag(FLAGS_model_version);
+  absl::StatusOr<ServerInfo> server = client.ServerMetadata();
+  if (!server.ok()) return Fail("metadata", server.status());
+  std::cout << "server: " << server->name << " " << server->version << "\n"
+            << "extensions: " << absl::StrJoin(server->extensions, ", ") << "\n";
+  absl::StatusOr<ModelInfo> info = client.ModelMetadata(model, version);
+  if (!info.ok()) return Fail("metadata", info.status());
+  std::cout << "model: " << info->name << "\nversions: " << absl::StrJoin(info->versions, ", ")
+            << "\nplatform: " << info->platform << "\n";
+  for (const auto& [kind, tensors] :
+       {std::pair{"input", &info->inputs}, {"output", &info->outputs}}) {
+    for (const TensorInfo& t : *tensors) {
+      std::cout << kind << ": " << t.name << " " << t.datatype << " " << ShapeString(t.shape)
+                << "\n";
+    }
+  }
+  absl::StatusOr<bool> ready = client.ModelReady(model, version);
+  if (!ready.ok()) return Fail("metadata", ready.status());
+  std::cout << "ready: " << (*ready ? "true" : "false") << "\n";
+  return kOk;
+}
+
+int Infer(Client& client) {
+  absl::StatusOr<Tensor> input = InputFromFlags();
+  if (!input.ok()) {
+    return input.status().code() == absl::StatusCode::kInvalidArgument
+               ? UsageError("infer", input.status().message())
+               : Fail("infer", input.status());
+  }
+  InferOptions options;
+  options.typed = absl::GetFlag(FLAGS_typed);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<Tensor> output =
+      client.Infer(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_model_version), *input, options);
+  const absl::Duration latency = absl::Now() - start;
+  if (!output.ok()) return Fail("infer", output.status());
+  double lo = 0, hi = 0, sum = 0;
+  if (!output->data.empty()) lo = hi = output->data[0];
+  for (float v : output->data) {
+    lo = std::min<double>(lo, v);
+    hi = std::max<double>(hi, v);
+    sum += v;
+  }
+  std::cout << absl::StrFormat(
+      "input:   %s\noutput:  %s\nmin:     %.6g\nmax:     %.6g\n"
+      "mean:    %.6g\nlatency: %.3f ms\n",
+      ShapeString(input->shape), ShapeString(output->shape), lo, hi,
+      output->data.empty() ? 0.0 : sum / output->data.size(), absl::ToDoubleMilliseconds(latency));
+  if (const std::string path = absl::GetFlag(FLAGS_output); !path.empty()) {
+    if (absl::Status s = WriteNpy(path, *output); !s.ok()) return Fail("infer", s);
+  }
+  return kOk;
+}
+
+template <typename T>
+absl::StatusOr<std::vector<T>> ParseList(const std::string& flag, const std::string& text) {
+  std::vector<T> values;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    T v{};
+    bool ok = false;
+    if constexpr (std::is_same_v<T, double>) {
+      ok = absl::SimpleAtod(part, &v);
+    } else {
+      ok = absl::SimpleAtoi(part, &v);
+    }
+    if (!ok || !(v > 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, ": '", part, "' is not a positive number"));
+    }
+    values.push_back(v);
+  }
+  return values;
+}
+
+absl::Status WriteOutput(const std::string& path, const std::string& text) {
+  if (path == "-") {
+    std::cout << text;
+    return absl::OkStatus();
+  }
+  std::ofstream out(path);
+  out << text;
+  out.close();
+  if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write '", path, "'"));
+  return absl::OkStatus();
+}
+
+int Bench(const ClientOptions& client_options) {
+  BenchOptions options;
+  absl::StatusOr<std::vector<int>> concurrency =
+      ParseList<int>("concurrency", absl::GetFlag(FLAGS_concurrency));
+  if (!concurrency.ok()) return UsageError("bench", concurrency.status().message());
+  absl::StatusOr<std::vector<double>> rates = ParseList<double>("rate", absl::GetFlag(FLAGS_rate));
+  if (!rates.ok()) return UsageError("bench", rates.status().message());
+  options.concurrency = *concurrency;
+  options.rates = *rates;
+  if (options.rates.empty() && options.concurrency.empty()) {
+    return UsageError("bench", "--concurrency or --rate must list at least one value");
+  }
+  const std::string arrival = absl::GetFlag(FLAGS_arrival);
+  if (arrival == "poisson") {
+    options.arrival = Arrival::kPoisson;
+  } else if (arrival != "constant") {
+    return UsageError("bench",
+                      absl::StrCat("--arrival: '", arrival, "' is not constant or poisson"));
+  }
+  options.seed = absl::GetFlag(FLAGS_seed);
+  options.warmup = absl::Milliseconds(absl::GetFlag(FLAGS_warmup_ms));
+  options.window = absl::Milliseconds(absl::GetFlag(FLAGS_window_ms));
+  options.max_windows = absl::GetFlag(FLAGS_max_windows);
+  options.stability = absl::GetFlag(FLAGS_stability_pct) / 100.0;
+  options.max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
+  options.request_timeout = client_options.default_deadline;
+  options.metrics_url = absl::GetFlag(FLAGS_metrics_url);
+  options.model = absl::GetFlag(FLAGS_model);
+  options.version = absl::GetFlag(FLAGS_model_version);
+  const int channels = absl::GetFlag(FLAGS_channels);
+  if (options.window <= absl::ZeroDuration() || options.warmup < absl::ZeroDuration() ||
+      options.max_windows <= 0 || options.max_in_flight <= 0 || channels <= 0 ||
+      options.stability <= 0) {
+    return UsageError("bench",
+                      "--window_ms, --max_windows, --max_in_flight, --channels and "
+                      "--stability_pct must be positive, --warmup_ms not negative");
+  }
+  const std::string plot = absl::GetFlag(FLAGS_plot);
+  if (!plot.empty()) {
+    if (absl::Status s = CheckGnuplot(); !s.ok()) return Fail("bench", s);
+  }
+  absl::StatusOr<Tensor> input = InputFromFlags();
+  if (!input.ok()) {
+    return input.status().code() == absl::StatusCode::kInvalidArgument
+               ? UsageError("bench", input.status().message())
+               : Fail("bench", input.status());
+  }
+
+  std::vector<std::unique_ptr<Client>> owned;
+  std::vector<Client*> clients;
+  for (int i = 0; i < channels; ++i) {
+    absl::StatusOr<std::unique_ptr<Client>> c =
+        Client::Create(absl::GetFlag(FLAGS_server), client_options);
+    if (!c.ok()) return Fail("bench", c.status());
+    clients.push_back(c->get());
+    owned.push_back(*std::move(c));
+  }
+  InferOptions infer_options;
+  infer_options.typed = absl::GetFlag(FLAGS_typed);
+  absl::StatusOr<std::shared_ptr<const PreparedRequest>> request =
+      clients[0]->Prepare(options.model, options.version, *input, infer_options);
+  if (!request.ok()) return Fail("bench", request.status());
+
+  const bool tty = isatty(STDERR_FILENO);
+  if (tty) {
+    options.progress = [](const std::string& line) {
+      std::cerr << "\r" << line << "\033[K" << std::flush;
+    };
+  }
+  absl::StatusOr<std::vector<StepResult>> results = RunBench(clients, *request, options);
+  if (tty) std::cerr << "\r\033[K" << std::flush;
+  if (!results.ok()) return Fail("bench", results.status());
+
+  const std::string csv = absl::GetFlag(FLAGS_csv);
+  const std::string json = absl::GetFlag(FLAGS_json);
+  if (csv != "-" && json != "-") {
+    std::cout << absl::StrFormat("model %s, input %s (%s, %d bytes/request), %d channel(s)\n",
+                                 options.model, ShapeString(input->shape),
+                                 infer_options.typed ? "typed" : "raw", (*request)->ByteSize(),
+                                 channels)
+              << FormatTable(*results);
+  }
+  if (!csv.empty()) {
+    if (absl::Status s = WriteOutput(csv, FormatCsv(*results)); !s.ok()) return Fail("bench", s);
+  }
+  if (!json.empty()) {
+    if (absl::Status s = WriteOutput(json, FormatJson(*results)); !s.ok()) return Fail("bench", s);
+  }
+  if (!plot.empty()) {
+    const std::string title = absl::StrCat(options.model, " ", ShapeString(input->shape), " via ",
+                                           absl::GetFlag(FLAGS_server));
+    if (absl::Status s = WritePlot(*results, title, plot); !s.ok()) return Fail("bench", s);
+  }
+  int64_t failed = 0, total = 0;
+  for (const StepResult& r : *results) {
+    total += r.requests;
+    for (const auto& [code, n] : r.errors) failed += n;
+  }
+  if (failed > 0) {
+    return Fail("bench", absl::UnknownError(absl::StrCat(failed, " of ", total,
+                                                         " requests failed (see the errors "
+                                                         "column)")));
+  }
+  bool unstable = false;
+  for (const StepResult& r : *results) unstable |= !r.stable;
+  if (unstable) {
+    std::cerr << "sepconv-client bench: warning: some steps did not stabilise within "
+                 "--max_windows; their figures are from the last windows\n";
+  }
+  return kOk;
+}
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(Usage(""));
+  // Per-command help before Abseil's parser, which only knows one program.
+  std::string command;
+  bool help = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h" || arg == "-help" || arg == "help") {
+      help = true;
+    } else if (arg[0] != '-' && command.empty()) {
+      command = arg;
+    }
+  }
+  if (help) {
+    std::cout << Usage(command);
+    return kOk;
+  }
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() != 2) {
+    std::cerr << Usage("");
+    return kUsage;
+  }
+  command = positional[1];
+  bool known = false;
+  for (const Command& c : Commands()) known |= c.name == command;
+  if (!known) {
+    std::cerr << "sepconv-client: unknown command '" << command << "'\n" << Usage("");
+    return kUsage;
+  }
+  absl::StatusOr<ClientOptions> options = OptionsFromFlags();
+  if (!options.ok()) return UsageError(command, options.status().message());
+  if (command == "bench") return Bench(*options);
+  absl::StatusOr<std::unique_ptr<Client>> client =
+      Client::Create(absl::GetFlag(FLAGS_server), *options);
+  if (!client.ok()) return Fail(command, client.status());
+  if (command == "health") return Health(**client);
+  if (command == "metadata") return Metadata(**client);
+  return Infer(**client);
+}
+
+}  // namespace
+}  // namespace sepconv::client
+
+int main(int argc, char** argv) { return sepconv::client::Main(argc, argv); }
