@@ -17,6 +17,7 @@ constexpr memory::data_type kF32 = memory::data_type::f32;
 memory::format_tag TagFor(ActivationLayout layout) {
   switch (layout) {
     case ActivationLayout::kNhwc:
+    case ActivationLayout::kNhwcDirect:
       return memory::format_tag::nhwc;
     case ActivationLayout::kBlocked8:
       return memory::format_tag::nChw8c;
@@ -27,15 +28,19 @@ memory::format_tag TagFor(ActivationLayout layout) {
   return memory::format_tag::nChw16c;
 }
 
-primitive_attr AttrFor(Activation activation) {
-  primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  dnnl::post_ops ops;
+void AppendActivation(Activation activation, dnnl::post_ops& ops) {
   if (activation == Activation::kRelu) {
     ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
   } else if (activation == Activation::kRelu6) {
     ops.append_eltwise(1.f, algorithm::eltwise_clip, 0.f, 6.f);
   }
+}
+
+primitive_attr AttrFor(Activation activation) {
+  primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::post_ops ops;
+  AppendActivation(activation, ops);
   attr.set_post_ops(ops);
   return attr;
 }
@@ -138,7 +143,11 @@ Plan::Buffer Plan::Allocate(size_t bytes) {
 Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
            ActivationLayout layout, WeightCache& weights, const dnnl::engine& engine,
            dnnl::stream& stream)
-    : engine_(engine), flops_(flops), tag_(TagFor(ResolveLayout(layout))), input_(input) {
+    : engine_(engine),
+      flops_(flops),
+      tag_(TagFor(ResolveLayout(layout))),
+      input_(input),
+      direct_output_(ResolveLayout(layout) == ActivationLayout::kNhwcDirect) {
   const int64_t n = input.n;
   auto act_desc = [&](int64_t c, int64_t h, int64_t w) {
     return memory::desc({n, c, h, w}, kF32, tag_);
@@ -186,6 +195,15 @@ Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
     cur = Dims4{n, s.out_channels, ho, wo};
   }
   output_ = cur;
+  if (direct_output_) {
+    const size_t last = model.layers.size() - 1;
+    const LayerSpec& s = model.layers[last].spec;
+    last_mid_channels_ = s.MidChannels();
+    last_activation_ = s.pointwise_activation;
+    last_weights_ = weights.PointwisePlain(last);
+    last_bias_ = weights.PointwiseBias(last);
+    scratch_bytes = std::max(scratch_bytes, DirectOutputPd(n).scratchpad_desc().get_size());
+  }
   input_sample_bytes_ = act_desc(input.c, input.h, input.w).get_size() / n;
   output_sample_bytes_ = act_desc(output_.c, output_.h, output_.w).get_size() / n;
 
@@ -194,9 +212,10 @@ Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
   activations_ = Allocate(act_bytes);
   mid_ = Allocate(mid_bytes);
   scratchpad_ = Allocate(scratch_bytes);
-  const memory scratch(memory::desc({static_cast<int64_t>(scratchpad_.bytes)},
-                                    memory::data_type::u8, memory::format_tag::x),
-                       engine, scratchpad_.data.get());
+  scratchpad_memory_ = memory(memory::desc({static_cast<int64_t>(scratchpad_.bytes)},
+                                           memory::data_type::u8, memory::format_tag::x),
+                              engine, scratchpad_.data.get());
+  const memory& scratch = scratchpad_memory_;
   for (size_t i = 0; i < pds.size(); ++i) {
     const LayerPds& p = pds[i];
     Step dw{Conv(p.dw),
@@ -212,8 +231,55 @@ Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
              {DNNL_ARG_SCRATCHPAD, scratch}}};
     if (model.layers[i].spec.pointwise_bias) pw.args[DNNL_ARG_BIAS] = weights.PointwiseBias(i);
     steps_.push_back(std::move(dw));
-    steps_.push_back(std::move(pw));
+    // With direct output the last pointwise conv is a matmul per item.
+    if (!direct_output_ || i + 1 < pds.size()) steps_.push_back(std::move(pw));
   }
+}
+
+dnnl::matmul::primitive_desc Plan::DirectOutputPd(int64_t samples) const {
+  const int64_t co = output_.c, cm = last_mid_channels_, hw = output_.h * output_.w;
+  const memory::desc weights({1, co, cm}, kF32, memory::dims{co * cm, cm, 1});
+  const memory::desc mid({samples, cm, hw}, kF32, memory::dims{hw * cm, 1, cm});
+  const memory::desc dst({samples, co, hw}, kF32, memory::dims{co * hw, hw, 1});
+  primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::post_ops ops;
+  // A per-output-channel bias: matmul's bias argument would only broadcast
+  // along the last dim here, a binary add broadcasts along any.
+  if (last_bias_) {
+    ops.append_binary(algorithm::binary_add,
+                      memory::desc({1, co, 1}, kF32, memory::dims{co, 1, 1}));
+  }
+  AppendActivation(last_activation_, ops);
+  attr.set_post_ops(ops);
+  // oneDNN's `src` is the left operand: the [out, mid] weights, broadcast.
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(weights, mid, dst), attr, engine_);
+}
+
+Plan::DirectOutput& Plan::DirectOutputFor(int64_t samples) {
+  auto it = direct_outputs_.find(samples);
+  if (it != direct_outputs_.end()) return it->second;
+  const dnnl::matmul::primitive_desc pd = DirectOutputPd(samples);
+  DirectOutput out{dnnl::matmul(pd),
+                   memory(pd.weights_desc(), engine_, DNNL_MEMORY_NONE),
+                   memory(pd.dst_desc(), engine_, DNNL_MEMORY_NONE),
+                   {},
+                   {}};
+  out.args = {{DNNL_ARG_SRC, memory(pd.src_desc(), engine_, last_weights_.get_data_handle())},
+              {DNNL_ARG_WEIGHTS, out.mid},
+              {DNNL_ARG_DST, out.dst},
+              {DNNL_ARG_SCRATCHPAD, scratchpad_memory_}};
+  if (pd.scratchpad_desc().get_size() > scratchpad_.bytes) {
+    out.own_scratchpad = Allocate(pd.scratchpad_desc().get_size());
+    out.args[DNNL_ARG_SCRATCHPAD] =
+        memory(pd.scratchpad_desc(), engine_, out.own_scratchpad.data.get());
+  }
+  if (last_bias_) {
+    out.args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
+        memory(memory::desc({1, output_.c, 1}, kF32, memory::dims{output_.c, 1, 1}), engine_,
+               last_bias_.get_data_handle());
+  }
+  return direct_outputs_.emplace(samples, std::move(out)).first->second;
 }
 
 Plan::Boundary Plan::MakeBoundary(const memory::desc& user, const memory::desc& internal,
@@ -258,6 +324,20 @@ void Plan::Execute(absl::Span<const BatchItem> items, dnnl::stream& stream) {
   }
   for (Step& step : steps_) step.primitive.execute(stream, step.args);
   offset = 0;
+  if (direct_output_) {
+    // Straight from the last depthwise output (nhwc) into each item's NCHW.
+    char* mid = static_cast<char*>(mid_.data.get());
+    const size_t mid_sample_bytes = sizeof(float) * last_mid_channels_ * output_.h * output_.w;
+    for (const BatchItem& item : items) {
+      DirectOutput& out = DirectOutputFor(item.samples);
+      out.mid.set_data_handle(mid + offset * mid_sample_bytes);
+      out.dst.set_data_handle(item.output);
+      out.primitive.execute(stream, out.args);
+      offset += item.samples;
+    }
+    stream.wait();
+    return;
+  }
   for (const BatchItem& item : items) {
     Boundary& b = OutputBoundary(item.samples);
     b.internal.set_data_handle(activations + offset * output_sample_bytes_);

@@ -27,6 +27,9 @@ enum class ActivationLayout {
   kNhwc,       // channels last
   kBlocked8,   // nChw8c
   kBlocked16,  // nChw16c
+  // nhwc, and the last pointwise conv runs as a matmul that writes NCHW
+  // straight into each item's output (no output reorder).
+  kNhwcDirect,
 };
 
 // kAuto resolved for the CPU oneDNN runs on.
@@ -43,6 +46,8 @@ class WeightCache {
   // The layer's depthwise/pointwise weights in `desc` (reordered once).
   dnnl::memory Depthwise(size_t layer, const dnnl::memory::desc& desc, dnnl::stream& stream);
   dnnl::memory Pointwise(size_t layer, const dnnl::memory::desc& desc, dnnl::stream& stream);
+  // The pointwise weights as given ([out, mid] row-major).
+  const dnnl::memory& PointwisePlain(size_t layer) const { return layers_[layer].pw.plain; }
   // Biases (plain, 1-D); empty memory when the layer has none.
   const dnnl::memory& DepthwiseBias(size_t layer) const { return layers_[layer].dw_bias; }
   const dnnl::memory& PointwiseBias(size_t layer) const { return layers_[layer].pw_bias; }
@@ -93,6 +98,17 @@ class Plan {
     std::unique_ptr<void, void (*)(void*)> data{nullptr, nullptr};
     size_t bytes = 0;
   };
+  // The last pointwise conv as a matmul for `samples` samples: weights
+  // [out, mid] times the nhwc mid slice seen as [samples, mid, h*w], into
+  // [samples, out, h*w], i.e. NCHW.
+  struct DirectOutput {
+    dnnl::matmul primitive;
+    dnnl::memory mid, dst;
+    std::unordered_map<int, dnnl::memory> args;
+    Buffer own_scratchpad;  // only if it needs more than the shared one
+  };
+  dnnl::matmul::primitive_desc DirectOutputPd(int64_t samples) const;
+  DirectOutput& DirectOutputFor(int64_t samples);
   static Buffer Allocate(size_t bytes);
   Boundary& InputBoundary(int64_t samples);
   Boundary& OutputBoundary(int64_t samples);
@@ -105,8 +121,15 @@ class Plan {
   Dims4 input_, output_;
   size_t input_sample_bytes_ = 0, output_sample_bytes_ = 0;
   Buffer activations_, mid_, scratchpad_;
+  dnnl::memory scratchpad_memory_;
   std::vector<Step> steps_;
   std::map<int64_t, Boundary> inputs_, outputs_;
+  // Direct output (kNhwcDirect): the last layer's pointwise parameters.
+  bool direct_output_ = false;
+  int64_t last_mid_channels_ = 0;
+  Activation last_activation_ = Activation::kNone;
+  dnnl::memory last_weights_, last_bias_;
+  std::map<int64_t, DirectOutput> direct_outputs_;
 };
 
 }  // namespace sepconv

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <vector>
 
@@ -79,9 +80,13 @@ LayerSpec Spec(int64_t in, int64_t out) {
   return s;
 }
 
+constexpr ActivationLayout kLayouts[] = {ActivationLayout::kAuto, ActivationLayout::kNhwc,
+                                         ActivationLayout::kBlocked8, ActivationLayout::kBlocked16,
+                                         ActivationLayout::kNhwcDirect};
+
 // Sweep over (kernel, stride); each test loops over dilation, depth
 // multiplier, biases and activations on an odd spatial size with channel
-// counts that are not multiples of 8 or 16.
+// counts that are not multiples of 8 or 16, cycling the internal layouts.
 class ExecutorSweepTest : public ::testing::TestWithParam<std::tuple<int, int>> {};
 
 TEST_P(ExecutorSweepTest, MatchesTheReference) {
@@ -130,8 +135,7 @@ TEST(ExecutorTest, EveryLayoutMatchesTheReference) {
   LayerSpec s = Spec(19, 33);
   s.depthwise_activation = Activation::kRelu6;
   const ModelSpec model = MakeRandomModel({s, Spec(33, 18)}, 3).value();
-  for (ActivationLayout layout : {ActivationLayout::kNhwc, ActivationLayout::kBlocked8,
-                                  ActivationLayout::kBlocked16, ActivationLayout::kAuto}) {
+  for (ActivationLayout layout : kLayouts) {
     SCOPED_TRACE(static_cast<int>(layout));
     std::unique_ptr<Executor> executor = MakeExecutor(model, {}, layout);
     ASSERT_NE(executor, nullptr);
@@ -175,15 +179,26 @@ TEST(ExecutorTest, MultiLayerChains) {
   }
 }
 
+void CheckBatchedItems(const ModelSpec& model, ActivationLayout layout);
+
 TEST(ExecutorTest, BatchedItemsEachGetTheirOwnOutput) {
   LayerSpec s = Spec(12, 20);
   s.stride = 2;
-  const ModelSpec model = MakeRandomModel({s, Spec(20, 9)}, 21).value();
-  std::unique_ptr<Executor> executor = MakeExecutor(model, {/*threads=*/2});
+  LayerSpec last = Spec(20, 9);
+  last.pointwise_activation = Activation::kRelu6;
+  const ModelSpec model = MakeRandomModel({s, last}, 21).value();
+  for (ActivationLayout layout : kLayouts) {
+    SCOPED_TRACE(static_cast<int>(layout));
+    CheckBatchedItems(model, layout);
+  }
+}
+
+void CheckBatchedItems(const ModelSpec& model, ActivationLayout layout) {
+  std::unique_ptr<Executor> executor = MakeExecutor(model, {/*threads=*/2}, layout);
   ASSERT_NE(executor, nullptr);
   const int64_t c = 12, h = 11, w = 13;
   const Dims4 out_one = InferOutputShape(model, Dims4{1, c, h, w}).value();
-  const int64_t in_size = c * h * w, out_size = out_one.c * out_one.h * out_one.w;
+  const int64_t out_size = out_one.c * out_one.h * out_one.w;
 
   const std::vector<int64_t> samples = {1, 3, 2, 3};
   std::vector<std::vector<float>> inputs, outputs;
@@ -207,7 +222,6 @@ TEST(ExecutorTest, BatchedItemsEachGetTheirOwnOutput) {
     EXPECT_LE(RelativeError(outputs[i], ReferenceForward(model, dims, inputs[i]).value()),
               kMaxRelativeError);
   }
-  (void)in_size;
 }
 
 TEST(ExecutorTest, PlanCacheReuseAndEviction) {

@@ -1,0 +1,267 @@
+// Engine benchmarks (Google Benchmark): the separable layer on the
+// foundation issue's six shapes and the MobileNet-v1 body (13 separable
+// blocks with ReLU on 32x112x112), fp32, NCHW in and out (conversions
+// included), under every internal activation layout; plus this machine's
+// fp32 peak (a large oneDNN matmul) and memory bandwidth (a large parallel
+// copy) for the roofline. Each benchmark reports, besides Google Benchmark's
+// mean, the median of per-iteration times (counter `median_ms`), its FLOPs
+// and its compulsory bytes. tests/bench/run_engine_bench.py runs it beside
+// PyTorch and prints one table.
+//
+// Flags: --threads=N (default 2) and Google Benchmark's own (--benchmark_*).
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "benchmark/benchmark.h"
+#include "engine/executor.h"
+#include "engine/flops.h"
+#include "engine/internal/onednn_executor.h"
+#include "engine/random_model.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace sepconv {
+namespace {
+
+int g_threads = 2;
+
+using Clock = std::chrono::steady_clock;
+
+// Records per-iteration wall times and publishes their median.
+class IterationTimer {
+ public:
+  explicit IterationTimer(benchmark::State& state) : state_(state) { times_.reserve(1 << 16); }
+  ~IterationTimer() {
+    if (times_.empty()) return;
+    std::sort(times_.begin(), times_.end());
+    state_.counters["median_ms"] = times_[times_.size() / 2] * 1e3;
+    state_.counters["min_ms"] = times_.front() * 1e3;
+  }
+  template <typename F>
+  void Time(F&& f) {
+    const Clock::time_point start = Clock::now();
+    f();
+    times_.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+
+ private:
+  benchmark::State& state_;
+  std::vector<double> times_;
+};
+
+std::vector<float> RandomTensor(int64_t elements, uint32_t seed) {
+  std::vector<float> values(static_cast<size_t>(elements));
+  uint32_t state = seed * 2654435761u + 1;
+  for (float& v : values) {
+    state = state * 1664525u + 1013904223u;
+    v = static_cast<float>(state >> 8) / static_cast<float>(1 << 23) - 1.0f;
+  }
+  return values;
+}
+
+int64_t Elements(const Dims4& d) { return d.n * d.c * d.h * d.w; }
+
+int64_t WeightElements(const ModelSpec& model) {
+  int64_t total = 0;
+  for (const Layer& layer : model.layers) {
+    total += layer.weights.depthwise.size() + layer.weights.depthwise_bias.size() +
+             layer.weights.pointwise.size() + layer.weights.pointwise_bias.size();
+  }
+  return total;
+}
+
+void BM_Engine(benchmark::State& state, std::shared_ptr<const ModelSpec> model, Dims4 dims,
+               ActivationLayout layout) {
+  ExecutorOptions options;
+  options.threads = g_threads;
+  auto executor = internal::CreateOneDnnExecutor(model, options, layout);
+  if (!executor.ok()) {
+    state.SkipWithError(executor.status().ToString().c_str());
+    return;
+  }
+  const Dims4 out_dims = InferOutputShape(*model, dims).value();
+  const std::vector<float> input = RandomTensor(Elements(dims), 1);
+  std::vector<float> output(static_cast<size_t>(Elements(out_dims)));
+  absl::StatusOr<FlopCount> flops = (*executor)->Run(dims, input.data(), output.data());  // warm
+  if (!flops.ok()) {
+    state.SkipWithError(flops.status().ToString().c_str());
+    return;
+  }
+  {
+    IterationTimer timer(state);
+    for (auto _ : state) {
+      timer.Time([&] {
+        absl::StatusOr<FlopCount> run = (*executor)->Run(dims, input.data(), output.data());
+        benchmark::DoNotOptimize(run);
+      });
+    }
+  }
+  const double separable = static_cast<double>(flops->depthwise + flops->pointwise);
+  state.counters["flops"] = separable;
+  state.counters["min_bytes"] =
+      4.0 * static_cast<double>(Elements(dims) + Elements(out_dims) + WeightElements(*model));
+  state.counters["GFLOPS"] =
+      benchmark::Counter(separable * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Peak fp32 throughput: a 2048^3 oneDNN matmul.
+void BM_PeakMatmul(benchmark::State& state) {
+  omp_set_num_threads(g_threads);
+  const int64_t m = 2048;
+  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  dnnl::stream stream(engine);
+  const dnnl::memory::desc md({m, m}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::ab);
+  dnnl::memory a(md, engine), b(md, engine), c(md, engine);
+  std::fill_n(static_cast<float*>(a.get_data_handle()), m * m, 0.5f);
+  std::fill_n(static_cast<float*>(b.get_data_handle()), m * m, 0.25f);
+  dnnl::matmul matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(md, md, md), engine));
+  const std::unordered_map<int, dnnl::memory> args = {
+      {DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}};
+  matmul.execute(stream, args);
+  stream.wait();
+  {
+    IterationTimer timer(state);
+    for (auto _ : state) {
+      timer.Time([&] {
+        matmul.execute(stream, args);
+        stream.wait();
+      });
+    }
+  }
+  const double flops = 2.0 * m * m * m;
+  state.counters["flops"] = flops;
+  state.counters["GFLOPS"] =
+      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Memory bandwidth: a parallel copy of 256 MiB (bytes read + bytes written).
+void BM_Copy(benchmark::State& state) {
+  const size_t bytes = size_t{256} << 20;
+  std::vector<char> src(bytes, 1), dst(bytes, 0);
+  {
+    IterationTimer timer(state);
+    for (auto _ : state) {
+      timer.Time([&] {
+#pragma omp parallel for num_threads(g_threads) schedule(static)
+        for (int chunk = 0; chunk < 256; ++chunk) {
+          std::memcpy(dst.data() + (static_cast<size_t>(chunk) << 20),
+                      src.data() + (static_cast<size_t>(chunk) << 20), size_t{1} << 20);
+        }
+        benchmark::DoNotOptimize(dst.data());
+      });
+    }
+  }
+  state.counters["bytes"] = 2.0 * bytes;
+  state.counters["GBps"] =
+      benchmark::Counter(2.0 * bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+LayerSpec Block(int64_t in, int64_t out, int64_t stride, Activation act) {
+  LayerSpec s;
+  s.in_channels = in;
+  s.out_channels = out;
+  s.stride = stride;
+  s.depthwise_activation = act;
+  s.pointwise_activation = act;
+  return s;
+}
+
+// MobileNet-v1's 13 depthwise-separable blocks (after its first conv).
+std::vector<LayerSpec> MobileNetBody() {
+  const Activation r = Activation::kRelu;
+  std::vector<LayerSpec> specs = {Block(32, 64, 1, r),   Block(64, 128, 2, r),
+                                  Block(128, 128, 1, r), Block(128, 256, 2, r),
+                                  Block(256, 256, 1, r), Block(256, 512, 2, r)};
+  for (int i = 0; i < 5; ++i) specs.push_back(Block(512, 512, 1, r));
+  specs.push_back(Block(512, 1024, 2, r));
+  specs.push_back(Block(1024, 1024, 1, r));
+  return specs;
+}
+
+const char* LayoutName(ActivationLayout layout) {
+  switch (layout) {
+    case ActivationLayout::kAuto:
+      return "auto";
+    case ActivationLayout::kNhwc:
+      return "nhwc";
+    case ActivationLayout::kBlocked8:
+      return "nChw8c";
+    case ActivationLayout::kBlocked16:
+      return "nChw16c";
+    case ActivationLayout::kNhwcDirect:
+      return "nhwc_direct";
+  }
+  return "?";
+}
+
+void RegisterAll() {
+  struct Case {
+    std::string name;
+    std::shared_ptr<const ModelSpec> model;
+    Dims4 dims;
+  };
+  std::vector<Case> cases;
+  const int64_t seed_shapes[][4] = {{1, 32, 64, 112},  {1, 128, 128, 56},  {1, 512, 512, 14},
+                                    {16, 32, 64, 112}, {16, 128, 128, 56}, {16, 512, 512, 14}};
+  for (const auto& s : seed_shapes) {
+    LayerSpec spec;
+    spec.in_channels = s[1];
+    spec.out_channels = s[2];
+    cases.push_back({absl::StrCat("sepconv/", s[0], "x", s[1], "-", s[2], "x", s[3]),
+                     std::make_shared<const ModelSpec>(MakeRandomModel({spec}, 0).value()),
+                     Dims4{s[0], s[1], s[3], s[3]}});
+  }
+  auto mobilenet = std::make_shared<const ModelSpec>(MakeRandomModel(MobileNetBody(), 0).value());
+  for (int64_t n : {1, 8}) {
+    cases.push_back(
+        {absl::StrCat("mobilenet_body/", n, "x32x112"), mobilenet, Dims4{n, 32, 112, 112}});
+  }
+  for (const Case& c : cases) {
+    for (ActivationLayout layout :
+         {ActivationLayout::kAuto, ActivationLayout::kNhwc, ActivationLayout::kBlocked8,
+          ActivationLayout::kBlocked16, ActivationLayout::kNhwcDirect}) {
+      benchmark::RegisterBenchmark(absl::StrCat(c.name, "/", LayoutName(layout)).c_str(), BM_Engine,
+                                   c.model, c.dims, layout)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+  benchmark::RegisterBenchmark("roofline/peak_matmul_2048", BM_PeakMatmul)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("roofline/copy_256MiB", BM_Copy)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace
+}  // namespace sepconv
+
+int main(int argc, char** argv) {
+  // Our own flag first; Google Benchmark rejects what it does not know.
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      sepconv::g_threads = std::max(1, std::atoi(argv[i] + 10));
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  omp_set_num_threads(sepconv::g_threads);
+  sepconv::RegisterAll();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

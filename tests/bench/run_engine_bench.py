@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+"""Runs the engine benchmark beside PyTorch in one go and prints one table.
+
+  tests/bench/run_engine_bench.py [--build_dir build] [--suite issue2|all]
+                                  [--layouts auto|all] [--markdown]
+
+Builds nothing: engine_bench must exist in the build dir (cmake --build
+<dir> --target engine_bench). For every case it prints our median time
+(NCHW in and out, conversions included), PyTorch's median on the same shape,
+the speed-up, our GFLOP/s and, when the roofline was measured (suite "all"),
+the roofline time max(FLOPs / peak, compulsory bytes / bandwidth) and the
+percentage of it we reach; geometric means last. Medians are of
+per-iteration times; the machine's load is printed since other processes
+skew them.
+"""
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+LAYOUTS = ("auto", "nhwc", "nChw8c", "nChw16c", "nhwc_direct")
+
+
+def run_engine(binary, pattern, threads, min_time):
+    out = subprocess.run(
+        [binary, f"--benchmark_filter={pattern}", "--benchmark_format=json",
+         f"--benchmark_min_time={min_time}", f"--threads={threads}"],
+        check=True, capture_output=True, text=True).stdout
+    results = {}
+    for b in json.loads(out)["benchmarks"]:
+        if "error_message" in b:
+            sys.exit(f"engine_bench: {b['name']}: {b['error_message']}")
+        results[re.sub(r"/real_time$", "", b["name"])] = b
+    return results
+
+
+def run_torch(pattern, threads, min_time):
+    out = subprocess.run(
+        ["/usr/bin/python3", os.path.join(HERE, "torch_bench.py"), f"--threads={threads}",
+         f"--min_time={min_time}", f"--filter={pattern}"],
+        check=True, capture_output=True, text=True).stdout
+    return {r["name"]: r for r in json.loads(out)}
+
+
+def geomean(values):
+    values = [v for v in values if v and v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def print_table(header, rows, markdown):
+    if markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        return
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    for k, row in enumerate([header] + rows):
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(row, widths))))
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build_dir", default=os.path.join(ROOT, "build"))
+    parser.add_argument("--suite", choices=("issue2", "all"), default="all",
+                        help="issue2: the six seed shapes; all: + MobileNet body + roofline")
+    parser.add_argument("--layouts", choices=("auto", "all"), default="auto",
+                        help="all: also time each internal layout")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--min_time", type=float, default=1.0, help="seconds per case")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+
+    binary = os.path.join(args.build_dir, "tests", "bench", "engine_bench")
+    if not os.path.exists(binary):
+        sys.exit(f"{binary} missing: cmake --build {args.build_dir} --target engine_bench")
+    cases = r"sepconv/" if args.suite == "issue2" else r"(sepconv|mobilenet_body)/"
+    layouts = LAYOUTS if args.layouts == "all" else ("auto",)
+    engine_pattern = f"^{cases}.*/({'|'.join(layouts)})$"
+    if args.suite == "all":
+        engine_pattern = f"({engine_pattern})|^roofline/"
+
+    load = os.getloadavg()[0]
+    engine = run_engine(binary, engine_pattern, args.threads, args.min_time)
+    torch = run_torch(f"^{cases}", args.threads, args.min_time)
+
+    peak = bandwidth = None
+    if "roofline/peak_matmul_2048" in engine:
+        b = engine["roofline/peak_matmul_2048"]
+        peak = b["flops"] / (b["median_ms"] * 1e-3)
+        c = engine["roofline/copy_256MiB"]
+        bandwidth = c["bytes"] / (c["median_ms"] * 1e-3)
+
+    header = ["case (N, Cin-Cout x H=W)", "ours ms", "torch ms", "speed-up", "GFLOP/s"]
+    if peak:
+        header += ["roofline ms", "% roofline"]
+    if args.layouts == "all":
+        header += [f"{l} ms" for l in LAYOUTS[1:]]
+    rows, speedups, fractions = [], [], []
+    for name in torch:  # in the suite's order
+        ours = engine.get(f"{name}/auto")
+        if ours is None:
+            continue
+        ms, theirs = ours["median_ms"], torch[name]["median_ms"]
+        speedups.append(theirs / ms)
+        row = [name, f"{ms:.3f}", f"{theirs:.3f}", f"{theirs / ms:.1f}x",
+               f"{ours['flops'] / (ms * 1e-3) * 1e-9:.1f}"]
+        if peak:
+            roof_ms = max(ours["flops"] / peak, ours["min_bytes"] / bandwidth) * 1e3
+            fractions.append(roof_ms / ms)
+            row += [f"{roof_ms:.3f}", f"{100 * roof_ms / ms:.0f}%"]
+        if args.layouts == "all":
+            row += [f"{engine[f'{name}/{l}']['median_ms']:.3f}" for l in LAYOUTS[1:]]
+        rows.append(row)
+    summary = ["geometric mean", "", "", f"{geomean(speedups):.1f}x", ""]
+    if peak:
+        summary += ["", f"{100 * geomean(fractions):.0f}%"]
+    if args.layouts == "all":
+        summary += [""] * (len(LAYOUTS) - 1)
+    rows.append(summary)
+
+    print(f"fp32, {args.threads} threads, NCHW in and out; medians of per-iteration times; "
+          f"load average at start {load:.2f} on {os.cpu_count()} CPUs")
+    if peak:
+        print(f"measured peak {peak * 1e-9:.1f} GFLOP/s (oneDNN 2048^3 matmul), "
+              f"bandwidth {bandwidth * 1e-9:.1f} GB/s (256 MiB copy, read + write)")
+    print_table(header, rows, args.markdown)
+
+
+if __name__ == "__main__":
+    main()
