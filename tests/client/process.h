@@ -1,0 +1,53 @@
+#ifndef SEPCONV_TESTS_CLIENT_PROCESS_H_
+#define SEPCONV_TESTS_CLIENT_PROCESS_H_
+
+// Test helpers: run a command with a timeout and capture its output; keep a
+// child process (the server) alive for a test suite; find free ports.
+// Not thread-safe; used from the test's main thread.
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace sepconv::testing {
+
+struct ProcessResult {
+  int exit_code = -1;  // -1 when killed by a signal or timed out
+  bool timed_out = false;
+  std::string out;
+  std::string err;
+  absl::Duration elapsed;
+};
+
+// Runs argv[0] with `argv` (extra "NAME=VALUE" entries in `env` override the
+// environment); kills it after `timeout`.
+ProcessResult RunProcess(const std::vector<std::string>& argv, absl::Duration timeout,
+                         const std::vector<std::string>& env = {});
+
+// A background child whose stdout and stderr go to `log_path`; SIGTERM then
+// SIGKILL on destruction.
+class ChildProcess {
+ public:
+  ChildProcess(const std::vector<std::string>& argv, const std::string& log_path);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  bool running();
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
+// Environment variable or a test failure naming it.
+std::string RequiredEnv(const char* name);
+
+}  // namespace sepconv::testing
+
+#endif  // SEPCONV_TESTS_CLIENT_PROCESS_H_
