@@ -6,6 +6,7 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -154,6 +155,7 @@ void Server::Shutdown(absl::Time deadline) {
   for (const std::shared_ptr<ServedModel>& model : registry_->LoadedModels()) {
     model->Shutdown(deadline);
   }
+  absl::SleepFor(std::min(options_.drain_grace, deadline - absl::Now()));
   grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   grpc_server_->Wait();
   metrics_endpoint_.reset();

@@ -10,7 +10,8 @@
 // Shutdown is graceful: readiness turns false at once (ServerReady, health
 // NOT_SERVING), new inference requests get UNAVAILABLE, every model's queue
 // drains until the deadline (then what is still queued gets UNAVAILABLE),
-// and finally gRPC stops.
+// new requests keep getting UNAVAILABLE for a short grace, and finally gRPC
+// stops.
 //
 // Thread-safe.
 
@@ -48,6 +49,11 @@ struct ServerOptions {
   // Batching defaults for every model (instances comes from above).
   SchedulerOptions scheduler;
   absl::Duration exit_timeout = absl::Seconds(30);
+  // After the queues have drained, how long the server keeps answering new
+  // requests UNAVAILABLE (retryable) before gRPC stops: calls that reach a
+  // stopping gRPC server end CANCELLED, which clients do not retry. Capped
+  // by the shutdown deadline.
+  absl::Duration drain_grace = absl::Milliseconds(300);
   // Null means plaintext.
   std::shared_ptr<grpc::ServerCredentials> credentials;
 

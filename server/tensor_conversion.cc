@@ -24,12 +24,16 @@ InputTensor InputFromRequest(const inference::ModelInferRequest& request,
     tensor.borrowed_ = request.inputs(0).contents().fp32_contents().data();
     return tensor;
   }
-  const std::string& bytes = request.raw_input_contents(0);
+  return InputFromRawBytes(request.raw_input_contents(0));
+}
+
+InputTensor InputFromRawBytes(absl::string_view bytes) {
+  InputTensor tensor;
   if (IsFloatAligned(bytes.data())) {
     tensor.borrowed_ = reinterpret_cast<const float*>(bytes.data());
   } else {
-    tensor.owned_.resize(Elements(validated.input_dims));
-    std::memcpy(tensor.owned_.data(), bytes.data(), bytes.size());
+    tensor.owned_.resize(bytes.size() / sizeof(float));
+    std::memcpy(tensor.owned_.data(), bytes.data(), tensor.owned_.size() * sizeof(float));
   }
   return tensor;
 }

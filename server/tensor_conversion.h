@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "grpc_service.pb.h"
 #include "server/request_validation.h"
 
@@ -36,6 +37,7 @@ class InputTensor {
 
  private:
   friend InputTensor InputFromRequest(const inference::ModelInferRequest&, const ValidatedInfer&);
+  friend InputTensor InputFromRawBytes(absl::string_view bytes);
   const float* borrowed_ = nullptr;
   std::vector<float> owned_;
 };
@@ -43,6 +45,10 @@ class InputTensor {
 // The input of a request that ValidateInferRequest accepted as `validated`.
 InputTensor InputFromRequest(const inference::ModelInferRequest& request,
                              const ValidatedInfer& validated);
+
+// Little-endian fp32 bytes (a multiple of 4) as floats: borrowed when
+// float-aligned, copied otherwise.
+InputTensor InputFromRawBytes(absl::string_view bytes);
 
 // Fills `response` (model name and version, request id, the output tensor's
 // name, datatype and shape) and sizes its output storage in the form the

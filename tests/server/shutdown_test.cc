@@ -1,0 +1,218 @@
+// Graceful shutdown of the real sepconv-server binary: SIGTERM while 16
+// clients are sending. Every accepted request gets a correct answer, later
+// ones UNAVAILABLE (the service refuses, or the port is closed), and the
+// process exits 0.
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "engine/random_model.h"
+#include "engine/reference.h"
+#include "server_test_util.h"
+
+namespace sepconv {
+namespace {
+
+using testing::Elements;
+using testing::MakeInferRequest;
+using testing::MaxRelativeError;
+using testing::OutputFloats;
+using testing::RandomTensor;
+
+constexpr int kClients = 16;
+
+// sepconv-server in a child process on a free loopback port.
+class ServerProcess {
+ public:
+  explicit ServerProcess(std::vector<std::string> extra_flags) {
+    int pipe_fds[2];
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0) return;
+    std::vector<std::string> args = {SEPCONV_SERVER_BINARY, "--address=127.0.0.1",
+                                     "--grpc_port=0",       "--metrics_port=0",
+                                     "--threads=1",         "--exit_timeout_secs=20"};
+    args.insert(args.end(), extra_flags.begin(), extra_flags.end());
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(pipe_fds[1], STDERR_FILENO);
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(pipe_fds[1]);
+    stderr_fd_ = pipe_fds[0];
+    port_ = ReadPort();
+  }
+
+  ~ServerProcess() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (stderr_fd_ >= 0) close(stderr_fd_);
+  }
+
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+
+  // The exit status after at most `timeout`, or -1 (then the child is killed).
+  int WaitForExit(absl::Duration timeout) {
+    const absl::Time end = absl::Now() + timeout;
+    while (absl::Now() < end) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        exited_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return -1;
+  }
+
+  const std::string& log() const { return log_; }
+
+ private:
+  // Reads stderr until the "gRPC port N" line (at most 60 s).
+  int ReadPort() {
+    const absl::Time end = absl::Now() + absl::Seconds(60);
+    const std::string marker = "on gRPC port ";
+    while (absl::Now() < end) {
+      pollfd fd = {stderr_fd_, POLLIN, 0};
+      if (poll(&fd, 1, 200) <= 0) continue;
+      char buffer[512];
+      const ssize_t n = read(stderr_fd_, buffer, sizeof(buffer));
+      if (n <= 0) return 0;
+      log_.append(buffer, n);
+      const size_t at = log_.find(marker);
+      if (at == std::string::npos) continue;
+      const size_t start = at + marker.size();
+      const size_t stop = log_.find(',', start);
+      if (stop == std::string::npos) continue;
+      int port = 0;
+      if (absl::SimpleAtoi(log_.substr(start, stop - start), &port)) return port;
+    }
+    return 0;
+  }
+
+  pid_t pid_ = -1;
+  int stderr_fd_ = -1;
+  int port_ = 0;
+  bool exited_ = false;
+  std::string log_;
+};
+
+struct Outcome {
+  int ok_correct = 0;
+  int ok_wrong = 0;
+  int unavailable = 0;
+  std::vector<std::string> other;
+};
+
+// One request of client `client`; tallies the outcome; returns its code.
+grpc::StatusCode SendOne(inference::GRPCInferenceService::Stub* stub, int client, int i,
+                         Outcome* outcome) {
+  const Dims4 dims{1, 32, 8, 8};
+  const std::vector<float> input = RandomTensor(Elements(dims), 5000 + client * 1000 + i);
+  inference::ModelInferResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  grpc::Status status =
+      stub->ModelInfer(&context, MakeInferRequest("sepconv", dims, input, true), &response);
+  if (status.ok()) {
+    absl::StatusOr<std::vector<float>> expected = ReferenceForward(DefaultModel(), dims, input);
+    const bool right = expected.ok() && MaxRelativeError(OutputFloats(response), *expected) < 1e-4;
+    ++(right ? outcome->ok_correct : outcome->ok_wrong);
+  } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    ++outcome->unavailable;
+  } else {
+    outcome->other.push_back(absl::StrCat(status.error_code(), ": ", status.error_message()));
+  }
+  return status.error_code();
+}
+
+std::unique_ptr<inference::GRPCInferenceService::Stub> StubFor(int port) {
+  return inference::GRPCInferenceService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+}
+
+TEST(ShutdownTest, SigtermWhileSixteenClientsSendAnswersAcceptedAndRefusesLater) {
+  ServerProcess server({});
+  ASSERT_GT(server.port(), 0) << server.log();
+  std::atomic<bool> signalled{false};
+  std::atomic<int> answered{0};
+  std::vector<Outcome> outcomes(kClients);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      auto stub = StubFor(server.port());
+      // Send until a request fails after the signal (bounded).
+      for (int i = 0; i < 100000; ++i) {
+        const bool after_signal = signalled.load();
+        const grpc::StatusCode code = SendOne(stub.get(), c, i, &outcomes[c]);
+        if (code == grpc::StatusCode::OK) ++answered;
+        if (code != grpc::StatusCode::OK && after_signal) break;
+        if (code != grpc::StatusCode::OK && !signalled.load()) break;  // unexpected; reported
+      }
+    });
+  }
+  for (int i = 0; i < 1000 && answered.load() < 4 * kClients; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  signalled.store(true);
+  ASSERT_EQ(kill(server.pid(), SIGTERM), 0);
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(server.WaitForExit(absl::Seconds(30)), 0) << server.log();
+
+  int ok = 0;
+  for (const Outcome& o : outcomes) {
+    EXPECT_EQ(o.ok_wrong, 0);
+    EXPECT_TRUE(o.other.empty()) << o.other.front();
+    EXPECT_GE(o.unavailable, 1);  // each client stopped on UNAVAILABLE
+    ok += o.ok_correct;
+  }
+  EXPECT_GE(ok, 4 * kClients);
+}
+
+TEST(ShutdownTest, RequestsQueuedAtSigtermAreComputedNotDropped) {
+  // A long batching delay keeps every client's first request queued when
+  // the signal arrives; the drain must compute them all.
+  ServerProcess server({"--max_batch_size=64", "--max_queue_delay_us=10000000"});
+  ASSERT_GT(server.port(), 0) << server.log();
+  std::vector<Outcome> first(kClients);
+  std::vector<Outcome> later(kClients);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      auto stub = StubFor(server.port());
+      SendOne(stub.get(), c, 0, &first[c]);
+      SendOne(stub.get(), c, 1, &later[c]);
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(1500));
+  ASSERT_EQ(kill(server.pid(), SIGTERM), 0);
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(server.WaitForExit(absl::Seconds(30)), 0) << server.log();
+  for (int c = 0; c < kClients; ++c) {
+    EXPECT_EQ(first[c].ok_correct, 1) << "client " << c;
+    EXPECT_EQ(later[c].unavailable, 1) << "client " << c;
+  }
+}
+
+}  // namespace
+}  // namespace sepconv
