@@ -7,6 +7,7 @@
 #include <new>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "engine/internal/checked_math.h"
@@ -41,10 +42,10 @@ auto Guarded(Body&& body) -> decltype(body()) {
 class OneDnnExecutor final : public Executor {
  public:
   OneDnnExecutor(std::shared_ptr<const ModelSpec> model, ExecutorOptions options,
-                 ActivationLayout layout)
+                 OneDnnTuning tuning)
       : model_(std::move(model)),
         options_(options),
-        layout_(layout),
+        tuning_(tuning),
         engine_(dnnl::engine::kind::cpu, 0),
         stream_(engine_),
         weights_(*model_, engine_) {}
@@ -52,12 +53,39 @@ class OneDnnExecutor final : public Executor {
   absl::StatusOr<FlopCount> Run(const Dims4& chw, absl::Span<const BatchItem> items) override {
     absl::StatusOr<int64_t> n = CheckItems(chw, items);
     if (!n.ok()) return n.status();
+    // Validates the whole batch's shape (incl. overflow) before any work.
+    absl::StatusOr<Dims4> out = InferOutputShape(*model_, Dims4{*n, chw.c, chw.h, chw.w});
+    if (!out.ok()) return out.status();
     if (options_.threads > 0) omp_set_num_threads(options_.threads);
     return Guarded([&]() -> absl::StatusOr<FlopCount> {
-      absl::StatusOr<Plan*> plan = GetPlan(Dims4{*n, chw.c, chw.h, chw.w});
-      if (!plan.ok()) return plan.status();
-      (*plan)->Execute(items, stream_);
-      return (*plan)->flops();
+      const int64_t micro = MicroBatchSize(*model_, chw, *n, tuning_.micro_batch);
+      const int64_t in_sample = chw.c * chw.h * chw.w, out_sample = out->c * out->h * out->w;
+      FlopCount flops;
+      // Walk the items in micro-batches; a micro-batch may span items and
+      // an item may span micro-batches (pointers advance by whole samples).
+      size_t item = 0;
+      int64_t taken = 0;  // samples of items[item] already consumed
+      for (int64_t start = 0; start < *n; start += micro) {
+        const int64_t size = std::min(micro, *n - start);
+        absl::StatusOr<Plan*> plan = GetPlan(Dims4{size, chw.c, chw.h, chw.w});
+        if (!plan.ok()) return plan.status();
+        chunk_.clear();
+        for (int64_t need = size; need > 0;) {
+          const BatchItem& it = items[item];
+          const int64_t part = std::min(need, it.samples - taken);
+          chunk_.push_back(
+              BatchItem{it.input + taken * in_sample, it.output + taken * out_sample, part});
+          need -= part;
+          taken += part;
+          if (taken == it.samples) {
+            ++item;
+            taken = 0;
+          }
+        }
+        (*plan)->Execute(chunk_, stream_);
+        flops += (*plan)->flops();
+      }
+      return flops;
     });
   }
 
@@ -102,7 +130,8 @@ class OneDnnExecutor final : public Executor {
     }
     absl::StatusOr<FlopCount> flops = CountFlops(*model_, input);  // validates the shape
     if (!flops.ok()) return flops.status();
-    auto plan = std::make_unique<Plan>(*model_, input, *flops, layout_, weights_, engine_, stream_);
+    auto plan =
+        std::make_unique<Plan>(*model_, input, *flops, tuning_.layout, weights_, engine_, stream_);
     plans_.emplace_front(key, std::move(plan));
     index_[key] = plans_.begin();
     const size_t capacity = static_cast<size_t>(std::max(1, options_.max_cached_shapes));
@@ -115,12 +144,13 @@ class OneDnnExecutor final : public Executor {
 
   const std::shared_ptr<const ModelSpec> model_;
   const ExecutorOptions options_;
-  const ActivationLayout layout_;
+  const OneDnnTuning tuning_;
   dnnl::engine engine_;
   dnnl::stream stream_;
   WeightCache weights_;
   Lru plans_;
   std::map<Key, Lru::iterator> index_;
+  std::vector<BatchItem> chunk_;  // one micro-batch's pieces, reused
 };
 
 }  // namespace
@@ -128,7 +158,7 @@ class OneDnnExecutor final : public Executor {
 namespace internal {
 
 absl::StatusOr<std::unique_ptr<Executor>> CreateOneDnnExecutor(
-    std::shared_ptr<const ModelSpec> model, ExecutorOptions options, ActivationLayout layout) {
+    std::shared_ptr<const ModelSpec> model, ExecutorOptions options, OneDnnTuning tuning) {
   if (model == nullptr) return absl::InvalidArgumentError("Executor::Create: null model");
   if (absl::Status st = ValidateModel(*model); !st.ok()) return st;
   if (options.threads < 0) {
@@ -136,7 +166,7 @@ absl::StatusOr<std::unique_ptr<Executor>> CreateOneDnnExecutor(
         absl::StrCat("ExecutorOptions.threads must be >= 0, got ", options.threads));
   }
   return Guarded([&]() -> absl::StatusOr<std::unique_ptr<Executor>> {
-    return std::unique_ptr<Executor>(new OneDnnExecutor(std::move(model), options, layout));
+    return std::unique_ptr<Executor>(new OneDnnExecutor(std::move(model), options, tuning));
   });
 }
 
@@ -144,7 +174,7 @@ absl::StatusOr<std::unique_ptr<Executor>> CreateOneDnnExecutor(
 
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(std::shared_ptr<const ModelSpec> model,
                                                            ExecutorOptions options) {
-  return internal::CreateOneDnnExecutor(std::move(model), options, ActivationLayout::kAuto);
+  return internal::CreateOneDnnExecutor(std::move(model), options, OneDnnTuning{});
 }
 
 }  // namespace sepconv

@@ -85,6 +85,25 @@ ActivationLayout ResolveLayout(ActivationLayout layout) {
   return ActivationLayout::kNhwc;
 }
 
+int64_t MicroBatchSize(const ModelSpec& model, const Dims4& chw, int64_t n, int64_t requested) {
+  if (requested > 0) return std::min(requested, n);
+  // Per sample: the largest layer input + depthwise output + layer output.
+  int64_t h = chw.h, w = chw.w, c = chw.c, per_sample = 0;
+  for (const Layer& layer : model.layers) {
+    const LayerSpec& s = layer.spec;
+    const int64_t pad = s.EffectivePadding(), reach = s.dilation * (s.kernel - 1) + 1;
+    const int64_t ho = (h + 2 * pad - reach) / s.stride + 1,
+                  wo = (w + 2 * pad - reach) / s.stride + 1;
+    per_sample =
+        std::max(per_sample, static_cast<int64_t>(sizeof(float)) *
+                                 (c * h * w + (s.MidChannels() + s.out_channels) * ho * wo));
+    h = ho;
+    w = wo;
+    c = s.out_channels;
+  }
+  return std::clamp<int64_t>(kMicroBatchBytes / std::max<int64_t>(per_sample, 1), 1, n);
+}
+
 WeightCache::WeightCache(const ModelSpec& model, const dnnl::engine& engine) : engine_(engine) {
   // oneDNN takes non-const handles; plain weights are only ever read.
   auto view = [&](const std::vector<float>& values, const memory::dims& dims,

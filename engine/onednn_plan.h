@@ -35,6 +35,23 @@ enum class ActivationLayout {
 // kAuto resolved for the CPU oneDNN runs on.
 ActivationLayout ResolveLayout(ActivationLayout layout);
 
+// Internal knobs of the executor, pinned by tests and benchmarks.
+struct OneDnnTuning {
+  ActivationLayout layout = ActivationLayout::kAuto;
+  // Samples per execution of the primitives: a larger batch runs as a
+  // sequence of micro-batches so that one micro-batch's activations stay in
+  // cache instead of streaming every layer through DRAM. 0 = automatic
+  // (MicroBatchSize).
+  int64_t micro_batch = 0;
+};
+
+// The micro-batch for a batch of `n` samples of shape `chw`: `requested`
+// if positive, else as many samples as fit kMicroBatchBytes of
+// activations (at least 1), never more than `n`. `model` must be valid for
+// `chw`.
+inline constexpr int64_t kMicroBatchBytes = int64_t{16} << 20;
+int64_t MicroBatchSize(const ModelSpec& model, const Dims4& chw, int64_t n, int64_t requested);
+
 // The model's weights as oneDNN memories: plain (PyTorch layout) views of the
 // ModelSpec, plus one reordered copy per layout a primitive asked for,
 // made on first request and kept.

@@ -1,8 +1,9 @@
 #ifndef SEPCONV_ENGINE_INTERNAL_ONEDNN_EXECUTOR_H_
 #define SEPCONV_ENGINE_INTERNAL_ONEDNN_EXECUTOR_H_
 
-// Executor::Create with the internal activation layout pinned, for tests and
-// benchmarks that compare layouts. Same contract as Executor::Create.
+// Executor::Create with the internal knobs (activation layout, micro-batch)
+// pinned, for tests and benchmarks that compare them. Same contract as
+// Executor::Create.
 
 #include <memory>
 
@@ -14,7 +15,7 @@ namespace sepconv {
 namespace internal {
 
 absl::StatusOr<std::unique_ptr<Executor>> CreateOneDnnExecutor(
-    std::shared_ptr<const ModelSpec> model, ExecutorOptions options, ActivationLayout layout);
+    std::shared_ptr<const ModelSpec> model, ExecutorOptions options, OneDnnTuning tuning);
 
 }  // namespace internal
 }  // namespace sepconv
