@@ -3,13 +3,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 
 namespace sepconv::client {
@@ -20,6 +24,9 @@ std::string ErrorList(const StepResult& r) {
   for (const auto& [code, n] : r.errors) parts.push_back(absl::StrCat(code, ":", n));
   return absl::StrJoin(parts, ";");
 }
+
+// Inside gnuplot's single quotes, a quote is doubled.
+std::string GnuplotQuote(const std::string& s) { return absl::StrReplaceAll(s, {{"'", "''"}}); }
 
 int64_t ErrorCount(const StepResult& r) {
   int64_t n = 0;
@@ -151,6 +158,18 @@ absl::Status CheckGnuplot() {
       "--plot needs gnuplot, which is not on PATH (Debian: apt-get install gnuplot-nox)");
 }
 
+absl::Status CheckWritable(const std::string& path) {
+  const bool existed = access(path.c_str(), F_OK) == 0;
+  std::ofstream out(path, std::ios::app);
+  if (!out) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot write '", path, "': ", std::strerror(errno)));
+  }
+  out.close();
+  if (!existed) unlink(path.c_str());
+  return absl::OkStatus();
+}
+
 absl::Status WritePlot(const std::vector<StepResult>& results, const std::string& title,
                        const std::string& png_path) {
   if (absl::Status s = CheckGnuplot(); !s.ok()) return s;
@@ -160,7 +179,7 @@ absl::Status WritePlot(const std::vector<StepResult>& results, const std::string
       "set grid\nset key left top\n"
       "plot '-' using 1:2 with linespoints title 'p50', "
       "'-' using 1:2 with linespoints title 'p90', '-' using 1:2 with linespoints title 'p99'\n",
-      png_path, title);
+      GnuplotQuote(png_path), GnuplotQuote(title));
   for (double StepResult::*field :
        {&StepResult::p50_ms, &StepResult::p90_ms, &StepResult::p99_ms}) {
     for (const StepResult& r : results) {
@@ -168,13 +187,30 @@ absl::Status WritePlot(const std::vector<StepResult>& results, const std::string
     }
     script += "e\n";
   }
-  FILE* pipe = popen("gnuplot 2>&1", "w");
-  if (pipe == nullptr) return absl::InternalError("cannot start gnuplot");
+  // gnuplot's own chatter goes to a file, shown only when it fails.
+  char log_path[] = "/tmp/sepconv-gnuplot-XXXXXX";
+  const int log_fd = mkstemp(log_path);
+  if (log_fd < 0) return absl::InternalError("cannot create a temporary file for gnuplot");
+  close(log_fd);
+  FILE* pipe = popen(absl::StrCat("gnuplot >", log_path, " 2>&1").c_str(), "w");
+  if (pipe == nullptr) {
+    unlink(log_path);
+    return absl::InternalError("cannot start gnuplot");
+  }
   fwrite(script.data(), 1, script.size(), pipe);
   const int rc = pclose(pipe);
+  std::ifstream log_file(log_path);
+  std::string log;
+  // The first lines of gnuplot's complaint, printable characters only.
+  for (char c; log.size() < 240 && log_file.get(c);) {
+    if (c == '\n' || c == '\t') c = ' ';
+    if (c >= 0x20 && c < 0x7f && !(c == ' ' && !log.empty() && log.back() == ' ')) log.push_back(c);
+  }
+  unlink(log_path);
   if (rc != 0) {
     return absl::InternalError(absl::StrCat("gnuplot failed (exit status ", WEXITSTATUS(rc),
-                                            ") writing '", png_path, "'"));
+                                            ") writing '", png_path,
+                                            "': ", absl::StrReplaceAll(log, {{"\n", " "}})));
   }
   return absl::OkStatus();
 }

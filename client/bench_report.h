@@ -21,6 +21,9 @@ std::string FormatJson(const std::vector<StepResult>& results);
 
 // FAILED_PRECONDITION with an install hint when gnuplot is not on PATH.
 absl::Status CheckGnuplot();
+// PERMISSION_DENIED naming `path` when it cannot be written (checked before a
+// long run rather than after it).
+absl::Status CheckWritable(const std::string& path);
 // Writes a PNG of p50/p90/p99 latency against throughput with gnuplot.
 absl::Status WritePlot(const std::vector<StepResult>& results, const std::string& title,
                        const std::string& png_path);

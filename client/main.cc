@@ -325,6 +325,10 @@ int Bench(const ClientOptions& client_options) {
   if (!plot.empty()) {
     if (absl::Status s = CheckGnuplot(); !s.ok()) return Fail("bench", s);
   }
+  for (const std::string& path : {plot, absl::GetFlag(FLAGS_csv), absl::GetFlag(FLAGS_json)}) {
+    if (path.empty() || path == "-") continue;
+    if (absl::Status s = CheckWritable(path); !s.ok()) return Fail("bench", s);
+  }
   absl::StatusOr<Tensor> input = InputFromFlags();
   if (!input.ok()) {
     return input.status().code() == absl::StatusCode::kInvalidArgument

@@ -271,6 +271,11 @@ TEST_F(CliTest, PlotNeedsGnuplotAndSaysSo) {
   ExpectOneLineError(missing, "gnuplot");
   EXPECT_LT(missing.elapsed, absl::Seconds(5));
 
+  ProcessResult unwritable =
+      Cli({"bench", "--shape=1,32,8,8", "--concurrency=1", "--plot=/nonexistent/dir/p.png"});
+  ExpectOneLineError(unwritable, "cannot write '/nonexistent/dir/p.png'");
+  EXPECT_LT(unwritable.elapsed, absl::Seconds(5));
+
   ProcessResult r = Cli({"bench", "--shape=1,32,8,8", "--concurrency=1,2", "--warmup_ms=100",
                          "--window_ms=200", "--max_windows=2", absl::StrCat("--plot=", png)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
