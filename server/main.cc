@@ -21,10 +21,15 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "server/auth.h"
 #include "server/cpu_budget.h"
 #include "server/metrics.h"
 #include "server/model_registry.h"
+#include "server/repository_sync.h"
+#include "server/request_limits.h"
+#include "server/request_log.h"
 #include "server/server.h"
+#include "server/tls.h"
 
 ABSL_FLAG(std::string, address, "0.0.0.0", "Address to listen on (gRPC and metrics).");
 ABSL_FLAG(int, grpc_port, 8001, "gRPC port (KServe v2, health, reflection); 0 picks one.");
@@ -43,7 +48,31 @@ ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC request or response, i
 ABSL_FLAG(int, exit_timeout_secs, 30,
           "On SIGTERM/SIGINT, how long queued requests may still finish.");
 ABSL_FLAG(std::string, model_repository, "",
-          "Triton-layout model repository; empty serves the built-in model 'sepconv'.");
+          "Triton-layout model repository (DIR/<model>/[config.pbtxt], "
+          "DIR/<model>/<version>/model.onnx); empty serves the built-in model 'sepconv'.");
+ABSL_FLAG(std::string, model_control_mode, "none",
+          "'none': load the repository once at startup; 'poll': rescan it every "
+          "--repository_poll_secs and load, reload or unload what changed.");
+ABSL_FLAG(int, repository_poll_secs, 15, "Seconds between repository scans in poll mode.");
+
+// Security and limits.
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain; with --tls_key, gRPC is served over TLS only.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert (unencrypted).");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; clients must present a certificate it signed (mutual TLS).");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "Bearer tokens, one per line ('#' comments); re-read on SIGHUP. Inference and "
+          "metadata RPCs then need 'authorization: Bearer <token>'; health and liveness stay "
+          "open. Empty: no auth.");
+ABSL_FLAG(int64_t, max_elements_per_request, int64_t{16} << 20,
+          "Largest input, and largest output, of one request in elements; 0 = no limit.");
+ABSL_FLAG(int64_t, max_spatial_size, 4096, "Largest input H and W; 0 = no limit.");
+ABSL_FLAG(int64_t, max_batch_per_request, 0, "Largest N of one request; 0 = no limit.");
+ABSL_FLAG(int, max_concurrent_streams, 256,
+          "Concurrent requests (HTTP/2 streams) per connection; 0 = gRPC's default.");
+ABSL_FLAG(double, failed_request_log_rate, 10,
+          "Failed requests logged per second at most (one line each, to stderr); 0 = none.");
 
 namespace sepconv {
 namespace {
@@ -66,7 +95,7 @@ absl::Status InstallSignalHandlers() {
   action.sa_handler = OnSignal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
-  for (int signo : {SIGTERM, SIGINT}) {
+  for (int signo : {SIGTERM, SIGINT, SIGHUP}) {
     if (sigaction(signo, &action, nullptr) != 0) {
       return absl::InternalError(absl::StrCat("sigaction: ", strerror(errno)));
     }
@@ -125,8 +154,60 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   return options;
 }
 
+// TLS credentials, token auth, the failed-request log and request limits.
+absl::Status AddSecurityOptions(ServerOptions* options) {
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials({absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                             absl::GetFlag(FLAGS_tls_client_ca)});
+  if (!credentials.ok()) return credentials.status();
+  options->credentials = *std::move(credentials);
+  if (!absl::GetFlag(FLAGS_auth_token_file).empty()) {
+    absl::StatusOr<std::unique_ptr<TokenAuthenticator>> auth =
+        TokenAuthenticator::FromFile(absl::GetFlag(FLAGS_auth_token_file));
+    if (!auth.ok()) return auth.status();
+    options->service.auth = *std::move(auth);
+  }
+  if (absl::GetFlag(FLAGS_failed_request_log_rate) > 0) {
+    RequestLogOptions log;
+    log.lines_per_second = absl::GetFlag(FLAGS_failed_request_log_rate);
+    log.burst = 2 * log.lines_per_second;
+    options->service.request_log = std::make_shared<RequestLog>(log);
+  }
+  RequestLimits& limits = options->service.limits;
+  limits.max_elements = absl::GetFlag(FLAGS_max_elements_per_request);
+  limits.max_spatial_size = absl::GetFlag(FLAGS_max_spatial_size);
+  limits.max_batch = absl::GetFlag(FLAGS_max_batch_per_request);
+  options->max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  if (limits.max_elements < 0 || limits.max_spatial_size < 0 || limits.max_batch < 0 ||
+      options->max_concurrent_streams < 0) {
+    return absl::InvalidArgumentError(
+        "--max_elements_per_request, --max_spatial_size, --max_batch_per_request and "
+        "--max_concurrent_streams must be >= 0");
+  }
+  return absl::OkStatus();
+}
+
+// SIGHUP: re-read the token file; on error the old tokens stay in force.
+void ReloadTokens(const ServerOptions& options) {
+  const std::shared_ptr<TokenAuthenticator>& auth = options.service.auth;
+  if (auth == nullptr) {
+    std::fprintf(stderr, "sepconv-server: SIGHUP: no --auth_token_file to reload\n");
+    return;
+  }
+  absl::Status s = auth->Reload();
+  if (s.ok()) {
+    std::fprintf(stderr, "sepconv-server: SIGHUP: reloaded %d token(s)\n", auth->token_count());
+  } else {
+    std::fprintf(stderr, "sepconv-server: SIGHUP: keeping the current tokens: %s\n",
+                 s.ToString().c_str());
+  }
+}
+
 int Run() {
   absl::StatusOr<ServerOptions> options = OptionsFromFlags();
+  if (options.ok()) {
+    if (absl::Status s = AddSecurityOptions(&*options); !s.ok()) options = s;
+  }
   if (!options.ok()) {
     std::fprintf(stderr, "sepconv-server: %s\n", options.status().ToString().c_str());
     return 2;
@@ -137,13 +218,35 @@ int Run() {
   }
   std::unique_ptr<Metrics> metrics = options->metrics_port != 0 ? Metrics::Create() : nullptr;
   auto registry = std::make_shared<ModelRegistry>();
-  if (!absl::GetFlag(FLAGS_model_repository).empty()) {
-    std::fprintf(stderr, "sepconv-server: --model_repository is not supported yet\n");
+  const std::string repository = absl::GetFlag(FLAGS_model_repository);
+  const std::string mode = absl::GetFlag(FLAGS_model_control_mode);
+  if (mode != "none" && mode != "poll") {
+    std::fprintf(stderr, "sepconv-server: --model_control_mode='%s': expected none or poll\n",
+                 mode.c_str());
     return 2;
   }
-  if (absl::Status s = AddDefaultModel(*options, metrics.get(), registry.get()); !s.ok()) {
-    std::fprintf(stderr, "sepconv-server: default model: %s\n", s.ToString().c_str());
-    return 1;
+  if (mode == "poll" && absl::GetFlag(FLAGS_repository_poll_secs) < 1) {
+    std::fprintf(stderr, "sepconv-server: --repository_poll_secs must be >= 1\n");
+    return 2;
+  }
+  std::unique_ptr<RepositorySync> sync;
+  if (repository.empty()) {
+    if (absl::Status s = AddDefaultModel(*options, metrics.get(), registry.get()); !s.ok()) {
+      std::fprintf(stderr, "sepconv-server: default model: %s\n", s.ToString().c_str());
+      return 1;
+    }
+  } else {
+    const absl::Duration interval = mode == "poll"
+                                        ? absl::Seconds(absl::GetFlag(FLAGS_repository_poll_secs))
+                                        : absl::ZeroDuration();
+    absl::StatusOr<std::unique_ptr<RepositorySync>> started =
+        RepositorySync::Start(repository, *options, metrics.get(), registry, interval);
+    if (!started.ok()) {
+      std::fprintf(stderr, "sepconv-server: --model_repository: %s\n",
+                   started.status().ToString().c_str());
+      return 1;
+    }
+    sync = *std::move(started);
   }
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(*options, registry, metrics.get());
   if (!server.ok()) {
@@ -155,9 +258,11 @@ int Run() {
                "(%d instance(s) x %d thread(s))\n",
                absl::StrJoin(registry->ModelNames(), ", ").c_str(), (*server)->grpc_port(),
                (*server)->metrics_port(), options->instances, options->threads);
-  const int signo = WaitForSignal();
+  int signo = WaitForSignal();
+  for (; signo == SIGHUP; signo = WaitForSignal()) ReloadTokens(*options);
   std::fprintf(stderr, "sepconv-server: signal %d, shutting down (up to %ds)\n", signo,
                absl::GetFlag(FLAGS_exit_timeout_secs));
+  if (sync != nullptr) sync->Stop();
   (*server)->Shutdown();
   std::fprintf(stderr, "sepconv-server: stopped\n");
   return 0;

@@ -1,0 +1,103 @@
+#include "server/repository_sync.h"
+
+#include <cstdio>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace sepconv {
+namespace {
+
+void Retire(std::shared_ptr<ServedModel> model, const ServerOptions& options) {
+  if (model != nullptr) model->Shutdown(absl::Now() + options.exit_timeout);
+}
+
+}  // namespace
+
+absl::Status ApplyRepositoryDiff(const RepositoryDiff& diff, const ServerOptions& options,
+                                 Metrics* metrics, ModelRegistry* registry) {
+  absl::Status first_error;
+  for (const auto* loads : {&diff.added, &diff.changed}) {
+    for (const VersionLoad& load : *loads) {
+      const std::string version = absl::StrCat(load.version);
+      absl::Status status = load.status;
+      if (status.ok()) {
+        SchedulerOptions scheduler = load.scheduler;
+        ExecutorOptions executor = options.ModelExecutorOptions();
+        absl::StatusOr<std::shared_ptr<ServedModel>> model = ServedModel::Create(
+            load.model, version, load.loaded->spec, scheduler, executor, metrics);
+        if (model.ok()) {
+          Retire(registry->AddOrReplace(*std::move(model)), options);
+          std::fprintf(stderr, "sepconv-server: serving model '%s' version %s (%s)\n",
+                       load.model.c_str(), version.c_str(), load.loaded->source.c_str());
+          continue;
+        }
+        status = model.status();
+      }
+      if (first_error.ok()) first_error = status;
+      std::fprintf(stderr, "sepconv-server: model '%s' version %s not served: %s\n",
+                   load.model.c_str(), version.c_str(), status.ToString().c_str());
+      // A model-level failure (version 0) keeps the versions already served.
+      if (load.version != 0 || !registry->Versions(load.model).ok()) {
+        Retire(registry->MarkUnavailable(load.model, version, status.ToString()), options);
+      }
+    }
+  }
+  for (const auto& [model, version] : diff.removed) {
+    Retire(registry->Remove(model, absl::StrCat(version)), options);
+  }
+  return first_error;
+}
+
+RepositorySync::RepositorySync(const std::string& root, const ServerOptions& options,
+                               Metrics* metrics, std::shared_ptr<ModelRegistry> registry)
+    : options_(options),
+      metrics_(metrics),
+      registry_(std::move(registry)),
+      repository_(RepositoryOptions{root, options.ModelSchedulerOptions()}) {}
+
+absl::StatusOr<std::unique_ptr<RepositorySync>> RepositorySync::Start(
+    const std::string& root, const ServerOptions& options, Metrics* metrics,
+    std::shared_ptr<ModelRegistry> registry, absl::Duration poll_interval) {
+  std::unique_ptr<RepositorySync> sync(
+      new RepositorySync(root, options, metrics, std::move(registry)));
+  absl::Status first = sync->PollOnce();
+  if (absl::IsNotFound(first) || absl::IsPermissionDenied(first)) return first;
+  if (poll_interval > absl::ZeroDuration()) {
+    sync->thread_ = std::thread([s = sync.get(), poll_interval] { s->Loop(poll_interval); });
+  }
+  return sync;
+}
+
+RepositorySync::~RepositorySync() { Stop(); }
+
+void RepositorySync::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status RepositorySync::PollOnce() {
+  absl::MutexLock lock(&poll_mu_);
+  absl::StatusOr<RepositoryDiff> diff = repository_.Poll();
+  if (!diff.ok()) return diff.status();
+  return ApplyRepositoryDiff(*diff, options_, metrics_, registry_.get());
+}
+
+void RepositorySync::Loop(absl::Duration interval) {
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) return;
+    }
+    absl::Status status = PollOnce();
+    if (!status.ok()) {
+      std::fprintf(stderr, "sepconv-server: repository poll: %s\n", status.ToString().c_str());
+    }
+  }
+}
+
+}  // namespace sepconv
