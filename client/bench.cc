@@ -319,9 +319,7 @@ absl::StatusOr<std::vector<StepResult>> RunBench(const std::vector<Client*>& cli
     return absl::InvalidArgumentError("the window must be positive");
   }
   if (absl::Status s = Probe(clients[0], request, options.request_timeout); !s.ok()) {
-    return absl::Status(
-        s.code(), absl::StrCat("the first request failed: ", absl::StatusCodeToString(s.code()),
-                               ": ", s.message()));
+    return absl::Status(s.code(), absl::StrCat("the first request failed: ", s.message()));
   }
   std::vector<StepResult> results;
   const bool closed = options.rates.empty();
