@@ -33,6 +33,7 @@ namespace sepconv {
 namespace {
 
 int g_threads = 2;
+int g_errors = 0;  // benchmarks that could not run; main exits non-zero
 
 using Clock = std::chrono::steady_clock;
 
@@ -85,6 +86,7 @@ void BM_Engine(benchmark::State& state, std::shared_ptr<const ModelSpec> model, 
   options.threads = g_threads;
   auto executor = internal::CreateOneDnnExecutor(model, options, tuning);
   if (!executor.ok()) {
+    ++g_errors;
     state.SkipWithError(executor.status().ToString().c_str());
     return;
   }
@@ -93,6 +95,7 @@ void BM_Engine(benchmark::State& state, std::shared_ptr<const ModelSpec> model, 
   std::vector<float> output(static_cast<size_t>(Elements(out_dims)));
   absl::StatusOr<FlopCount> flops = (*executor)->Run(dims, input.data(), output.data());  // warm
   if (!flops.ok()) {
+    ++g_errors;
     state.SkipWithError(flops.status().ToString().c_str());
     return;
   }
@@ -274,7 +277,9 @@ int main(int argc, char** argv) {
   sepconv::RegisterAll();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
+  const size_t ran = benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  return 0;
+  // A filter that matches nothing, or a benchmark that failed, is an error
+  // (the smoke test relies on it).
+  return ran > 0 && sepconv::g_errors == 0 ? 0 : 1;
 }
