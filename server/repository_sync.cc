@@ -38,6 +38,11 @@ absl::Status ApplyRepositoryDiff(const RepositoryDiff& diff, const ServerOptions
       if (first_error.ok()) first_error = status;
       std::fprintf(stderr, "sepconv-server: model '%s' version %s not served: %s\n",
                    load.model.c_str(), version.c_str(), status.ToString().c_str());
+      // A changed version that no longer loads keeps serving its previous
+      // load (as Triton does), so a bad rewrite drops no requests.
+      if (loads == &diff.changed && load.version != 0 && registry->IsReady(load.model, version)) {
+        continue;
+      }
       // A model-level failure (version 0) keeps the versions already served.
       if (load.version != 0 || !registry->Versions(load.model).ok()) {
         Retire(registry->MarkUnavailable(load.model, version, status.ToString()), options);
