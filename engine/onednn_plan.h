@@ -1,8 +1,8 @@
 #ifndef SEPCONV_ENGINE_ONEDNN_PLAN_H_
 #define SEPCONV_ENGINE_ONEDNN_PLAN_H_
 
-// oneDNN internals of the Executor: reordered weights (WeightCache) and the
-// per-input-shape execution plan (Plan). Both may throw dnnl::error and
+// oneDNN internals of the Executor: the per-input-shape execution plan
+// (Plan) and the knobs that shape it. Both may throw dnnl::error and
 // std::bad_alloc; the Executor catches them. Not thread-safe: each belongs
 // to one Executor.
 
@@ -17,6 +17,7 @@
 #include "engine/executor.h"
 #include "engine/flops.h"
 #include "engine/model_spec.h"
+#include "engine/onednn_weights.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace sepconv {
@@ -51,38 +52,6 @@ struct OneDnnTuning {
 // `chw`.
 inline constexpr int64_t kMicroBatchBytes = int64_t{16} << 20;
 int64_t MicroBatchSize(const ModelSpec& model, const Dims4& chw, int64_t n, int64_t requested);
-
-// The model's weights as oneDNN memories: plain (PyTorch layout) views of the
-// ModelSpec, plus one reordered copy per layout a primitive asked for,
-// made on first request and kept.
-class WeightCache {
- public:
-  // `model` must outlive the cache.
-  WeightCache(const ModelSpec& model, const dnnl::engine& engine);
-
-  // The layer's depthwise/pointwise weights in `desc` (reordered once).
-  dnnl::memory Depthwise(size_t layer, const dnnl::memory::desc& desc, dnnl::stream& stream);
-  dnnl::memory Pointwise(size_t layer, const dnnl::memory::desc& desc, dnnl::stream& stream);
-  // The pointwise weights as given ([out, mid] row-major).
-  const dnnl::memory& PointwisePlain(size_t layer) const { return layers_[layer].pw.plain; }
-  // Biases (plain, 1-D); empty memory when the layer has none.
-  const dnnl::memory& DepthwiseBias(size_t layer) const { return layers_[layer].dw_bias; }
-  const dnnl::memory& PointwiseBias(size_t layer) const { return layers_[layer].pw_bias; }
-
- private:
-  struct Weights {
-    dnnl::memory plain;
-    std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> reordered;
-  };
-  struct LayerMemories {
-    Weights dw, pw;
-    dnnl::memory dw_bias, pw_bias;
-  };
-  dnnl::memory Get(Weights& weights, const dnnl::memory::desc& desc, dnnl::stream& stream);
-
-  dnnl::engine engine_;
-  std::vector<LayerMemories> layers_;
-};
 
 // Everything to run the model on one input shape [n, c, h, w]: primitives
 // created once, activation buffers (two, ping-ponged across layers) and one
