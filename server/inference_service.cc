@@ -59,7 +59,30 @@ void AddTensorMetadata(const char* name, int64_t channels,
 }  // namespace
 
 InferenceService::InferenceService(std::shared_ptr<const ModelRegistry> registry)
-    : registry_(std::move(registry)) {}
+    : InferenceService(std::move(registry), InferenceServiceOptions()) {}
+
+InferenceService::InferenceService(std::shared_ptr<const ModelRegistry> registry,
+                                   InferenceServiceOptions options)
+    : registry_(std::move(registry)), options_(std::move(options)) {}
+
+absl::Status InferenceService::Authenticate(const grpc::CallbackServerContext& context) const {
+  if (options_.auth == nullptr) return absl::OkStatus();
+  return options_.auth->CheckContext(context);
+}
+
+void InferenceService::LogFailure(const grpc::CallbackServerContext& context,
+                                  const inference::ModelInferRequest& request,
+                                  const absl::Status& status) const {
+  if (options_.request_log == nullptr || status.ok()) return;
+  const std::string peer = context.peer();
+  FailedRequest failed;
+  failed.code = status.code();
+  failed.model = request.model_name();
+  failed.version = request.model_version();
+  failed.peer = peer;
+  failed.reason = status.message();
+  options_.request_log->Failed(failed);
+}
 
 grpc::ServerUnaryReactor* InferenceService::ServerLive(grpc::CallbackServerContext* context,
                                                        const inference::ServerLiveRequest*,
@@ -85,6 +108,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelReady(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
     grpc::CallbackServerContext* context, const inference::ServerMetadataRequest*,
     inference::ServerMetadataResponse* response) {
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return FinishNow(context, auth);
   response->set_name(kServerName);
   response->set_version(SEPCONV_VERSION);
   return FinishNow(context, absl::OkStatus());
@@ -93,6 +117,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
 grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
     grpc::CallbackServerContext* context, const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return FinishNow(context, auth);
   absl::StatusOr<std::shared_ptr<ServedModel>> model =
       registry_->Find(request->name(), request->version());
   if (!model.ok()) return FinishNow(context, model.status());
@@ -112,6 +137,15 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   const absl::Time start = absl::Now();
   // DefaultReactor may be called only once per RPC.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) {
+    // Counted under the model only if it exists: clients mint no labels.
+    absl::StatusOr<std::shared_ptr<ServedModel>> model =
+        registry_->Find(request->model_name(), request->model_version());
+    if (model.ok()) Record((*model)->metrics(), auth.code(), start);
+    LogFailure(*context, *request, auth);
+    reactor->Finish(ToGrpcStatus(auth));
+    return reactor;
+  }
   ModelMetrics* metrics = nullptr;
   absl::Status status;
   // A version replaced between lookup and submit rejects with UNAVAILABLE;
@@ -120,6 +154,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
     absl::StatusOr<std::shared_ptr<ServedModel>> model =
         registry_->Find(request->model_name(), request->model_version());
     if (!model.ok()) {
+      LogFailure(*context, *request, model.status());
       reactor->Finish(ToGrpcStatus(model.status()));
       return reactor;
     }
@@ -137,6 +172,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
     response->Clear();
   }
   Record(metrics, status.code(), start);
+  LogFailure(*context, *request, status);
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
@@ -148,6 +184,11 @@ absl::Status InferenceService::SubmitInfer(const ServedModel& model,
                                            grpc::ServerUnaryReactor* reactor, absl::Time start) {
   absl::StatusOr<ValidatedInfer> validated = ValidateInferRequest(request, model.spec());
   if (!validated.ok()) return validated.status();
+  if (absl::Status limited =
+          CheckRequestLimits(options_.limits, validated->input_dims, validated->output_dims);
+      !limited.ok()) {
+    return limited;
+  }
   absl::StatusOr<float*> output =
       PrepareInferResponse(request, *validated, model.name(), model.version(), response);
   if (!output.ok()) return output.status();
@@ -159,9 +200,10 @@ absl::Status InferenceService::SubmitInfer(const ServedModel& model,
   job->output = *output;
   job->deadline = RequestDeadline(*context, start, *validated);
   job->is_cancelled = [context] { return context->IsCancelled(); };
-  job->done = [reactor, metrics = model.metrics(), start,
+  job->done = [this, context, &request, reactor, metrics = model.metrics(), start,
                input = std::move(input)](absl::Status status) {
     Record(metrics, status.code(), start);
+    LogFailure(*context, request, status);  // context and request live until Finish
     reactor->Finish(ToGrpcStatus(status));
   };
   return model.scheduler().Submit(std::move(job));

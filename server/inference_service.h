@@ -24,13 +24,30 @@
 #include <memory>
 
 #include "grpc_service.grpc.pb.h"
+#include "server/auth.h"
 #include "server/model_registry.h"
+#include "server/request_limits.h"
+#include "server/request_log.h"
 
 namespace sepconv {
+
+// Security and limits (added by "security"). With `auth`, ModelInfer,
+// ModelMetadata and ServerMetadata need "authorization: Bearer <token>"
+// (UNAUTHENTICATED otherwise, recorded under the model's metrics when the
+// named model exists); ServerLive, ServerReady and ModelReady stay open for
+// probes, as do gRPC health and reflection. Every failed ModelInfer is
+// written to `request_log` (rate-limited). `limits` are checked after
+// validation, before the output is allocated (RESOURCE_EXHAUSTED).
+struct InferenceServiceOptions {
+  std::shared_ptr<TokenAuthenticator> auth;  // null: no auth; main reloads it
+  std::shared_ptr<RequestLog> request_log;   // null: no failure log
+  RequestLimits limits;
+};
 
 class InferenceService final : public inference::GRPCInferenceService::CallbackService {
  public:
   explicit InferenceService(std::shared_ptr<const ModelRegistry> registry);
+  InferenceService(std::shared_ptr<const ModelRegistry> registry, InferenceServiceOptions options);
 
   // From now on ServerReady and ModelReady answer false and ModelInfer
   // answers UNAVAILABLE; requests already submitted still complete.
@@ -64,7 +81,14 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                            inference::ModelInferResponse* response,
                            grpc::ServerUnaryReactor* reactor, absl::Time start);
 
+  // OK when auth is off or the call carries a valid token.
+  absl::Status Authenticate(const grpc::CallbackServerContext& context) const;
+  // Writes one failed ModelInfer to the request log, if any.
+  void LogFailure(const grpc::CallbackServerContext& context,
+                  const inference::ModelInferRequest& request, const absl::Status& status) const;
+
   const std::shared_ptr<const ModelRegistry> registry_;
+  const InferenceServiceOptions options_;
   std::atomic<bool> shutting_down_{false};
 };
 

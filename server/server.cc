@@ -85,7 +85,7 @@ absl::Status AddDefaultModel(const ServerOptions& options, Metrics* metrics,
 Server::Server(ServerOptions options, std::shared_ptr<ModelRegistry> registry)
     : options_(std::move(options)),
       registry_(std::move(registry)),
-      service_(std::make_unique<InferenceService>(registry_)),
+      service_(std::make_unique<InferenceService>(registry_, options_.service)),
       health_(std::make_shared<Health>()) {}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
@@ -119,6 +119,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   // Two servers must not silently share a port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (options.max_concurrent_streams > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  }
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {

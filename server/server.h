@@ -56,6 +56,10 @@ struct ServerOptions {
   absl::Duration drain_grace = absl::Milliseconds(300);
   // Null means plaintext.
   std::shared_ptr<grpc::ServerCredentials> credentials;
+  // Token auth, failure log and request size limits (see inference_service.h).
+  InferenceServiceOptions service;
+  // HTTP/2 streams one connection may have open at once; 0 = gRPC's default.
+  int max_concurrent_streams = 0;
 
   SchedulerOptions ModelSchedulerOptions() const;
   ExecutorOptions ModelExecutorOptions() const;

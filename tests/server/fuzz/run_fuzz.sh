@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds the request fuzzer with clang (-fsanitize=fuzzer,address,undefined)
+# in its own build dir and runs it for a bounded time on the seed corpus.
+# Environment:
+#   SEPCONV_FUZZ_SECS=N       run time in seconds (default 60)
+#   SEPCONV_FUZZ_BUILD_DIR=D  build dir (default <repo>/build-fuzz)
+#   SEPCONV_FUZZ_JOBS=N       build jobs (default 2)
+# Exit status: non-zero when the build fails or the fuzzer finds a crash, a
+# leak, undefined behaviour or a broken invariant; the input is then in
+# $SEPCONV_FUZZ_BUILD_DIR/fuzz/artifacts/ (turn it into a regression test).
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../../.." && pwd)
+build=${SEPCONV_FUZZ_BUILD_DIR:-$src/build-fuzz}
+secs=${SEPCONV_FUZZ_SECS:-60}
+jobs=${SEPCONV_FUZZ_JOBS:-2}
+
+CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DSEPCONV_SANITIZE=ON -DSEPCONV_FUZZ=ON -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link" >/dev/null
+cmake --build "$build" --target request_fuzzer make_fuzz_corpus -j "$jobs"
+
+work=$build/fuzz
+rm -rf "$work/artifacts" "$work/seeds"
+mkdir -p "$work/corpus" "$work/artifacts" "$work/seeds"
+# The committed seeds, plus the same ones regenerated from the current proto.
+"$build/tests/server/fuzz/make_fuzz_corpus" "$work/seeds"
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# The first directory receives new inputs; the seed dirs are only read.
+set +e
+"$build/tests/server/fuzz/request_fuzzer" -max_total_time="$secs" -print_final_stats=1 \
+  -timeout=10 -rss_limit_mb=2048 -max_len=16384 -artifact_prefix="$work/artifacts/" \
+  "$work/corpus" "$src/tests/server/fuzz/corpus" "$work/seeds" >"$work/last_run.log" 2>&1
+status=$?
+set -e
+grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)' "$work/last_run.log" | tail -n 60
+if [ "$status" -ne 0 ] || [ -n "$(ls -A "$work/artifacts")" ]; then
+  echo "request_fuzzer failed (status $status); artifacts:" >&2
+  ls -l "$work/artifacts" >&2
+  exit 1
+fi
+grep -E 'stat::(number_of_executed_units|average_exec_per_sec)' "$work/last_run.log"
