@@ -5,9 +5,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "grpc_service.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/support/proto_buffer_reader.h"
 #include "health.grpc.pb.h"
 
 namespace sepconv::client {
@@ -50,10 +53,12 @@ absl::StatusOr<inference::ModelInferRequest> BuildRequest(const std::string& mod
   return request;
 }
 
-// Checks the first output of `response` against its own shape and, when
-// `values` is given, copies the values out.
-absl::Status ReadOutput(const inference::ModelInferResponse& response, std::vector<int64_t>* shape,
-                        int64_t* bytes, std::vector<float>* values) {
+// Checks the first output of `response` against its own shape. `raw_size` is
+// the byte size of the first raw_output_contents (-1: none, typed contents);
+// when `values` is given, the values are copied out (from `raw` if raw).
+absl::Status ReadOutput(const inference::ModelInferResponse& response, int64_t raw_size,
+                        const std::string* raw, std::vector<int64_t>* shape, int64_t* bytes,
+                        std::vector<float>* values) {
   if (response.outputs_size() == 0) return absl::DataLossError("response has no outputs");
   const auto& output = response.outputs(0);
   if (output.datatype() != "FP32") {
@@ -63,17 +68,16 @@ absl::Status ReadOutput(const inference::ModelInferResponse& response, std::vect
   shape->assign(output.shape().begin(), output.shape().end());
   absl::StatusOr<int64_t> count = ElementCount(*shape);
   if (!count.ok()) return absl::DataLossError(count.status().message());
-  if (response.raw_output_contents_size() > 0) {
-    const std::string& raw = response.raw_output_contents(0);
-    if (raw.size() != static_cast<uint64_t>(*count) * sizeof(float)) {
+  const int64_t want = *count * static_cast<int64_t>(sizeof(float));
+  if (raw_size >= 0) {
+    if (raw_size != want) {
       return absl::DataLossError(absl::StrCat("output of shape ", ShapeString(*shape), " has ",
-                                              raw.size(), " raw bytes, expected ",
-                                              *count * sizeof(float)));
+                                              raw_size, " raw bytes, expected ", want));
     }
-    *bytes = static_cast<int64_t>(raw.size());
+    *bytes = raw_size;
     if (values != nullptr) {
       values->resize(static_cast<size_t>(*count));
-      if (!raw.empty()) std::memcpy(values->data(), raw.data(), raw.size());
+      if (want > 0) std::memcpy(values->data(), raw->data(), static_cast<size_t>(want));
     }
     return absl::OkStatus();
   }
@@ -82,9 +86,43 @@ absl::Status ReadOutput(const inference::ModelInferResponse& response, std::vect
     return absl::DataLossError(absl::StrCat("output of shape ", ShapeString(*shape), " has ",
                                             typed.size(), " fp32_contents, expected ", *count));
   }
-  *bytes = *count * static_cast<int64_t>(sizeof(float));
+  *bytes = want;
   if (values != nullptr) values->assign(typed.begin(), typed.end());
   return absl::OkStatus();
+}
+
+// Reads a serialised ModelInferResponse without copying the raw output bytes
+// (a load generator only checks their size): everything but field 6
+// (raw_output_contents) goes to `header`, whose first raw size is returned
+// (-1 when there is none).
+absl::StatusOr<int64_t> ScanResponse(grpc::ByteBuffer* buffer,
+                                     inference::ModelInferResponse* header) {
+  using google::protobuf::internal::WireFormatLite;
+  grpc::ProtoBufferReader reader(buffer);
+  google::protobuf::io::CodedInputStream in(&reader);
+  in.SetTotalBytesLimit(INT32_MAX);
+  int64_t raw_size = -1;
+  const absl::Status bad = absl::DataLossError("unparsable ModelInferResponse");
+  while (const uint32_t tag = in.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const bool delimited =
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    uint32_t length = 0;
+    if (field == inference::ModelInferResponse::kRawOutputContentsFieldNumber && delimited) {
+      if (!in.ReadVarint32(&length) || !in.Skip(static_cast<int>(length))) return bad;
+      if (raw_size < 0) raw_size = length;
+    } else if (field == inference::ModelInferResponse::kOutputsFieldNumber && delimited) {
+      std::string bytes;
+      if (!in.ReadVarint32(&length) || !in.ReadString(&bytes, static_cast<int>(length)) ||
+          !header->add_outputs()->ParseFromString(bytes)) {
+        return bad;
+      }
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return bad;
+    }
+  }
+  if (!in.ConsumedEntireMessage()) return bad;
+  return raw_size;
 }
 
 class GrpcPreparedRequest : public PreparedRequest {
@@ -194,7 +232,10 @@ class GrpcClient : public Client {
     if (!status.ok()) return status;
     Tensor output;
     int64_t bytes = 0;
-    status = ReadOutput(response, &output.shape, &bytes, &output.data);
+    const bool raw = response.raw_output_contents_size() > 0;
+    status = ReadOutput(
+        response, raw ? static_cast<int64_t>(response.raw_output_contents(0).size()) : -1,
+        raw ? &response.raw_output_contents(0) : nullptr, &output.shape, &bytes, &output.data);
     if (!status.ok()) return status;
     return output;
   }
@@ -222,25 +263,23 @@ class GrpcClient : public Client {
     call->keep_alive = std::move(request);
     call->done = std::move(done);
     call->start = absl::Now();
-    generic_.UnaryCall(
-        &call->context, kModelInferMethod, grpc::StubOptions(), &call->request, &call->response,
-        [call](grpc::Status status) {
-          AsyncInferResult result;
-          result.latency = absl::Now() - call->start;
-          result.status = FromGrpc(status);
-          if (result.status.ok()) {
-            inference::ModelInferResponse response;
-            grpc::Status parsed =
-                grpc::SerializationTraits<inference::ModelInferResponse>::Deserialize(
-                    &call->response, &response);
-            result.status = parsed.ok() ? ReadOutput(response, &result.output_shape,
-                                                     &result.output_bytes, nullptr)
-                                        : absl::DataLossError(absl::StrCat("unparsable response: ",
-                                                                           parsed.error_message()));
-          }
-          call->done(std::move(result));
-          delete call;
-        });
+    generic_.UnaryCall(&call->context, kModelInferMethod, grpc::StubOptions(), &call->request,
+                       &call->response, [call](grpc::Status status) {
+                         AsyncInferResult result;
+                         result.latency = absl::Now() - call->start;
+                         result.status = FromGrpc(status);
+                         if (result.status.ok()) {
+                           inference::ModelInferResponse header;
+                           absl::StatusOr<int64_t> raw_size =
+                               ScanResponse(&call->response, &header);
+                           result.status = raw_size.ok() ? ReadOutput(header, *raw_size, nullptr,
+                                                                      &result.output_shape,
+                                                                      &result.output_bytes, nullptr)
+                                                         : raw_size.status();
+                         }
+                         call->done(std::move(result));
+                         delete call;
+                       });
   }
 
  private:

@@ -233,7 +233,8 @@ TEST_F(CliTest, BenchCountsWhatTheServerCounts) {
   ASSERT_EQ(parsed.exit_code, 0) << parsed.err;
   int64_t total = 0;
   ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(parsed.out), &total)) << parsed.out;
-  EXPECT_GE(total, 100);
+  // How many depends on the machine's speed; equality with the server's count does not.
+  EXPECT_GT(total, 2);
   // The bench's one probe request precedes its steps and is counted by the server.
   EXPECT_EQ(after - before, total + 1);
   std::remove(csv.c_str());
