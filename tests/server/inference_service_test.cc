@@ -14,6 +14,7 @@
 #include <atomic>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "engine/random_model.h"
 #include "engine/reference.h"
@@ -185,6 +186,46 @@ TEST_P(MalformedOverGrpcTest, PreciseStatusCountedAndServerKeepsServing) {
 INSTANTIATE_TEST_SUITE_P(AllCases, MalformedOverGrpcTest,
                          ::testing::ValuesIn(testing::MalformedCases()),
                          [](const auto& info) { return info.param.name; });
+
+TEST(InferenceServiceLimitsTest, RequestAboveMaxMessageBytesIsResourceExhausted) {
+  ServerOptions options = TestServer::DefaultOptions();
+  options.max_message_bytes = 1 << 20;
+  TestServer server(options);
+  // A client that would send more than the server accepts.
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(64 << 20);
+  auto stub = inference::GRPCInferenceService::NewStub(
+      grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server.server().grpc_port()),
+                                grpc::InsecureChannelCredentials(), args));
+  const Dims4 big{1, 32, 128, 128};  // 2 MiB
+  inference::ModelInferResponse response;
+  auto context = ContextWithDeadline();
+  grpc::Status status = stub->ModelInfer(
+      context.get(), MakeInferRequest("sepconv", big, RandomTensor(Elements(big), 30), true),
+      &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  // Small requests still work on the same server.
+  const Dims4 small{1, 32, 8, 8};
+  const std::vector<float> input = RandomTensor(Elements(small), 31);
+  context = ContextWithDeadline();
+  ASSERT_TRUE(
+      stub->ModelInfer(context.get(), MakeInferRequest("sepconv", small, input, true), &response)
+          .ok());
+  EXPECT_LT(MaxRelativeError(OutputFloats(response), Reference(small, input)), kTolerance);
+}
+
+TEST(InferenceServiceLimitsTest, DefaultMessageLimitFitsA224RequestAndItsOutput) {
+  TestServer server;
+  auto stub = server.NewStub();
+  const Dims4 dims{1, 32, 224, 224};
+  inference::ModelInferResponse response;
+  auto context = ContextWithDeadline(120);
+  grpc::Status status = stub->ModelInfer(
+      context.get(), MakeInferRequest("sepconv", dims, RandomTensor(Elements(dims), 32), true),
+      &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(OutputFloats(response).size(), size_t{64} * 224 * 224);
+}
 
 TEST_F(InferenceServiceTest, SuccessesAreCountedAsOk) {
   const double before = server_.RequestCount("ok");

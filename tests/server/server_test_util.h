@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,8 @@ struct MalformedCase {
   bool validation = true;
 };
 std::vector<MalformedCase> MalformedCases();
+// gtest prints a case by its name.
+inline void PrintTo(const MalformedCase& c, std::ostream* os) { *os << c.name; }
 
 // A ClientContext with a deadline `seconds` from now.
 std::unique_ptr<grpc::ClientContext> ContextWithDeadline(double seconds = 30);
