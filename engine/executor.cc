@@ -61,27 +61,12 @@ class OneDnnExecutor final : public Executor {
       const int64_t micro = MicroBatchSize(*model_, chw, *n, tuning_.micro_batch);
       const int64_t in_sample = chw.c * chw.h * chw.w, out_sample = out->c * out->h * out->w;
       FlopCount flops;
-      // Walk the items in micro-batches; a micro-batch may span items and
-      // an item may span micro-batches (pointers advance by whole samples).
-      size_t item = 0;
-      int64_t taken = 0;  // samples of items[item] already consumed
+      Cursor cursor;
       for (int64_t start = 0; start < *n; start += micro) {
         const int64_t size = std::min(micro, *n - start);
         absl::StatusOr<Plan*> plan = GetPlan(Dims4{size, chw.c, chw.h, chw.w});
         if (!plan.ok()) return plan.status();
-        chunk_.clear();
-        for (int64_t need = size; need > 0;) {
-          const BatchItem& it = items[item];
-          const int64_t part = std::min(need, it.samples - taken);
-          chunk_.push_back(
-              BatchItem{it.input + taken * in_sample, it.output + taken * out_sample, part});
-          need -= part;
-          taken += part;
-          if (taken == it.samples) {
-            ++item;
-            taken = 0;
-          }
-        }
+        NextMicroBatch(items, size, in_sample, out_sample, cursor);
         (*plan)->Execute(chunk_, stream_);
         flops += (*plan)->flops();
       }
@@ -93,6 +78,29 @@ class OneDnnExecutor final : public Executor {
 
  private:
   using Key = std::tuple<int64_t, int64_t, int64_t>;  // n, h, w
+  // Position in the concatenation of the items: item index, samples of it
+  // already consumed.
+  struct Cursor {
+    size_t item = 0;
+    int64_t taken = 0;
+  };
+
+  // Fills chunk_ with the next `size` samples from `cursor` on: a
+  // micro-batch may span items and an item may span micro-batches
+  // (pointers advance by whole samples of `in_sample`/`out_sample` floats).
+  void NextMicroBatch(absl::Span<const BatchItem> items, int64_t size, int64_t in_sample,
+                      int64_t out_sample, Cursor& cursor) {
+    chunk_.clear();
+    for (int64_t need = size; need > 0;) {
+      const BatchItem& item = items[cursor.item];
+      const int64_t part = std::min(need, item.samples - cursor.taken);
+      chunk_.push_back(BatchItem{item.input + cursor.taken * in_sample,
+                                 item.output + cursor.taken * out_sample, part});
+      need -= part;
+      cursor.taken += part;
+      if (cursor.taken == item.samples) cursor = Cursor{cursor.item + 1, 0};
+    }
+  }
   using Lru = std::list<std::pair<Key, std::unique_ptr<Plan>>>;
 
   // The batch size, or INVALID_ARGUMENT for empty/malformed items.
