@@ -11,7 +11,7 @@
 namespace sepconv::testing {
 
 absl::StatusOr<std::unique_ptr<LiveServer>> LiveServer::Start(
-    const std::vector<std::string>& extra_flags) {
+    const std::vector<std::string>& extra_flags, client::ClientOptions probe) {
   std::unique_ptr<LiveServer> server(new LiveServer);
   server->grpc_port_ = FreePort();
   server->metrics_port_ = FreePort();
@@ -24,10 +24,9 @@ absl::StatusOr<std::unique_ptr<LiveServer>> LiveServer::Start(
                                        "/sepconv-client-test-server-", server->grpc_port_, ".log");
   server->process_ = std::make_unique<ChildProcess>(argv, log);
 
-  client::ClientOptions options;
-  options.default_deadline = absl::Milliseconds(500);
+  probe.default_deadline = absl::Milliseconds(500);
   absl::StatusOr<std::unique_ptr<client::Client>> c =
-      client::Client::Create(server->target(), options);
+      client::Client::Create(server->target(), probe);
   if (!c.ok()) return c.status();
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   absl::Status last = absl::UnavailableError("not started");

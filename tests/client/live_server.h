@@ -10,14 +10,16 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/client.h"
 #include "tests/client/process.h"
 
 namespace sepconv::testing {
 
 class LiveServer {
  public:
+  // `probe` is how the readiness check connects (e.g. TLS for a TLS server).
   static absl::StatusOr<std::unique_ptr<LiveServer>> Start(
-      const std::vector<std::string>& extra_flags = {});
+      const std::vector<std::string>& extra_flags = {}, client::ClientOptions probe = {});
   std::string target() const;
   std::string metrics_url() const;
   int grpc_port() const { return grpc_port_; }
