@@ -212,10 +212,7 @@ absl::Status ValidateModelConfig(const ModelConfig& config, absl::string_view mo
     RETURN_IF_ERROR(CheckDims(output.dims(), config.max_batch_size(), what));
   }
   RETURN_IF_ERROR(CheckInstancesAndVersions(config));
-  if (config.has_sepconv()) {
-    ASSIGN_OR_RETURN(std::vector<LayerSpec> layers, LayerSpecsFromConfig(config.sepconv()));
-    (void)layers;
-  }
+  if (config.has_sepconv()) RETURN_IF_ERROR(LayerSpecsFromConfig(config.sepconv()).status());
   return absl::OkStatus();
 }
 
