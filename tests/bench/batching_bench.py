@@ -97,6 +97,10 @@ def run_mode(args, server_flags):
     return rows
 
 
+def ratio(a, b):
+    return a / b if b else float("nan")
+
+
 def median_of(results, level, key):
     values = [float(r[level][key]) for r in results if r[level][key] != ""]
     return statistics.median(values) if values else float("nan")
@@ -147,8 +151,8 @@ def main():
         print(f"{level:>7} | {off['infer_per_sec']:>9.1f} {off['p50_ms']:>8.2f} "
               f"{off['p99_ms']:>8.2f} | {on['infer_per_sec']:>9.1f} {on['p50_ms']:>8.2f} "
               f"{on['p99_ms']:>8.2f} {on['server_batch']:>6.2f} | "
-              f"{on['infer_per_sec'] / off['infer_per_sec']:>10.2f} "
-              f"{on['p99_ms'] / on['p50_ms']:>10.2f}")
+              f"{ratio(on['infer_per_sec'], off['infer_per_sec']):>10.2f} "
+              f"{ratio(on['p99_ms'], on['p50_ms']):>10.2f}")
     print(f"failed requests: {errors}")
     return 0 if errors == 0 else 1
 
