@@ -7,7 +7,7 @@
 #
 # Usage: tests/bench/run_service_bench.sh [BUILD_DIR]   (default: build)
 # Environment: CONCURRENCY (16), SHAPES ("1,32,56,56 8,32,56,56"),
-#   WINDOW_MS (1000), MAX_WINDOWS (10), SERVER_FLAGS (extra sepconv-server flags),
+#   WINDOW_MS (1000), MAX_WINDOWS (10), WARMUP_MS (1000), SERVER_FLAGS (extra sepconv-server flags),
 #   OUT (file to also write the Markdown table to).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -64,7 +64,8 @@ bench() {
   local target=$1 shape=$2 extra=$3
   # shellcheck disable=SC2086
   "$client_bin" bench --server="$target" --shape="$shape" --concurrency="$concurrency" \
-    --window_ms="$window_ms" --max_windows="$max_windows" --warmup_ms=1000 --csv=- $extra |
+    --window_ms="$window_ms" --max_windows="$max_windows" --warmup_ms="${WARMUP_MS:-1000}" \
+    --csv=- $extra |
     awk -F, 'NR == 2 { printf "%s %s %s %s %s\n", $7, $8, $10, $13, ($4 == 1 ? "yes" : "no") }'
 }
 
@@ -74,6 +75,10 @@ table="| input | clients | sepconv-server infer/s | echo infer/s | ratio | sepco
 for shape in $shapes; do
   read -r s_ips s_sps s_p50 s_p99 s_stable <<<"$(bench "127.0.0.1:$grpc_port" "$shape" "$metrics")"
   read -r e_ips e_sps e_p50 e_p99 e_stable <<<"$(bench "$echo_target" "$shape" "")"
+  if [ -z "$s_ips" ] || [ -z "$e_ips" ]; then
+    echo "run_service_bench: a bench run at $shape produced no figures (see its error above)" >&2
+    exit 1
+  fi
   ratio=$(awk -v a="$s_ips" -v b="$e_ips" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
   note=""
   [ "$s_stable$e_stable" = "yesyes" ] || note=" (not stable within $max_windows windows)"
