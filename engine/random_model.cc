@@ -1,11 +1,17 @@
 #include "engine/random_model.h"
 
 #include <cmath>
+#include <optional>
 
+#include "absl/strings/str_cat.h"
+#include "engine/internal/checked_math.h"
 #include "engine/internal/validate.h"
 
 namespace sepconv {
 namespace {
+
+// 4 GiB of fp32: beyond that a config is a mistake, not a model.
+constexpr int64_t kMaxRandomWeights = int64_t{1} << 30;
 
 // SplitMix64 (Steele, Lea, Flood 2014): a fixed algorithm, so the weights
 // are bit-identical on every machine and standard library.
@@ -44,6 +50,21 @@ absl::StatusOr<ModelSpec> MakeRandomModel(const std::vector<LayerSpec>& layers, 
   if (layers.empty()) return absl::InvalidArgumentError("model has no layers");
   for (size_t i = 0; i < layers.size(); ++i) {
     if (absl::Status st = internal::ValidateLayerSpec(i, layers[i]); !st.ok()) return st;
+  }
+  // Refuse absurd sizes rather than die allocating them.
+  int64_t total = 0;
+  for (const LayerSpec& s : layers) {
+    // Each product fits int64 (checked above); sums are checked here.
+    std::optional<int64_t> sum = total;
+    for (int64_t part : {s.MidChannels() * s.kernel * s.kernel, s.MidChannels(),
+                         s.MidChannels() * s.out_channels, s.out_channels}) {
+      if (sum) sum = internal::CheckedAdd(*sum, part);
+    }
+    if (!sum || *sum > kMaxRandomWeights) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("random weights for these layers exceed ", kMaxRandomWeights, " values"));
+    }
+    total = *sum;
   }
   // One stream, layer by layer: depthwise weight, depthwise bias, pointwise
   // weight, pointwise bias, each uniform in +-1/sqrt(fan_in) like PyTorch's

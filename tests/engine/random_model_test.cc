@@ -61,6 +61,13 @@ TEST(MakeRandomModelTest, RejectsInvalidSpecs) {
   EXPECT_EQ(MakeRandomModel({}, 0).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(MakeRandomModelTest, RefusesAbsurdSizesInsteadOfAllocating) {
+  LayerSpec huge;
+  huge.in_channels = 1 << 20;
+  huge.out_channels = 1 << 20;  // 2^40 pointwise weights
+  EXPECT_EQ(MakeRandomModel({huge}, 0).status().code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST(DefaultModelTest, IsTheSeedModuleWithPinnedWeights) {
   const ModelSpec model = DefaultModel();
   ASSERT_EQ(model.layers.size(), 1u);
