@@ -5,6 +5,9 @@
 // within 10% of its value after warm-up. Prints the figures.
 //
 //   soak_test --soak_secs=600 [--clients=16] [--tls]   (a 10-minute run)
+//
+// Warm-up is a quarter of the run, clamped to 15..60 s: every input shape has
+// then been planned and the allocator has reached its working set.
 
 #include <signal.h>
 
@@ -88,7 +91,7 @@ void Client(const std::string& target, std::shared_ptr<grpc::ChannelCredentials>
 int Run() {
   const int secs = SoakSeconds();
   const int clients = absl::GetFlag(FLAGS_clients);
-  const absl::Duration warm_up = absl::Seconds(std::max(5, std::min(60, secs / 10)));
+  const absl::Duration warm_up = absl::Seconds(std::max(15, std::min(60, secs / 4)));
 
   // Inputs of several shapes (and batch sizes), with the engine's answers.
   std::vector<inference::ModelInferRequest> inputs;

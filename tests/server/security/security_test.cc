@@ -213,5 +213,37 @@ TEST_F(AuthTest, SighupRotatesTokensWithoutRestart) {
   EXPECT_TRUE(server_->running());
 }
 
+TEST(LimitsTest, OversizeRequestsAreRefusedAndLoggedThenGoodOnesServed) {
+  auto server = ServerProcess::Start(
+      kServerBinary,
+      {"--max_elements_per_request=10000", "--max_spatial_size=32", "--max_batch_per_request=2"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = inference::GRPCInferenceService::NewStub(ChannelTo((*server)->target(), nullptr));
+  struct Case {
+    int64_t n, h, w;
+    const char* flag;
+  };
+  for (const Case& c :
+       {Case{3, 2, 2, "--max_batch_per_request"}, Case{1, 40, 4, "--max_spatial_size"},
+        Case{1, 20, 20, "--max_elements_per_request"}}) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    inference::ModelInferResponse response;
+    grpc::Status status = stub->ModelInfer(&context, MakeRequest(c.n, c.h, c.w, 1), &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << c.flag;
+    EXPECT_NE(status.error_message().find(c.flag), std::string::npos) << status.error_message();
+  }
+  // 1x32x8x8 in, 1x64x8x8 out: both within 10000 elements.
+  grpc::Status ok = Infer((*server)->target(), nullptr);
+  EXPECT_TRUE(ok.ok()) << ok.error_message();
+  const std::string log = (*server)->Log();
+  EXPECT_NE(log.find("status=RESOURCE_EXHAUSTED model=sepconv"), std::string::npos) << log;
+  EXPECT_NE(log.find("peer=ipv4:127.0.0.1:"), std::string::npos) << log;
+  ASSERT_TRUE((*server)->Signal(SIGTERM).ok());
+  absl::StatusOr<int> code = (*server)->Wait(absl::Seconds(60));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+}
+
 }  // namespace
 }  // namespace sepconv::testing
