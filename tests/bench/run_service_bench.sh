@@ -59,22 +59,22 @@ done
 echo_target=$(sed -n 's/^listening on //p' "$tmp/echo.log")
 [ -n "$echo_target" ] || { echo "echo_server did not come up" >&2; cat "$tmp/echo.log" >&2; exit 1; }
 
-# Prints "infer/s samples/s p50 p99 stable" of one bench run.
+# Prints "infer/s samples/s p50 p99 stable errors" of one bench run.
 bench() {
   local target=$1 shape=$2 extra=$3
   # shellcheck disable=SC2086
   "$client_bin" bench --server="$target" --shape="$shape" --concurrency="$concurrency" \
     --window_ms="$window_ms" --max_windows="$max_windows" --warmup_ms="${WARMUP_MS:-1000}" \
     --csv=- $extra |
-    awk -F, 'NR == 2 { printf "%s %s %s %s %s\n", $7, $8, $10, $13, ($4 == 1 ? "yes" : "no") }'
+    awk -F, 'NR == 2 { printf "%s %s %s %s %s %s\n", $7, $8, $10, $13, ($4 == 1 ? "yes" : "no"), $15 }'
 }
 
 metrics="--metrics_url=http://127.0.0.1:$metrics_port/metrics"
 table="| input | clients | sepconv-server infer/s | echo infer/s | ratio | sepconv p50 / p99 ms | echo p50 / p99 ms | samples/s (sepconv) |
 |---|---|---|---|---|---|---|---|"
 for shape in $shapes; do
-  read -r s_ips s_sps s_p50 s_p99 s_stable <<<"$(bench "127.0.0.1:$grpc_port" "$shape" "$metrics")"
-  read -r e_ips e_sps e_p50 e_p99 e_stable <<<"$(bench "$echo_target" "$shape" "")"
+  read -r s_ips s_sps s_p50 s_p99 s_stable s_err <<<"$(bench "127.0.0.1:$grpc_port" "$shape" "$metrics")"
+  read -r e_ips e_sps e_p50 e_p99 e_stable e_err <<<"$(bench "$echo_target" "$shape" "")"
   if [ -z "$s_ips" ] || [ -z "$e_ips" ]; then
     echo "run_service_bench: a bench run at $shape produced no figures (see its error above)" >&2
     exit 1
@@ -82,6 +82,7 @@ for shape in $shapes; do
   ratio=$(awk -v a="$s_ips" -v b="$e_ips" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
   note=""
   [ "$s_stable$e_stable" = "yesyes" ] || note=" (not stable within $max_windows windows)"
+  [ "$s_err$e_err" = "00" ] || note+=" (failed requests: sepconv $s_err, echo $e_err)"
   table+="
 | ${shape//,/x} | $concurrency | $s_ips | $e_ips | **$ratio**$note | $s_p50 / $s_p99 | $e_p50 / $e_p99 | $s_sps |"
 done
