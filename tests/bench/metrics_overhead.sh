@@ -18,7 +18,9 @@
 # Environment: ROUNDS (default 5), PAIRED (default 1), SHAPE (default
 #              1,32,56,56), CONCURRENCY (default 16), WINDOWS (default 5, 1s each),
 #              SERVER_FLAGS (extra sepconv-server flags, e.g. --threads=1: on a
-#              machine busy with other work, OpenMP teams of 2 stall at barriers)
+#              machine busy with other work, OpenMP teams of 2 stall at barriers),
+#              NICE (e.g. -10, as root: run servers and clients ahead of other
+#              work on a shared machine; both configurations alike)
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 SERVER_BIN CLIENT_BIN" >&2; exit 2; }
 server_bin=$1
@@ -29,6 +31,7 @@ shape=${SHAPE:-1,32,56,56}
 concurrency=${CONCURRENCY:-16}
 windows=${WINDOWS:-5}
 read -r -a server_flags <<<"${SERVER_FLAGS:-}"
+run=(nice -n "${NICE:-0}")
 py=/usr/bin/python3
 
 tmp=$(mktemp -d)
@@ -46,7 +49,7 @@ free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0));
 start_server() {
   local mode=$1 metrics_port=0
   [ "$mode" = on ] && metrics_port=$(free_port)
-  "$server_bin" --address=127.0.0.1 --grpc_port=0 --metrics_port="$metrics_port" "${server_flags[@]}" \
+  "${run[@]}" "$server_bin" --address=127.0.0.1 --grpc_port=0 --metrics_port="$metrics_port" "${server_flags[@]}" \
     >"$tmp/server-$mode.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
@@ -73,7 +76,7 @@ stop_all() {
 
 # bench PORT OUT.json: 16 closed-loop clients, fixed windows.
 bench() {
-  "$client_bin" bench --server="127.0.0.1:$1" --shape="$shape" --concurrency="$concurrency" \
+  "${run[@]}" "$client_bin" bench --server="127.0.0.1:$1" --shape="$shape" --concurrency="$concurrency" \
     --warmup_ms=1000 --window_ms=1000 --max_windows="$windows" --stability_pct=100 \
     --json="$2" >/dev/null
 }
