@@ -32,6 +32,19 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   return contents.str();
 }
 
+// Like FixedTimeEquals, against a token stored NUL-padded to `padded.size()`
+// bytes with its real length `length`: the loop then branches only on the
+// candidate's (public) length, not on the token's.
+bool PaddedEquals(absl::string_view candidate, absl::string_view padded, size_t length) {
+  volatile unsigned char diff = 0;
+  for (size_t i = 0; i < padded.size(); ++i) {
+    const unsigned char x = i < candidate.size() ? static_cast<unsigned char>(candidate[i]) : 0;
+    diff = diff | static_cast<unsigned char>(x ^ static_cast<unsigned char>(padded[i]));
+  }
+  const size_t length_diff = candidate.size() ^ length;
+  return (diff | static_cast<unsigned char>(length_diff != 0)) == 0;
+}
+
 }  // namespace
 
 bool FixedTimeEquals(absl::string_view a, absl::string_view b, size_t span) {
@@ -74,6 +87,10 @@ std::shared_ptr<const TokenAuthenticator::TokenSet> TokenAuthenticator::MakeSet(
     std::vector<std::string> tokens) {
   auto set = std::make_shared<TokenSet>();
   for (const std::string& token : tokens) set->max_length = std::max(set->max_length, token.size());
+  for (std::string& token : tokens) {
+    set->lengths.push_back(token.size());
+    token.resize(set->max_length, '\0');
+  }
   set->tokens = std::move(tokens);
   return set;
 }
@@ -130,9 +147,9 @@ absl::Status TokenAuthenticator::Check(absl::string_view authorization) const {
   const absl::string_view candidate = authorization.substr(kBearer.size());
   const std::shared_ptr<const TokenSet> set = Current();
   bool match = false;
-  for (const std::string& token : set->tokens) {
+  for (size_t t = 0; t < set->tokens.size(); ++t) {
     // Bitwise OR, not ||: every token is compared.
-    match = match | FixedTimeEquals(candidate, token, set->max_length);
+    match = match | PaddedEquals(candidate, set->tokens[t], set->lengths[t]);
   }
   if (!match) return absl::UnauthenticatedError("invalid bearer token");
   return absl::OkStatus();

@@ -7,9 +7,10 @@
 // '#' are ignored, surrounding whitespace is trimmed. A request is accepted
 // when its `authorization` metadata is `Bearer <token>` for any loaded token.
 // The comparison does not exit early: the candidate is compared against every
-// token over a fixed number of bytes (the longest token's length), so its
-// duration depends neither on where the first differing byte is nor on which
-// token matched nor on the candidate's length.
+// token over a fixed number of bytes (the longest token's length; tokens are
+// stored padded to it), so its duration depends neither on where the first
+// differing byte is, nor on which token matched, nor on the tokens' or the
+// candidate's lengths.
 //
 // Only the inference service calls CheckAuth; gRPC's health service and
 // reflection are not wired through it and stay open, so probes work without a
@@ -63,7 +64,8 @@ class TokenAuthenticator {
 
  private:
   struct TokenSet {
-    std::vector<std::string> tokens;
+    std::vector<std::string> tokens;  // each NUL-padded to max_length
+    std::vector<size_t> lengths;      // the tokens' real lengths
     size_t max_length = 0;
   };
   TokenAuthenticator(std::string path, std::shared_ptr<const TokenSet> tokens);

@@ -79,6 +79,17 @@ TEST(TokenAuthenticatorTest, AcceptsEveryConfiguredTokenOnly) {
   }
 }
 
+TEST(TokenAuthenticatorTest, NulPaddedCandidateDoesNotMatchAShorterToken) {
+  // Tokens are stored NUL-padded to the longest one; padding must not match.
+  auto auth = TokenAuthenticator::FromTokens({"ab", "abcdef"});
+  ASSERT_TRUE(auth.ok());
+  EXPECT_TRUE((*auth)->Check("Bearer ab").ok());
+  EXPECT_EQ((*auth)->Check(std::string("Bearer ab\0", 10)).code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ((*auth)->Check(std::string("Bearer ab\0\0\0\0", 13)).code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
 TEST(TokenAuthenticatorTest, CandidateLongerThanEveryTokenIsRefused) {
   auto auth = TokenAuthenticator::FromTokens({"tok"});
   ASSERT_TRUE(auth.ok());
