@@ -7,9 +7,11 @@
 #   2. build the repository's Dockerfile, unchanged;
 #   3. run the image's entrypoint and default flags as the image's user, on free
 #      127.0.0.1 ports;
-#   4. from the host: health, metadata, an inference compared with the host
-#      build's server on the same seeded input, /metrics, SIGTERM under load and
-#      a clean exit, and no writes outside /tmp (read-only root fs works);
+#   4. from the host: health, metadata, the image's HEALTHCHECK, an inference
+#      compared with the host build's server on the same seeded input,
+#      /metrics, SIGTERM under load and a clean exit, and no writes outside
+#      /tmp (read-only root fs works); then the same image serving the compose
+#      stack's repository deploy/models, mounted read-only;
 #   5. print the image size and the measured times.
 #
 # Usage: container_test.sh SOURCE_DIR HOST_SERVER HOST_CLIENT
@@ -248,25 +250,102 @@ user=$(image_config User)
 [ "$(image_config StopSignal)" = SIGTERM ] || die "the image's STOPSIGNAL is not SIGTERM"
 [ "${healthcheck[0]:-}" = CMD ] || die "the image has no exec-form HEALTHCHECK"
 
+# Starts the image's entrypoint + CMD + "$@" as the image's user in a new
+# container from the image, with buildah run options from the array
+# run_options. Sets ctr, rootfs (its root, mounted), run_pid (buildah run),
+# server_pid (the server inside), ready_ms (start -> SERVING, from the host).
+start_container() {
+  local name=$1 log=$2
+  shift 2
+  ctr=$(bah from --name "sepconv-ct-$$-$name" "$image")
+  containers+=("$ctr")
+  rootfs=$(bah mount "$ctr")
+  touch "$work/$name.started"
+  local cmd=("${entrypoint[@]}" "${default_cmd[@]}" "$@")
+  log "buildah run --user $user ${run_options[*]}: ${cmd[*]}"
+  local start_ms
+  start_ms=$(now_ms)
+  bah run --isolation chroot --user "$user" "${run_options[@]}" "$ctr" -- "${cmd[@]}" \
+    >"$log" 2>&1 &
+  run_pid=$!
+  pids+=("$run_pid")
+  wait_serving "127.0.0.1:$grpc_port" 60 ||
+    { cat "$log" >&2; die "the container's server was not SERVING within 60 s"; }
+  ready_ms=$(( $(now_ms) - start_ms ))
+  server_pid=$(find_descendant "$run_pid" "${entrypoint[0]:0:15}") ||
+    die "no ${entrypoint[0]} process under buildah run"
+  pids+=("$server_pid")
+  [ "$(stat -c %u "/proc/$server_pid")" = "${user%%:*}" ] ||
+    die "the server does not run as UID ${user%%:*}"
+}
+
+# Sends SIGTERM to the server; sets exit_ms; fails unless it exits 0 in 60 s.
+stop_container() {
+  local term_ms deadline rc=0
+  term_ms=$(now_ms)
+  kill -TERM "$server_pid"
+  deadline=$(( term_ms + 60000 ))
+  while kill -0 "$server_pid" 2>/dev/null; do
+    [ "$(now_ms)" -lt "$deadline" ] || die "the server did not exit within 60 s of SIGTERM"
+    sleep 0.01
+  done
+  exit_ms=$(( $(now_ms) - term_ms ))
+  wait "$run_pid" || rc=$?
+  [ $rc -eq 0 ] || { cat "$1" >&2; die "the server exited with status $rc after SIGTERM"; }
+}
+
+# Fails if anything in the container's root was written since container $1
+# started, outside /tmp and the mount points "${@:2}" (buildah run itself
+# creates /run and volume targets): the image works on a read-only root.
+check_no_writes() {
+  local name=$1 written prune=(-path "$rootfs/tmp" -o -path "$rootfs/run") mount_point
+  shift
+  for mount_point in "$@"; do prune+=(-o -path "$rootfs$mount_point"); done
+  written=$(find "$rootfs" -xdev \( "${prune[@]}" \) -prune -o -newer "$work/$name.started" \
+    -print | sed "s|^$rootfs||")
+  [ -z "$written" ] || die "the server wrote outside /tmp: $written"
+}
+
+# Runs the same seeded input (shape $2) through model $1 on the container's
+# server and on the host build's server (started with "${@:4}"), and checks
+# the outputs agree and have shape $3 (python tuple).
+compare_with_host() {
+  local model=$1 shape=$2 want=$3 who port host_pid
+  shift 3
+  "$host_server" --address=127.0.0.1 --grpc_port="$host_grpc_port" --metrics_port=0 "$@" \
+    >"$work/host_server.log" 2>&1 &
+  host_pid=$!
+  pids+=("$host_pid")
+  wait_serving "127.0.0.1:$host_grpc_port" 30 ||
+    { cat "$work/host_server.log" >&2; die "host server did not start"; }
+  for who in container host; do
+    port=$grpc_port
+    [ $who = host ] && port=$host_grpc_port
+    "$host_client" infer --server="127.0.0.1:$port" --model="$model" --shape="$shape" \
+      --seed=20261129 --output="$work/$who.npy" >/dev/null ||
+      die "inference of $model on the $who server failed"
+  done
+  kill -TERM "$host_pid"
+  wait "$host_pid" || die "host server did not exit cleanly"
+  /usr/bin/python3 - "$work/container.npy" "$work/host.npy" "$want" <<'PY' ||
+import ast, sys
+import numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+print(f"output {a.shape} {a.dtype}: max |container - host| = {np.abs(a - b).max():.3g}")
+assert a.shape == ast.literal_eval(sys.argv[3]), a.shape
+assert np.isfinite(a).all() and np.abs(a).max() > 0
+np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+PY
+    die "$model: container and host outputs differ"
+}
+
 read -r -d '' grpc_port metrics_port host_grpc_port < <(free_ports 3 | tr '\n' ' '; printf '\0') || true
 [ -n "$host_grpc_port" ] || die "could not find free ports"
-run_ctr=$(bah from --name "sepconv-ct-$$-run" "$image")
-containers+=("$run_ctr")
-rootfs=$(bah mount "$run_ctr")
-touch "$work/started"
-server_cmd=("${entrypoint[@]}" "${default_cmd[@]}" --address=127.0.0.1 --grpc_port="$grpc_port"
-  --metrics_port="$metrics_port")
-log "buildah run --user $user: ${server_cmd[*]}"
-start_ms=$(now_ms)
-bah run --isolation chroot --user "$user" "$run_ctr" -- "${server_cmd[@]}" >"$work/server.log" 2>&1 &
-run_pid=$!
-pids+=("$run_pid")
-wait_serving "127.0.0.1:$grpc_port" 60 || { cat "$work/server.log" >&2; die "the container's server was not SERVING within 60 s"; }
-ready_ms=$(( $(now_ms) - start_ms ))
+run_options=()
+start_container default "$work/server.log" --address=127.0.0.1 --grpc_port="$grpc_port" \
+  --metrics_port="$metrics_port"
 log "container start -> SERVING: $ready_ms ms"
-server_pid=$(find_descendant "$run_pid" "${entrypoint[0]:0:15}") || die "no ${entrypoint[0]} process under buildah run"
-pids+=("$server_pid")
-[ "$(stat -c %u "/proc/$server_pid")" = "${user%%:*}" ] || die "the server does not run as UID ${user%%:*}"
+default_ready_ms=$ready_ms
 
 # --- 4. from the host: health, metadata, inference, /metrics, SIGTERM ----------
 
@@ -276,7 +355,7 @@ pids+=("$server_pid")
 # rewritten to the one this test chose).
 hc=("${healthcheck[@]:1}")
 hc=("${hc[@]//:8001/:$grpc_port}")
-bah run --isolation chroot --user "$user" "$run_ctr" -- "${hc[@]}" ||
+bah run --isolation chroot --user "$user" "$ctr" -- "${hc[@]}" ||
   die "the image's HEALTHCHECK (${hc[*]}) failed inside the container"
 log "HEALTHCHECK inside the container passed: ${hc[*]}"
 
@@ -285,29 +364,7 @@ log "HEALTHCHECK inside the container passed: ${hc[*]}"
 grep -q sepconv "$work/metadata.txt" || { cat "$work/metadata.txt" >&2; die "metadata does not name the model sepconv"; }
 grep -q input "$work/metadata.txt" || { cat "$work/metadata.txt" >&2; die "metadata does not name the input"; }
 
-# The same seeded input through the host build's server: outputs must agree.
-"$host_server" --address=127.0.0.1 --grpc_port="$host_grpc_port" --metrics_port=0 \
-  >"$work/host_server.log" 2>&1 &
-host_pid=$!
-pids+=("$host_pid")
-wait_serving "127.0.0.1:$host_grpc_port" 30 || { cat "$work/host_server.log" >&2; die "host server did not start"; }
-for who in container host; do
-  port=$grpc_port
-  [ $who = host ] && port=$host_grpc_port
-  "$host_client" infer --server="127.0.0.1:$port" --shape=2,32,17,23 --seed=20261129 \
-    --output="$work/$who.npy" >/dev/null || die "inference on the $who server failed"
-done
-kill -TERM "$host_pid"
-wait "$host_pid" || die "host server did not exit cleanly"
-/usr/bin/python3 - "$work/container.npy" "$work/host.npy" <<'PY' || die "container and host outputs differ"
-import sys
-import numpy as np
-a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
-print(f"output {a.shape} {a.dtype}: max |container - host| = {np.abs(a - b).max():.3g}")
-assert a.shape == (2, 64, 17, 23), a.shape
-assert np.isfinite(a).all() and np.abs(a).max() > 0
-np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-PY
+compare_with_host sepconv 2,32,17,23 "(2, 64, 17, 23)"
 
 curl -fsS --max-time 5 "http://127.0.0.1:$metrics_port/metrics" >"$work/metrics.txt" ||
   die "could not scrape /metrics on port $metrics_port"
@@ -323,27 +380,25 @@ bench_pid=$!
 pids+=("$bench_pid")
 sleep 2
 kill -0 "$bench_pid" 2>/dev/null || { cat "$work/bench.log" >&2; die "the load generator stopped early"; }
-term_ms=$(now_ms)
-kill -TERM "$server_pid"
-deadline=$(( term_ms + 60000 ))
-while kill -0 "$server_pid" 2>/dev/null; do
-  [ "$(now_ms)" -lt "$deadline" ] || die "the server did not exit within 60 s of SIGTERM"
-  sleep 0.01
-done
-exit_ms=$(( $(now_ms) - term_ms ))
-run_rc=0
-wait "$run_pid" || run_rc=$?
+stop_container "$work/server.log"
 kill -TERM "$bench_pid" 2>/dev/null || true
 wait "$bench_pid" 2>/dev/null || true
-cat "$work/server.log"
-[ $run_rc -eq 0 ] || die "the server exited with status $run_rc after SIGTERM"
+grep -v 'level=warning msg="request failed"' "$work/server.log" || true
 log "SIGTERM under load -> exit: $exit_ms ms (exit status 0)"
+load_exit_ms=$exit_ms
+check_no_writes default
 
-# Read-only root filesystem: nothing written outside /tmp (buildah itself
-# creates /run as a mount point).
-written=$(find "$rootfs" -xdev \( -path "$rootfs/tmp" -o -path "$rootfs/run" \) -prune -o \
-  -newer "$work/started" -print | sed "s|^$rootfs||")
-[ -z "$written" ] || die "the server wrote outside /tmp: $written"
+# The compose stack's model repository (deploy/models), mounted read-only as
+# docker-compose.yml does, through the same image.
+run_options=(--volume "$src_dir/deploy/models:/models:ro")
+start_container repository "$work/server_repository.log" --address=127.0.0.1 \
+  --grpc_port="$grpc_port" --metrics_port=0 --model_repository=/models
+log "with deploy/models: start -> SERVING $ready_ms ms"
+"$host_client" health --server="127.0.0.1:$grpc_port" --service=mobilenet_v1 ||
+  die "model mobilenet_v1 from deploy/models is not SERVING"
+compare_with_host mobilenet_v1 1,32,40,40 "(1, 512, 5, 5)" --model_repository="$src_dir/deploy/models"
+stop_container "$work/server_repository.log"
+check_no_writes repository /models
 
 # --- 5. size ------------------------------------------------------------------
 
@@ -353,6 +408,6 @@ compressed=$(du -sb "$work/oci/blobs" | cut -f1)
 echo "=== container_test figures ==="
 echo "image: $image, $(bah images --format '{{.Size}}' "$image") uncompressed, $((compressed / 1000000)) MB compressed (gzip layers)"
 [ -n "${build_secs:-}" ] && echo "image build: $build_secs s"
-echo "container start -> SERVING: $ready_ms ms"
-echo "SIGTERM under load -> exit: $exit_ms ms"
+echo "container start -> SERVING: $default_ready_ms ms"
+echo "SIGTERM under load -> exit: $load_exit_ms ms"
 echo "container_test PASSED"
