@@ -66,6 +66,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# One run at a time per cache (the store, the base image, the tag); so any
+# container in the private store is a leftover of a killed run.
+exec 9>"$cache_dir/lock"
+flock -w 3600 9 || die "another container test holds $cache_dir/lock"
+bah rm --all >/dev/null 2>&1 || true
+
 # --- 1. debian:bookworm-slim from this machine's Debian mirror ---------------
 
 # Prints "URI SUITE" for each enabled deb source of bookworm, bookworm-updates
@@ -179,7 +185,7 @@ else
   step_start=$(now_ms)
   # TMPDIR holds buildah's cache mounts (the builder's ccache) between runs.
   mkdir -p "$cache_dir/tmp"
-  if ! TMPDIR=$cache_dir/tmp bah bud --isolation chroot --format docker --pull=never --jobs=2 \
+  if ! TMPDIR=$cache_dir/tmp bah bud --isolation chroot --format docker --pull=never --jobs=2 --force-rm \
     --build-arg REVISION="$revision" -f "$src_dir/Dockerfile" -t "$image" "$src_dir" \
     >"$work/build.log" 2>&1; then
     tail -40 "$work/build.log" >&2
