@@ -412,11 +412,21 @@ log "SIGTERM under load -> exit: $exit_ms ms (exit status 0)"
 load_exit_ms=$exit_ms
 check_no_writes default
 
-# The compose stack's model repository (deploy/models), mounted read-only as
-# docker-compose.yml does, through the same image.
+# The compose stack's server: its command flags from deploy/docker-compose.yml
+# and its model repository deploy/models mounted read-only, as compose does.
+mapfile -d '' compose_flags < <(/usr/bin/python3 - "$src_dir/deploy/docker-compose.yml" <<'PY'
+import sys
+import yaml
+with open(sys.argv[1]) as f:
+    command = yaml.safe_load(f)["services"]["sepconv"].get("command", [])
+sys.stdout.write("".join(arg + "\0" for arg in command))
+PY
+)
+printf '%s\n' "${compose_flags[@]}" | grep -qx -- '--model_repository=/models' ||
+  die "no --model_repository=/models in deploy/docker-compose.yml's sepconv command"
 run_options=(--volume "$src_dir/deploy/models:/models:ro")
-start_container repository "$work/server_repository.log" --address=127.0.0.1 \
-  --grpc_port="$grpc_port" --metrics_port=0 --model_repository=/models
+start_container repository "$work/server_repository.log" "${compose_flags[@]}" \
+  --address=127.0.0.1 --grpc_port="$grpc_port" --metrics_port=0
 log "with deploy/models: start -> SERVING $ready_ms ms (server exec -> SERVING: $exec_ready_ms ms)"
 "$host_client" health --server="127.0.0.1:$grpc_port" --service=mobilenet_v1 ||
   die "model mobilenet_v1 from deploy/models is not SERVING"
