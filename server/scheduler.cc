@@ -74,7 +74,9 @@ class BatchingScheduler final : public Scheduler {
     queue_.Push(std::move(job), clock_->Now());
     // Under the lock, so that the -1 of the job leaving the queue comes later.
     if (metrics_ != nullptr) metrics_->PendingAdd(1);
-    work_cv_.Signal();
+    // Waiting workers re-check only when a batch may have become ready;
+    // otherwise their max_queue_delay timer wakes them.
+    if (queue_.MayBeReady()) work_cv_.Signal();
     if (was_empty || deadline < reaper_wake_at_) reaper_cv_.Signal();
     return absl::OkStatus();
   }

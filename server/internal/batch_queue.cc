@@ -54,6 +54,7 @@ BatchQueue::BatchQueue(const SchedulerOptions& options)
 }
 
 void BatchQueue::Push(std::unique_ptr<InferenceJob> job, absl::Time now) {
+  samples_ += job->dims.n;
   jobs_.push_back(QueuedJob{std::move(job), now});
 }
 
@@ -73,6 +74,7 @@ absl::Time BatchQueue::Sweep(absl::Time now, std::vector<DroppedJob>* dropped) {
       earliest = std::min(earliest, job.deadline);
       continue;
     }
+    samples_ -= job.dims.n;
     dropped->push_back(DroppedJob{std::move(queued), std::move(why)});
     any_dropped = true;
   }
@@ -84,13 +86,21 @@ absl::Time BatchQueue::Sweep(absl::Time now, std::vector<DroppedJob>* dropped) {
   return earliest;
 }
 
+bool BatchQueue::MayBeReady() const {
+  return jobs_.size() == 1 || max_batch_size_ == 0 || !preferred_batch_sizes_.empty() ||
+         samples_ >= max_batch_size_;
+}
+
 bool BatchQueue::IsPreferred(int64_t samples) const {
   return std::find(preferred_batch_sizes_.begin(), preferred_batch_sizes_.end(), samples) !=
          preferred_batch_sizes_.end();
 }
 
 void BatchQueue::Extract(const std::vector<size_t>& indices, std::vector<QueuedJob>* batch) {
-  for (size_t i : indices) batch->push_back(std::move(jobs_[i]));
+  for (size_t i : indices) {
+    samples_ -= jobs_[i].job->dims.n;
+    batch->push_back(std::move(jobs_[i]));
+  }
   if (indices.back() + 1 == indices.size()) {  // a prefix: the common case
     jobs_.erase(jobs_.begin(), jobs_.begin() + static_cast<std::ptrdiff_t>(indices.size()));
     return;
@@ -145,6 +155,7 @@ std::vector<QueuedJob> BatchQueue::TakeAll() {
   std::vector<QueuedJob> all(std::make_move_iterator(jobs_.begin()),
                              std::make_move_iterator(jobs_.end()));
   jobs_.clear();
+  samples_ = 0;
   return all;
 }
 

@@ -47,6 +47,8 @@ class BatchQueue {
   explicit BatchQueue(const SchedulerOptions& options);
 
   size_t size() const { return jobs_.size(); }
+  // Samples of every queued job.
+  int64_t samples() const { return samples_; }
   bool empty() const { return jobs_.empty(); }
 
   void Push(std::unique_ptr<InferenceJob> job, absl::Time now);
@@ -63,6 +65,12 @@ class BatchQueue {
   bool TakeBatch(absl::Time now, bool draining, std::vector<QueuedJob>* batch,
                  absl::Time* retry_at);
 
+  // False when TakeBatch cannot have become ready through the last Push
+  // (so waiting workers need no wake-up): the queue held other jobs already
+  // and, with no preferred sizes, all queued samples together are still
+  // fewer than max_batch_size. Conservative: true may be a false alarm.
+  bool MayBeReady() const;
+
   // Removes and returns every job.
   std::vector<QueuedJob> TakeAll();
 
@@ -75,6 +83,7 @@ class BatchQueue {
   const absl::Duration max_queue_delay_;
   const std::vector<int> preferred_batch_sizes_;
   std::deque<QueuedJob> jobs_;
+  int64_t samples_ = 0;
   std::vector<size_t> scratch_;  // indices of the batch being formed
 };
 

@@ -184,6 +184,26 @@ TEST_F(BatchQueueTest, SweepDropsExpiredAndCancelledOnly) {
   EXPECT_EQ(Take(queue, kT0, /*draining=*/true), (Ids{later, forever}));
 }
 
+TEST_F(BatchQueueTest, MayBeReadyOnlyWhenAPushCanHaveCompletedABatch) {
+  BatchQueue queue(Options(4, absl::Hours(1)));
+  Push(queue, kShapeA, 1);
+  EXPECT_TRUE(queue.MayBeReady());  // a new head: its delay starts
+  Push(queue, kShapeB, 2);
+  EXPECT_FALSE(queue.MayBeReady());
+  EXPECT_EQ(queue.samples(), 3);
+  Push(queue, kShapeA, 1);
+  EXPECT_TRUE(queue.MayBeReady());
+  EXPECT_EQ(Take(queue, kT0, /*draining=*/true).size(), 2u);  // the two of shape A
+  EXPECT_EQ(queue.samples(), 2);
+  queue.TakeAll();
+  EXPECT_EQ(queue.samples(), 0);
+
+  BatchQueue preferred(Options(8, absl::Hours(1), {2}));
+  Push(preferred, kShapeA, 1);
+  Push(preferred, kShapeA, 1);
+  EXPECT_TRUE(preferred.MayBeReady());
+}
+
 TEST(ValidateSchedulerOptionsTest, RejectsBadOptions) {
   EXPECT_TRUE(ValidateSchedulerOptions(SchedulerOptions{}).ok());
   SchedulerOptions options;

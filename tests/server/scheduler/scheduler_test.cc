@@ -340,7 +340,8 @@ TEST_F(SchedulerTest, ShutdownDeadlineFailsWhatIsStillQueued) {
   TestRequest a(kShape, 1), b(kShape, 2);
   ASSERT_TRUE(scheduler->Submit(a.Job()).ok());
   ASSERT_TRUE(scheduler->Submit(b.Job()).ok());
-  std::thread shutdown([&] { scheduler->Shutdown(clock_.Now() + absl::Seconds(5)); });
+  const absl::Time shutdown_deadline = clock_.Now() + absl::Seconds(5);
+  std::thread shutdown([&] { scheduler->Shutdown(shutdown_deadline); });
   LetSchedulerRun();
   EXPECT_FALSE(a.finished()) << "failed before the shutdown deadline";
   clock_.Advance(absl::Seconds(5));
@@ -457,6 +458,31 @@ TEST_F(SchedulerTest, WorksWithoutMetricsAndWithRealTime) {
   }
   for (auto& request : requests) ExpectOk(*request);
   EXPECT_EQ(engine_.runs().size(), 2u);
+}
+
+// With real time and an hour-long delay, only a wake-up from Submit can start
+// these batches.
+TEST_F(SchedulerTest, RealTimeWakesForPreferredSizeAndForJobsThatDoNotFit) {
+  SchedulerOptions options;
+  options.max_batch_size = 4;
+  options.max_queue_delay = absl::Hours(1);
+  options.preferred_batch_sizes = {2};
+  absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
+      Scheduler::Create(options, FakeFactory(&engine_), nullptr);
+  ASSERT_TRUE(scheduler.ok());
+  TestRequest a(kShape, 1), b(kShape, 2);
+  ASSERT_TRUE((*scheduler)->Submit(a.Job()).ok());
+  ASSERT_TRUE((*scheduler)->Submit(b.Job()).ok());
+  ExpectOk(a);  // preferred size 2
+  ExpectOk(b);
+  TestRequest c(WithN(kShape, 3), 3), d(WithN(kShape, 3), 4);
+  ASSERT_TRUE((*scheduler)->Submit(c.Job()).ok());
+  ASSERT_TRUE((*scheduler)->Submit(d.Job()).ok());
+  ExpectOk(c);  // d does not fit next to c: c starts without waiting
+  EXPECT_FALSE(d.finished());
+  scheduler->reset();
+  ExpectCode(d, absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(EngineSaw(d));
 }
 
 }  // namespace

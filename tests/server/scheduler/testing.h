@@ -29,8 +29,11 @@ namespace testing {
 // Real waits in tests are bounded by this; a correct scheduler needs far less.
 inline constexpr absl::Duration kTestTimeout = absl::Seconds(10);
 
-// Time moves only when Advance is called. Waiters poll every millisecond of
-// real time, so they notice an Advance without any lost wakeup.
+// Time moves only when Advance is called. A waiter returns when signalled or
+// when Advance moves fake time to or past its deadline, never because real
+// time passed: a scheduler that forgets to signal stays stuck and the test
+// notices. Advance wakes waiters under their own mutex, so no wake-up is lost.
+// Advance must not race with the destruction of a Scheduler using this clock.
 class FakeClock final : public Clock {
  public:
   absl::Time Now() const override {
@@ -38,17 +41,32 @@ class FakeClock final : public Clock {
     return now_;
   }
   void WaitUntil(absl::CondVar* cv, absl::Mutex* mu, absl::Time deadline) const override {
-    if (Now() >= deadline) return;
-    cv->WaitWithTimeout(mu, absl::Milliseconds(1));
+    {
+      absl::MutexLock lock(&mu_);
+      if (now_ >= deadline) return;
+      waiters_.emplace_back(cv, mu);
+    }
+    cv->Wait(mu);  // `mu` is held from the check above until here
+    absl::MutexLock lock(&mu_);
+    waiters_.erase(std::find(waiters_.begin(), waiters_.end(), std::make_pair(cv, mu)));
   }
   void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
+    std::vector<std::pair<absl::CondVar*, absl::Mutex*>> waiters;
+    {
+      absl::MutexLock lock(&mu_);
+      now_ += d;
+      waiters = waiters_;
+    }
+    for (auto [cv, mu] : waiters) {
+      absl::MutexLock lock(mu);
+      cv->SignalAll();
+    }
   }
 
  private:
   mutable absl::Mutex mu_;
-  absl::Time now_ = absl::FromUnixSeconds(1000000);
+  absl::Time now_ ABSL_GUARDED_BY(mu_) = absl::FromUnixSeconds(1000000);
+  mutable std::vector<std::pair<absl::CondVar*, absl::Mutex*>> waiters_ ABSL_GUARDED_BY(mu_);
 };
 
 // What one Executor::Run saw.
