@@ -185,7 +185,7 @@ else
   step_start=$(now_ms)
   # TMPDIR holds buildah's cache mounts (the builder's ccache) between runs.
   mkdir -p "$cache_dir/tmp"
-  if ! TMPDIR=$cache_dir/tmp bah bud --isolation chroot --format docker --pull=never --jobs=2 --force-rm \
+  if ! TMPDIR=$cache_dir/tmp bah bud --isolation chroot --format docker --pull=never --jobs=2 \
     --build-arg REVISION="$revision" -f "$src_dir/Dockerfile" -t "$image" "$src_dir" \
     >"$work/build.log" 2>&1; then
     tail -40 "$work/build.log" >&2
