@@ -4,6 +4,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
+
+#include "absl/strings/match.h"
 
 namespace sepconv {
 namespace {
@@ -36,10 +39,13 @@ void AppendActivation(Activation activation, dnnl::post_ops& ops) {
   }
 }
 
-primitive_attr AttrFor(Activation activation) {
+// User scratchpad, then post-ops: the destination's previous contents added
+// (if `sum`), then the activation.
+primitive_attr AttrFor(Activation activation, bool sum = false) {
   primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::post_ops ops;
+  if (sum) ops.append_sum(1.f);
   AppendActivation(activation, ops);
   attr.set_post_ops(ops);
   return attr;
@@ -68,6 +74,91 @@ Conv::primitive_desc MakeConv(const memory::desc& src, const memory::desc& weigh
 // pads symmetrically and drops what the stride does not reach).
 int64_t TrailingPad(int64_t in, int64_t out, int64_t pad, int64_t stride, int64_t reach) {
   return std::max<int64_t>(0, (out - 1) * stride + reach - in - pad);
+}
+
+size_t RoundUp64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+// A layer's primitive descriptors. A layer in parts (see WeightCache) runs
+// every part's depthwise conv, each into its own slice of the mid buffer,
+// then every part's pointwise conv, all into the layer's output: the first
+// with the pointwise bias, the others adding to it (sum post-op), the
+// activation after the last one only.
+struct LayerPds {
+  std::vector<Conv::primitive_desc> dw, pw;
+  size_t part_bytes = 0;  // one part's slice of the mid buffer
+};
+
+// Every layer's primitive descriptors for activations in `tag`, the sizes
+// of the buffers they share and the output shape.
+struct LayerDescs {
+  std::vector<LayerPds> layers;
+  size_t act_bytes = 0, mid_bytes = 0, scratch_bytes = 0;
+  Dims4 output;
+};
+
+LayerDescs DescribeLayers(const ModelSpec& model, const Dims4& input, memory::format_tag tag,
+                          const WeightCache& weights, const dnnl::engine& engine) {
+  const int64_t n = input.n;
+  auto act_desc = [&](int64_t c, int64_t h, int64_t w) {
+    return memory::desc({n, c, h, w}, kF32, tag);
+  };
+  LayerDescs pds;
+  pds.act_bytes = act_desc(input.c, input.h, input.w).get_size();
+  Dims4 cur = input;
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const LayerSpec& s = model.layers[i].spec;
+    const int64_t pad = s.EffectivePadding(), reach = s.dilation * (s.kernel - 1) + 1;
+    const int64_t ho = (cur.h + 2 * pad - reach) / s.stride + 1;
+    const int64_t wo = (cur.w + 2 * pad - reach) / s.stride + 1;
+    const int64_t parts = weights.Parts(i), part_mid = s.MidChannels() / parts;
+    const memory::desc src = act_desc(cur.c, cur.h, cur.w);
+    const memory::desc mid = act_desc(part_mid, ho, wo);
+    const memory::desc dst = act_desc(s.out_channels, ho, wo);
+    const memory::desc dw_bias =
+        s.depthwise_bias ? memory::desc({part_mid}, kF32, memory::format_tag::x) : memory::desc();
+    const memory::desc pw_bias = s.pointwise_bias
+                                     ? memory::desc({s.out_channels}, kF32, memory::format_tag::x)
+                                     : memory::desc();
+    const memory::desc dw_weights({s.in_channels, part_mid / s.in_channels, 1, s.kernel, s.kernel},
+                                  kF32, memory::format_tag::goihw);
+    const memory::desc pw_weights({s.out_channels, part_mid, 1, 1}, kF32, memory::format_tag::oihw);
+    LayerPds layer_pds;
+    layer_pds.part_bytes = RoundUp64(mid.get_size());
+    for (int64_t j = 0; j < parts; ++j) {
+      layer_pds.dw.push_back(MakeConv(src, dw_weights, dw_bias, mid, {s.stride, s.stride},
+                                      {s.dilation - 1, s.dilation - 1}, {pad, pad},
+                                      {TrailingPad(cur.h, ho, pad, s.stride, reach),
+                                       TrailingPad(cur.w, wo, pad, s.stride, reach)},
+                                      AttrFor(s.depthwise_activation), engine));
+      const bool last = j + 1 == parts;
+      layer_pds.pw.push_back(MakeConv(mid, pw_weights, j == 0 ? pw_bias : memory::desc(), dst,
+                                      {1, 1}, {0, 0}, {0, 0}, {0, 0},
+                                      AttrFor(last ? s.pointwise_activation : Activation::kNone,
+                                              /*sum=*/j > 0),
+                                      engine));
+      pds.scratch_bytes =
+          std::max({pds.scratch_bytes, layer_pds.dw.back().scratchpad_desc().get_size(),
+                    layer_pds.pw.back().scratchpad_desc().get_size()});
+    }
+    pds.act_bytes = std::max(pds.act_bytes, dst.get_size());
+    pds.mid_bytes = std::max(pds.mid_bytes, parts * layer_pds.part_bytes);
+    pds.layers.push_back(std::move(layer_pds));
+    cur = Dims4{n, s.out_channels, ho, wo};
+  }
+  pds.output = cur;
+  return pds;
+}
+
+// Whether oneDNN fell back to a reference (slow, C++ loop) kernel anywhere.
+bool UsesReference(const LayerDescs& pds) {
+  for (const LayerPds& layer : pds.layers) {
+    for (const auto* list : {&layer.dw, &layer.pw}) {
+      for (const Conv::primitive_desc& pd : *list) {
+        if (absl::StartsWith(pd.impl_info_str(), "ref")) return true;
+      }
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -124,54 +215,19 @@ Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
       flops_(flops),
       tag_(TagFor(ResolveLayout(layout))),
       input_(input),
-      direct_output_(ResolveLayout(layout) == ActivationLayout::kNhwcDirect) {
+      // A last layer in parts (depth multiplier > 1) ends like kNhwc.
+      direct_output_(ResolveLayout(layout) == ActivationLayout::kNhwcDirect &&
+                     weights.Parts(model.layers.size() - 1) == 1) {
   const int64_t n = input.n;
-  auto act_desc = [&](int64_t c, int64_t h, int64_t w) {
-    return memory::desc({n, c, h, w}, kF32, tag_);
-  };
-
-  // Pass 1: primitive descriptors, to size the shared buffers.
-  struct LayerPds {
-    Conv::primitive_desc dw, pw;
-  };
-  std::vector<LayerPds> pds;
-  size_t act_bytes = act_desc(input.c, input.h, input.w).get_size();
-  size_t mid_bytes = 0, scratch_bytes = 0;
-  Dims4 cur = input;
-  for (const Layer& layer : model.layers) {
-    const LayerSpec& s = layer.spec;
-    const int64_t pad = s.EffectivePadding(), reach = s.dilation * (s.kernel - 1) + 1;
-    const int64_t ho = (cur.h + 2 * pad - reach) / s.stride + 1;
-    const int64_t wo = (cur.w + 2 * pad - reach) / s.stride + 1;
-    const memory::desc src = act_desc(cur.c, cur.h, cur.w);
-    const memory::desc mid = act_desc(s.MidChannels(), ho, wo);
-    const memory::desc dst = act_desc(s.out_channels, ho, wo);
-    const memory::desc dw_bias = s.depthwise_bias
-                                     ? memory::desc({s.MidChannels()}, kF32, memory::format_tag::x)
-                                     : memory::desc();
-    const memory::desc pw_bias = s.pointwise_bias
-                                     ? memory::desc({s.out_channels}, kF32, memory::format_tag::x)
-                                     : memory::desc();
-    LayerPds layer_pds{
-        MakeConv(src,
-                 memory::desc({s.in_channels, s.depth_multiplier, 1, s.kernel, s.kernel}, kF32,
-                              memory::format_tag::goihw),
-                 dw_bias, mid, {s.stride, s.stride}, {s.dilation - 1, s.dilation - 1}, {pad, pad},
-                 {TrailingPad(cur.h, ho, pad, s.stride, reach),
-                  TrailingPad(cur.w, wo, pad, s.stride, reach)},
-                 AttrFor(s.depthwise_activation), engine),
-        MakeConv(
-            mid,
-            memory::desc({s.out_channels, s.MidChannels(), 1, 1}, kF32, memory::format_tag::oihw),
-            pw_bias, dst, {1, 1}, {0, 0}, {0, 0}, {0, 0}, AttrFor(s.pointwise_activation), engine)};
-    act_bytes = std::max(act_bytes, dst.get_size());
-    mid_bytes = std::max(mid_bytes, mid.get_size());
-    scratch_bytes = std::max({scratch_bytes, layer_pds.dw.scratchpad_desc().get_size(),
-                              layer_pds.pw.scratchpad_desc().get_size()});
-    pds.push_back(std::move(layer_pds));
-    cur = Dims4{n, s.out_channels, ho, wo};
+  // Pass 1: primitive descriptors, to size the shared buffers; in nhwc
+  // instead if the requested layout has no JIT kernel for some layer.
+  LayerDescs pds = DescribeLayers(model, input, tag_, weights, engine);
+  if (tag_ != memory::format_tag::nhwc && UsesReference(pds)) {
+    tag_ = memory::format_tag::nhwc;
+    pds = DescribeLayers(model, input, tag_, weights, engine);
   }
-  output_ = cur;
+  size_t scratch_bytes = pds.scratch_bytes;
+  output_ = pds.output;
   if (direct_output_) {
     const size_t last = model.layers.size() - 1;
     const LayerSpec& s = model.layers[last].spec;
@@ -181,35 +237,51 @@ Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
     last_bias_ = weights.PointwiseBias(last);
     scratch_bytes = std::max(scratch_bytes, DirectOutputPd(n).scratchpad_desc().get_size());
   }
-  input_sample_bytes_ = act_desc(input.c, input.h, input.w).get_size() / n;
-  output_sample_bytes_ = act_desc(output_.c, output_.h, output_.w).get_size() / n;
+  input_sample_bytes_ = memory::desc({n, input.c, input.h, input.w}, kF32, tag_).get_size() / n;
+  output_sample_bytes_ =
+      memory::desc({n, output_.c, output_.h, output_.w}, kF32, tag_).get_size() / n;
 
   // Pass 2: buffers once, then the steps. Layer input and output share
   // `activations_` (the input is dead once the depthwise conv has run).
-  activations_ = Allocate(act_bytes);
-  mid_ = Allocate(mid_bytes);
+  activations_ = Allocate(pds.act_bytes);
+  mid_ = Allocate(pds.mid_bytes);
   scratchpad_ = Allocate(scratch_bytes);
   scratchpad_memory_ = memory(memory::desc({static_cast<int64_t>(scratchpad_.bytes)},
                                            memory::data_type::u8, memory::format_tag::x),
                               engine, scratchpad_.data.get());
   const memory& scratch = scratchpad_memory_;
-  for (size_t i = 0; i < pds.size(); ++i) {
-    const LayerPds& p = pds[i];
-    Step dw{Conv(p.dw),
-            {{DNNL_ARG_SRC, memory(p.dw.src_desc(), engine, activations_.data.get())},
-             {DNNL_ARG_WEIGHTS, weights.Depthwise(i, p.dw.weights_desc(), stream)},
-             {DNNL_ARG_DST, memory(p.dw.dst_desc(), engine, mid_.data.get())},
-             {DNNL_ARG_SCRATCHPAD, scratch}}};
-    if (model.layers[i].spec.depthwise_bias) dw.args[DNNL_ARG_BIAS] = weights.DepthwiseBias(i);
-    Step pw{Conv(p.pw),
-            {{DNNL_ARG_SRC, memory(p.pw.src_desc(), engine, mid_.data.get())},
-             {DNNL_ARG_WEIGHTS, weights.Pointwise(i, p.pw.weights_desc(), stream)},
-             {DNNL_ARG_DST, memory(p.pw.dst_desc(), engine, activations_.data.get())},
-             {DNNL_ARG_SCRATCHPAD, scratch}}};
-    if (model.layers[i].spec.pointwise_bias) pw.args[DNNL_ARG_BIAS] = weights.PointwiseBias(i);
-    steps_.push_back(std::move(dw));
+  char* mid_data = static_cast<char*>(mid_.data.get());
+  for (size_t i = 0; i < pds.layers.size(); ++i) {
+    const LayerPds& p = pds.layers[i];
+    const int64_t parts = static_cast<int64_t>(p.dw.size());
+    for (int64_t j = 0; j < parts; ++j) {
+      const Conv::primitive_desc& pd = p.dw[j];
+      Step dw{Conv(pd),
+              {{DNNL_ARG_SRC, memory(pd.src_desc(), engine, activations_.data.get())},
+               {DNNL_ARG_WEIGHTS, weights.Depthwise(i, j, pd.weights_desc(), stream)},
+               {DNNL_ARG_DST, memory(pd.dst_desc(), engine, mid_data + j * p.part_bytes)},
+               {DNNL_ARG_SCRATCHPAD, scratch}},
+              pd.impl_info_str()};
+      if (model.layers[i].spec.depthwise_bias) {
+        dw.args[DNNL_ARG_BIAS] = weights.DepthwiseBias(i, j);
+      }
+      steps_.push_back(std::move(dw));
+    }
     // With direct output the last pointwise conv is a matmul per item.
-    if (!direct_output_ || i + 1 < pds.size()) steps_.push_back(std::move(pw));
+    if (direct_output_ && i + 1 == pds.layers.size()) break;
+    for (int64_t j = 0; j < parts; ++j) {
+      const Conv::primitive_desc& pd = p.pw[j];
+      Step pw{Conv(pd),
+              {{DNNL_ARG_SRC, memory(pd.src_desc(), engine, mid_data + j * p.part_bytes)},
+               {DNNL_ARG_WEIGHTS, weights.Pointwise(i, j, pd.weights_desc(), stream)},
+               {DNNL_ARG_DST, memory(pd.dst_desc(), engine, activations_.data.get())},
+               {DNNL_ARG_SCRATCHPAD, scratch}},
+              pd.impl_info_str()};
+      if (j == 0 && model.layers[i].spec.pointwise_bias) {
+        pw.args[DNNL_ARG_BIAS] = weights.PointwiseBias(i);
+      }
+      steps_.push_back(std::move(pw));
+    }
   }
 }
 
@@ -237,11 +309,11 @@ Plan::DirectOutput& Plan::DirectOutputFor(int64_t samples) {
   auto it = direct_outputs_.find(samples);
   if (it != direct_outputs_.end()) return it->second;
   const dnnl::matmul::primitive_desc pd = DirectOutputPd(samples);
-  DirectOutput out{dnnl::matmul(pd),
-                   memory(pd.weights_desc(), engine_, DNNL_MEMORY_NONE),
-                   memory(pd.dst_desc(), engine_, DNNL_MEMORY_NONE),
-                   {},
-                   {}};
+  DirectOutput out;
+  out.primitive = dnnl::matmul(pd);
+  out.mid = memory(pd.weights_desc(), engine_, DNNL_MEMORY_NONE);
+  out.dst = memory(pd.dst_desc(), engine_, DNNL_MEMORY_NONE);
+  out.impl = pd.impl_info_str();
   out.args = {{DNNL_ARG_SRC, memory(pd.src_desc(), engine_, last_weights_.get_data_handle())},
               {DNNL_ARG_WEIGHTS, out.mid},
               {DNNL_ARG_DST, out.dst},
@@ -262,8 +334,12 @@ Plan::DirectOutput& Plan::DirectOutputFor(int64_t samples) {
 Plan::Boundary Plan::MakeBoundary(const memory::desc& user, const memory::desc& internal,
                                   bool to_internal) {
   Boundary b{
-      memory(user, engine_, DNNL_MEMORY_NONE), memory(internal, engine_, DNNL_MEMORY_NONE), {}};
-  b.reorder = to_internal ? dnnl::reorder(b.user, b.internal) : dnnl::reorder(b.internal, b.user);
+      memory(user, engine_, DNNL_MEMORY_NONE), memory(internal, engine_, DNNL_MEMORY_NONE), {}, {}};
+  const dnnl::reorder::primitive_desc pd = to_internal
+                                               ? dnnl::reorder::primitive_desc(b.user, b.internal)
+                                               : dnnl::reorder::primitive_desc(b.internal, b.user);
+  b.reorder = dnnl::reorder(pd);
+  b.impl = pd.impl_info_str();
   return b;
 }
 
@@ -285,6 +361,15 @@ Plan::Boundary& Plan::OutputBoundary(int64_t samples) {
       .emplace(samples, MakeBoundary(memory::desc(dims, kF32, memory::format_tag::nchw),
                                      memory::desc(dims, kF32, tag_), /*to_internal=*/false))
       .first->second;
+}
+
+std::vector<std::string> Plan::ImplNames() const {
+  std::vector<std::string> names;
+  for (const auto& [samples, b] : inputs_) names.push_back(b.impl);
+  for (const Step& step : steps_) names.push_back(step.impl);
+  for (const auto& [samples, out] : direct_outputs_) names.push_back(out.impl);
+  for (const auto& [samples, b] : outputs_) names.push_back(b.impl);
+  return names;
 }
 
 void Plan::Execute(absl::Span<const BatchItem> items, dnnl::stream& stream) {

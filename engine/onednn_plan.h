@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -54,8 +55,14 @@ inline constexpr int64_t kMicroBatchBytes = int64_t{16} << 20;
 int64_t MicroBatchSize(const ModelSpec& model, const Dims4& chw, int64_t n, int64_t requested);
 
 // Everything to run the model on one input shape [n, c, h, w]: primitives
-// created once, activation buffers (two, ping-ponged across layers) and one
-// shared scratchpad allocated once, boundary reorders per item size.
+// created once, activation buffers (a layer's input/output and its
+// depthwise output) and one shared scratchpad allocated once, boundary
+// reorders per item size. A layer with depth multiplier > 1 runs in parts
+// (see WeightCache) so that every convolution has a JIT kernel. The layout
+// asked for is a preference: if oneDNN has no JIT kernel for some layer in
+// it (it would fall back to a reference kernel, 100x slower), the plan runs
+// in nhwc. With kNhwcDirect, a last layer in parts ends as with kNhwc
+// (output reorder).
 class Plan {
  public:
   Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops, ActivationLayout layout,
@@ -69,16 +76,24 @@ class Plan {
 
   const FlopCount& flops() const { return flops_; }
 
+  // The oneDNN implementation of every primitive the plan has made so far
+  // (e.g. "jit:uni", "brgconv_1x1:avx512_core"; boundary reorders and direct
+  // outputs appear once executed), in execution order. Tests check that
+  // none is oneDNN's slow reference ("ref:...").
+  std::vector<std::string> ImplNames() const;
+
  private:
   struct Step {
     dnnl::primitive primitive;
     std::unordered_map<int, dnnl::memory> args;
+    std::string impl;
   };
   // Reorders between a user's NCHW tensor of `samples` samples and its slice
   // of the internal buffer.
   struct Boundary {
     dnnl::memory user, internal;
     dnnl::reorder reorder;
+    std::string impl;
   };
   struct Buffer {
     std::unique_ptr<void, void (*)(void*)> data{nullptr, nullptr};
@@ -92,6 +107,7 @@ class Plan {
     dnnl::memory mid, dst;
     std::unordered_map<int, dnnl::memory> args;
     Buffer own_scratchpad;  // only if it needs more than the shared one
+    std::string impl;
   };
   dnnl::matmul::primitive_desc DirectOutputPd(int64_t samples) const;
   DirectOutput& DirectOutputFor(int64_t samples);

@@ -6,6 +6,7 @@
 // thread-safe: each belongs to one Executor.
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -17,18 +18,37 @@ namespace sepconv {
 // The model's weights as oneDNN memories: plain (PyTorch layout) views of the
 // ModelSpec, plus one reordered copy per layout a primitive asked for,
 // made on first request and kept.
+//
+// A layer runs as `Parts(layer)` depthwise+pointwise pairs. With depth
+// multiplier 1 that is one part, the layer itself. With depth multiplier
+// dm > 1 (which oneDNN's JIT depthwise kernels do not handle) it is dm parts:
+// part j is a depthwise conv with groups = in_channels whose channel c is the
+// layer's mid channel c * dm + j (weights and bias), and a pointwise conv
+// over those in_channels inputs, i.e. the pointwise columns c * dm + j. The
+// parts' pointwise outputs summed (plus the layer's pointwise bias, once) are
+// the layer's pointwise output. Parts' plain weights are split at
+// construction.
 class WeightCache {
  public:
   // `model` must outlive the cache.
   WeightCache(const ModelSpec& model, const dnnl::engine& engine);
 
-  // The layer's depthwise/pointwise weights in `desc` (reordered once).
-  dnnl::memory Depthwise(size_t layer, const dnnl::memory::desc& desc, dnnl::stream& stream);
-  dnnl::memory Pointwise(size_t layer, const dnnl::memory::desc& desc, dnnl::stream& stream);
-  // The pointwise weights as given ([out, mid] row-major).
-  const dnnl::memory& PointwisePlain(size_t layer) const { return layers_[layer].pw.plain; }
-  // Biases (plain, 1-D); empty memory when the layer has none.
-  const dnnl::memory& DepthwiseBias(size_t layer) const { return layers_[layer].dw_bias; }
+  // 1 or the layer's depth multiplier (see above).
+  int64_t Parts(size_t layer) const { return static_cast<int64_t>(layers_[layer].parts.size()); }
+  // The part's depthwise weights ([in, 1, 1, K, K] goihw for a split part)
+  // and pointwise weights ([out, in, 1, 1]) in `desc` (reordered once).
+  dnnl::memory Depthwise(size_t layer, int64_t part, const dnnl::memory::desc& desc,
+                         dnnl::stream& stream);
+  dnnl::memory Pointwise(size_t layer, int64_t part, const dnnl::memory::desc& desc,
+                         dnnl::stream& stream);
+  // The part's depthwise bias (plain, 1-D); empty memory when the layer has
+  // none.
+  const dnnl::memory& DepthwiseBias(size_t layer, int64_t part) const {
+    return layers_[layer].parts[part].dw_bias;
+  }
+  // The layer's pointwise weights as given ([out, mid] row-major) and its
+  // pointwise bias (empty memory when it has none).
+  const dnnl::memory& PointwisePlain(size_t layer) const { return layers_[layer].pw_plain; }
   const dnnl::memory& PointwiseBias(size_t layer) const { return layers_[layer].pw_bias; }
 
  private:
@@ -36,9 +56,15 @@ class WeightCache {
     dnnl::memory plain;
     std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> reordered;
   };
-  struct LayerMemories {
+  struct Part {
     Weights dw, pw;
-    dnnl::memory dw_bias, pw_bias;
+    dnnl::memory dw_bias;
+  };
+  struct LayerMemories {
+    std::vector<Part> parts;
+    dnnl::memory pw_plain, pw_bias;
+    // The split parts' plain weights (views above point into them).
+    std::vector<std::vector<float>> storage;
   };
   dnnl::memory Get(Weights& weights, const dnnl::memory::desc& desc, dnnl::stream& stream);
 

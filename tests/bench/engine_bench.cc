@@ -1,6 +1,6 @@
 // Engine benchmarks (Google Benchmark): the separable layer on the
 // foundation issue's six shapes and the MobileNet-v1 body (13 separable
-// blocks with ReLU on 32x112x112), fp32, NCHW in and out (conversions
+// blocks with ReLU on 32x112x112) and a depth-multiplier block, fp32, NCHW in and out (conversions
 // included), under every internal activation layout; plus this machine's
 // fp32 peak (a large oneDNN matmul) and memory bandwidth (a large parallel
 // copy) for the roofline. Each benchmark reports, besides Google Benchmark's
@@ -19,6 +19,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -226,6 +227,16 @@ void RegisterAll() {
     cases.push_back({absl::StrCat("sepconv/", s[0], "x", s[1], "-", s[2], "x", s[3]),
                      std::make_shared<const ModelSpec>(MakeRandomModel({spec}, 0).value()),
                      Dims4{s[0], s[1], s[3], s[3]}});
+  }
+  // Depth multiplier > 1 (the loader's test model (b) has such a block):
+  // 24->40, 5x5, stride 2, ReLU6 on 56x56, with dm 1 as the yardstick.
+  for (const auto& [n, dm] : {std::pair<int64_t, int64_t>{1, 1}, {1, 2}, {1, 3}, {16, 2}}) {
+    LayerSpec spec = Block(24, 40, 2, Activation::kRelu6);
+    spec.kernel = 5;
+    spec.depth_multiplier = dm;
+    cases.push_back({absl::StrCat("sepconv_dm/", n, "x24-40x56_k5s2dm", dm),
+                     std::make_shared<const ModelSpec>(MakeRandomModel({spec}, 0).value()),
+                     Dims4{n, 24, 56, 56}});
   }
   auto mobilenet = std::make_shared<const ModelSpec>(MakeRandomModel(MobileNetBody(), 0).value());
   for (int64_t n : {1, 8}) {

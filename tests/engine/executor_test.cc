@@ -86,8 +86,9 @@ constexpr ActivationLayout kLayouts[] = {ActivationLayout::kAuto, ActivationLayo
                                          ActivationLayout::kNhwcDirect};
 
 // Sweep over (kernel, stride); each test loops over dilation, depth
-// multiplier, biases and activations on an odd spatial size with channel
-// counts that are not multiples of 8 or 16, cycling the internal layouts.
+// multiplier (1, and 2 and 3, which run in parts), biases and activations on
+// an odd spatial size with channel counts that are not multiples of 8 or 16,
+// cycling the internal layouts.
 class ExecutorSweepTest : public ::testing::TestWithParam<std::tuple<int, int>> {};
 
 TEST_P(ExecutorSweepTest, MatchesTheReference) {
@@ -95,7 +96,7 @@ TEST_P(ExecutorSweepTest, MatchesTheReference) {
   const Activation activations[] = {Activation::kNone, Activation::kRelu, Activation::kRelu6};
   int variant = 0;
   for (int dilation : {1, 2}) {
-    for (int dm : {1, 2}) {
+    for (int dm : {1, 2, 3}) {
       for (bool bias : {true, false}) {
         for (Activation act : activations) {
           LayerSpec s = Spec(5 + 14 * (variant % 2), 7 + 10 * (variant % 3));
@@ -111,7 +112,9 @@ TEST_P(ExecutorSweepTest, MatchesTheReference) {
                                     bias, " act", ActivationName(act), " C", s.in_channels, "->",
                                     s.out_channels));
           const ModelSpec model = MakeRandomModel({s}, variant).value();
-          std::unique_ptr<Executor> executor = MakeExecutor(model);
+          const ActivationLayout layout = kLayouts[variant % std::size(kLayouts)];
+          SCOPED_TRACE(absl::StrCat("layout ", static_cast<int>(layout)));
+          std::unique_ptr<Executor> executor = MakeExecutor(model, {}, layout);
           ASSERT_NE(executor, nullptr);
           const Dims4 dims{1 + variant % 3, s.in_channels, 13, 11};
           // Inputs of scale 4 so that ReLU6 clips somewhere.
