@@ -2,8 +2,9 @@
 """PyTorch side of the engine benchmark: the same cases as engine_bench.
 
 Times Debian PyTorch 1.13 (fp32, NCHW, torch.no_grad(), eval mode) on the
-seed's separableconv module at the foundation issue's six shapes and on the
-MobileNet-v1 body (13 separable blocks with ReLU), and prints one JSON list
+seed's separableconv module at the foundation issue's six shapes, on the
+MobileNet-v1 body (13 separable blocks with ReLU) and on a block with depth
+multiplier 1-3 (24->40, 5x5, stride 2, ReLU6), and prints one JSON list
 of {"name", "median_ms", "min_ms", "iterations"} on stdout. Case names match
 engine_bench's benchmark names without the layout suffix.
 """
@@ -38,6 +39,19 @@ class SeparableConv(nn.Module):
         return x
 
 
+class DepthMultiplierBlock(nn.Module):
+    """Depthwise 5x5 stride 2 with `dm` outputs per channel, ReLU6, pointwise, ReLU6."""
+
+    def __init__(self, in_ch, out_ch, dm):
+        super().__init__()
+        self.depth_conv = nn.Conv2d(in_ch, in_ch * dm, kernel_size=5, stride=2, padding=2,
+                                    groups=in_ch)
+        self.point_conv = nn.Conv2d(in_ch * dm, out_ch, kernel_size=1)
+
+    def forward(self, x):
+        return nn.functional.relu6(self.point_conv(nn.functional.relu6(self.depth_conv(x))))
+
+
 def mobilenet_body():
     blocks = [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1),
               (256, 512, 2)] + [(512, 512, 1)] * 5 + [(512, 1024, 2), (1024, 1024, 1)]
@@ -51,6 +65,9 @@ def cases():
                 n, cin, hw, hw)
     for n in (1, 8):
         yield f"mobilenet_body/{n}x32x112", mobilenet_body, (n, 32, 112, 112)
+    for n, dm in ((1, 1), (1, 2), (1, 3), (16, 2)):
+        yield (f"sepconv_dm/{n}x24-40x56_k5s2dm{dm}",
+               lambda d=dm: DepthMultiplierBlock(24, 40, d), (n, 24, 56, 56))
 
 
 def time_case(module, shape, min_time):
