@@ -242,7 +242,7 @@ Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
       memory::desc({n, output_.c, output_.h, output_.w}, kF32, tag_).get_size() / n;
 
   // Pass 2: buffers once, then the steps. Layer input and output share
-  // `activations_` (the input is dead once the depthwise conv has run).
+  // `activations_` (the input is dead once the depthwise convs have run).
   activations_ = Allocate(pds.act_bytes);
   mid_ = Allocate(pds.mid_bytes);
   scratchpad_ = Allocate(scratch_bytes);
