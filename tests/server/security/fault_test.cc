@@ -216,14 +216,29 @@ TEST_F(FaultTest, ManyConnectionsAtOnce) {
   EXPECT_LE(fds, fds_before + 8);
 }
 
-// Helper mode: sends requests as fast as the server takes them, forever.
+// Helper mode: keeps kInFlight requests outstanding, forever, so the
+// server's queue stays full however fast it computes.
 int FloodClient(const std::string& target) {
-  auto channel = ChannelTo(target, nullptr, 12345);
-  AsyncCalls* calls = new AsyncCalls(channel);  // never freed: we get SIGKILLed
+  constexpr int kInFlight = 64;
+  auto stub = inference::GRPCInferenceService::NewStub(ChannelTo(target, nullptr, 12345));
   const inference::ModelInferRequest request = MakeRequest(1, 8, 8, 4);
+  std::atomic<int> outstanding{0};
   for (;;) {
-    for (int i = 0; i < 16; ++i) calls->Send(request, absl::Seconds(600));
-    absl::SleepFor(absl::Milliseconds(500));
+    while (outstanding.load() < kInFlight) {
+      struct Call {
+        grpc::ClientContext context;
+        inference::ModelInferResponse response;
+      };
+      auto* call = new Call;
+      call->context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(600)));
+      ++outstanding;
+      stub->async()->ModelInfer(&call->context, &request, &call->response,
+                                [call, &outstanding](grpc::Status) {
+                                  delete call;
+                                  --outstanding;
+                                });
+    }
+    absl::SleepFor(absl::Microseconds(200));
   }
 }
 
