@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every benchmark in one go and prints the README's tables (Markdown):
+# the engine beside PyTorch and the roofline, the service against the echo
+# server, dynamic batching on vs off, the cost of metrics and of TLS.
+# Speed is reported here, never asserted by tests.
+#
+# Usage: tests/bench/run_all.sh [BUILD_DIR] > tables.md   (default: build)
+# Builds what it needs first. Each part's own script documents its knobs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${1:-build}
+cmake --build "$build" --target engine_bench echo_server sepconv-server sepconv-client >&2
+
+section() { printf '\n### %s\n\n' "$1"; }
+echo "Measured on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1 /proc/loadavg) at start."
+
+section "Engine vs PyTorch (fp32, 2 threads, NCHW in and out)"
+/usr/bin/python3 tests/bench/run_engine_bench.py --build_dir "$build" --suite all --markdown
+
+section "Service vs a do-nothing echo server (16 clients, 127.0.0.1)"
+tests/bench/run_service_bench.sh "$build"
+
+section "Dynamic batching off vs on (1x32x56x56)"
+/usr/bin/python3 tests/bench/batching_bench.py --build "$build"
+
+section "Metrics on vs off (16 clients)"
+tests/bench/metrics_overhead.sh "$build/server/sepconv-server" "$build/client/sepconv-client"
+
+section "TLS vs plaintext (16 clients)"
+tests/bench/run_tls_bench.sh "$build"
