@@ -246,6 +246,7 @@ absl::StatusOr<RepositoryDiff> ModelRepository::Poll() {
       continue;
     }
     for (const Candidate& c : scan.versions) {
+      diff.selected[name].push_back(c.version);
       report({name, c.version}, c.fingerprint,
              [&] { return LoadVersion(name, scan, c, options_.default_scheduler); });
     }

@@ -57,6 +57,8 @@ struct RepositoryDiff {
   // Gone from disk or no longer selected by the version policy; version 0
   // here means a model-level failure was resolved.
   std::vector<std::pair<std::string, int64_t>> removed;
+  // Every version the policy selects now, per model whose scan succeeded.
+  std::map<std::string, std::vector<int64_t>> selected;
 
   bool empty() const { return added.empty() && changed.empty() && removed.empty(); }
 };

@@ -1,8 +1,10 @@
 #include "server/repository_sync.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -11,6 +13,17 @@ namespace {
 
 void Retire(std::shared_ptr<ServedModel> model, const ServerOptions& options) {
   if (model != nullptr) model->Shutdown(absl::Now() + options.exit_timeout);
+}
+
+// Whether `model` has a version that the policy selects and that serves.
+bool HasReadySelected(const RepositoryDiff& diff, const std::string& model,
+                      const ModelRegistry& registry) {
+  auto selected = diff.selected.find(model);
+  if (selected == diff.selected.end()) return false;
+  for (int64_t version : selected->second) {
+    if (registry.IsReady(model, absl::StrCat(version))) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -49,8 +62,24 @@ absl::Status ApplyRepositoryDiff(const RepositoryDiff& diff, const ServerOptions
       }
     }
   }
+  // A version the policy no longer selects is retired only once a selected
+  // version of its model is ready: a new version that fails to load (or is
+  // still being copied in) leaves the previous one serving.
   for (const auto& [model, version] : diff.removed) {
+    if (version != 0 && !HasReadySelected(diff, model, *registry)) continue;
     Retire(registry->Remove(model, absl::StrCat(version)), options);
+  }
+  for (const auto& [model, versions] : diff.selected) {
+    if (!HasReadySelected(diff, model, *registry)) continue;
+    absl::StatusOr<std::vector<VersionStatus>> served = registry->Versions(model);
+    if (!served.ok()) continue;
+    for (const VersionStatus& v : *served) {
+      int64_t number = 0;
+      if (absl::SimpleAtoi(v.version, &number) &&
+          std::find(versions.begin(), versions.end(), number) == versions.end()) {
+        Retire(registry->Remove(model, v.version), options);
+      }
+    }
   }
   return first_error;
 }

@@ -161,6 +161,10 @@ TEST_F(RepositoryServerTest, PollPicksUpANewVersionWhileClientsKeepGettingAnswer
     }
   });
   absl::SleepFor(absl::Milliseconds(300));  // answers from version 1 first
+  // A version folder that appears before its model file (as a copy in
+  // progress does) must not interrupt version 1.
+  fs::create_directories(root_ / "m" / "2");
+  absl::SleepFor(absl::Milliseconds(300));
   Write("m/2/model.onnx", SeededGraph(2).Serialize());
   client.join();
   EXPECT_TRUE(saw_v2);
