@@ -59,6 +59,23 @@ absl::StatusOr<std::string> ReadSmallFile(const fs::path& path) {
   return buffer.str();
 }
 
+// Calls `visit` for each entry of `dir`. Uses only the non-throwing
+// std::filesystem overloads: a folder that vanishes, turns into a file or a
+// broken link, or fails while being read gives a status, never an exception.
+template <typename Visit>
+absl::Status ListFolder(const fs::path& dir, Visit visit) {
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) visit(*it);
+  if (!ec) return absl::OkStatus();
+  const std::string message = absl::StrCat("cannot list '", dir.string(), "': ", ec.message());
+  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory) {
+    return absl::NotFoundError(message);
+  }
+  if (ec == std::errc::permission_denied) return absl::PermissionDeniedError(message);
+  return absl::UnavailableError(message);
+}
+
 std::vector<int64_t> SelectVersions(const ModelVersionPolicy& policy,
                                     const std::vector<int64_t>& present) {  // ascending
   if (policy.has_all()) return present;
@@ -101,11 +118,16 @@ ModelScan ScanModel(const fs::path& dir, const std::string& name,
     return scan;
   }
   std::vector<int64_t> present;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
+  absl::Status listed = ListFolder(dir, [&](const fs::directory_entry& entry) {
+    std::error_code entry_ec;
     int64_t version = 0;
-    if (entry.is_directory(ec) && ParseVersion(entry.path().filename().string(), &version)) {
+    if (entry.is_directory(entry_ec) && ParseVersion(entry.path().filename().string(), &version)) {
       present.push_back(version);
     }
+  });
+  if (!listed.ok()) {
+    scan.error = std::move(listed);
+    return scan;
   }
   std::sort(present.begin(), present.end());
   if (present.empty()) {
@@ -204,17 +226,27 @@ ModelConfig DefaultModelConfig(const SchedulerOptions& defaults) {
 ModelRepository::ModelRepository(RepositoryOptions options) : options_(std::move(options)) {}
 
 absl::StatusOr<RepositoryDiff> ModelRepository::Poll() {
-  const fs::path root(options_.root);
-  std::error_code ec;
-  fs::directory_iterator it(root, ec);
-  if (ec) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot list model repository '", options_.root, "': ", ec.message()));
+  // Nothing below throws on purpose; this keeps an unexpected exception
+  // (e.g. std::bad_alloc, or a filesystem error from a hook) from ending the
+  // poller thread. The previous state is kept, so the next Poll retries.
+  try {
+    return Scan();
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("scan of model repository '", options_.root, "' failed: ", e.what()));
   }
+}
+
+absl::StatusOr<RepositoryDiff> ModelRepository::Scan() {
+  const fs::path root(options_.root);
   std::vector<std::string> names;
-  for (const fs::directory_entry& entry : it) {
+  absl::Status listed = ListFolder(root, [&](const fs::directory_entry& entry) {
+    std::error_code ec;
     const std::string name = entry.path().filename().string();
     if (!name.empty() && name[0] != '.' && entry.is_directory(ec)) names.push_back(name);
+  });
+  if (!listed.ok()) {
+    return absl::Status(listed.code(), absl::StrCat("model repository: ", listed.message()));
   }
   std::sort(names.begin(), names.end());
 
@@ -230,6 +262,7 @@ absl::StatusOr<RepositoryDiff> ModelRepository::Poll() {
     now[key] = Known{fingerprint};
   };
   for (const std::string& name : names) {
+    if (options_.before_model_scan) options_.before_model_scan(name);
     const ModelScan scan = ScanModel(root / name, name, options_.default_scheduler);
     if (!scan.error.ok()) {
       // Keep what was loaded before; report the failure once per change.

@@ -21,6 +21,7 @@
 // thread-safe: call Poll from one thread (the poller) at a time.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -39,6 +40,9 @@ struct RepositoryOptions {
   // Scheduler settings for models without config.pbtxt; also the queue
   // bound used when a config leaves max_queue_size at 0.
   SchedulerOptions default_scheduler;
+  // Tests only: runs on the polling thread after ROOT is listed and before
+  // each model folder is scanned (to change the folder mid-scan).
+  std::function<void(const std::string& model)> before_model_scan;
 };
 
 // The outcome of loading one (model, version).
@@ -78,7 +82,12 @@ class ModelRepository {
   explicit ModelRepository(RepositoryOptions options);
 
   // Rescans and loads; the first call reports everything as added. Errors
-  // only when ROOT itself cannot be listed (NOT_FOUND / PERMISSION_DENIED).
+  // only when ROOT itself cannot be listed (NOT_FOUND / PERMISSION_DENIED,
+  // UNAVAILABLE when listing fails midway), or, as UNAVAILABLE, when the scan
+  // hit an exception; never throws. On error the state is unchanged: the
+  // next Poll reports against the last successful one. A model folder that
+  // vanishes or cannot be read mid-scan is a model-level failure (version 0),
+  // so the versions it had stay loaded until a later Poll no longer lists it.
   absl::StatusOr<RepositoryDiff> Poll();
 
   const RepositoryOptions& options() const { return options_; }
@@ -88,6 +97,8 @@ class ModelRepository {
     std::string fingerprint;
   };
   using Key = std::pair<std::string, int64_t>;
+
+  absl::StatusOr<RepositoryDiff> Scan();
 
   RepositoryOptions options_;
   std::map<Key, Known> known_;

@@ -250,6 +250,107 @@ TEST_F(ModelRepositoryTest, MissingRootIsNotFound) {
   EXPECT_THAT(std::string(diff.status().message()), HasSubstr("nope"));
 }
 
+// A model folder that changes under the scan (between ROOT's listing and the
+// folder's own) is a model-level failure: reported once, previous versions
+// kept, the other models untouched; the next Poll no longer lists it and
+// removes its versions.
+class MidScanChangeTest : public ModelRepositoryTest,
+                          public ::testing::WithParamInterface<std::string> {
+ protected:
+  // Replaces the folder at `path` as the parameter says.
+  static void Break(const fs::path& path, const std::string& how) {
+    fs::remove_all(path);
+    if (how == "removed") return;
+    if (how == "file") {
+      std::ofstream(path) << "not a folder";
+    } else if (how == "dangling_link") {
+      fs::create_directory_symlink(path.parent_path() / "gone", path);
+    } else if (how == "link_loop") {  // ELOOP: unreadable even for root
+      fs::create_directory_symlink(path.filename(), path);
+    }
+  }
+};
+
+TEST_P(MidScanChangeTest, KeepsWhatWasLoadedAndReportsOnce) {
+  WriteOnnx("a/1/model.onnx", 1);
+  WriteOnnx("m/1/model.onnx", 2);
+  WriteOnnx("z/1/model.onnx", 3);
+  RepositoryOptions options = Repo().options();
+  bool armed = false;
+  options.before_model_scan = [&](const std::string& model) {
+    if (armed && model == "m") {
+      armed = false;
+      Break(root_ / "m", GetParam());
+    }
+  };
+  ModelRepository repo(options);
+  absl::StatusOr<RepositoryDiff> diff = repo.Poll();
+  ASSERT_TRUE(diff.ok()) << diff.status();
+  ASSERT_EQ(diff->added.size(), 3u);
+
+  armed = true;
+  diff = repo.Poll();
+  ASSERT_TRUE(diff.ok()) << diff.status();
+  ASSERT_EQ(diff->added.size(), 1u);
+  EXPECT_EQ(diff->added[0].model, "m");
+  EXPECT_EQ(diff->added[0].version, 0);
+  EXPECT_THAT(std::string(diff->added[0].status.message()), HasSubstr("cannot list"));
+  EXPECT_TRUE(diff->changed.empty());
+  EXPECT_TRUE(diff->removed.empty());  // m/1 keeps serving
+  EXPECT_EQ(diff->selected.count("a"), 1u);
+  EXPECT_EQ(diff->selected.count("z"), 1u);
+
+  // Listed no more: its version and its failure go.
+  diff = repo.Poll();
+  ASSERT_TRUE(diff.ok()) << diff.status();
+  EXPECT_TRUE(diff->added.empty());
+  EXPECT_THAT(diff->removed, ::testing::UnorderedElementsAre(std::make_pair("m", int64_t{0}),
+                                                             std::make_pair("m", int64_t{1})));
+}
+
+INSTANTIATE_TEST_SUITE_P(Ways, MidScanChangeTest,
+                         ::testing::Values("removed", "file", "dangling_link", "link_loop"));
+
+TEST_F(ModelRepositoryTest, ExceptionDuringScanBecomesStatusAndStateIsKept) {
+  WriteOnnx("m/1/model.onnx", 1);
+  WriteOnnx("z/1/model.onnx", 2);
+  RepositoryOptions options = Repo().options();
+  bool armed = false;
+  options.before_model_scan = [&](const std::string& model) {
+    if (armed && model == "z") {
+      armed = false;
+      throw fs::filesystem_error("readdir", root_ / model,
+                                 std::make_error_code(std::errc::io_error));
+    }
+  };
+  ModelRepository repo(options);
+  ASSERT_TRUE(repo.Poll().ok());
+
+  WriteOnnx("m/2/model.onnx", 3);
+  armed = true;
+  absl::StatusOr<RepositoryDiff> diff;
+  ASSERT_NO_THROW(diff = repo.Poll());
+  ASSERT_FALSE(diff.ok());
+  EXPECT_EQ(diff.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(diff.status().message()), HasSubstr("readdir"));
+
+  // The failed Poll changed nothing: the next one reports m/2 as new.
+  diff = repo.Poll();
+  ASSERT_TRUE(diff.ok()) << diff.status();
+  EXPECT_EQ(Versions(diff->added, "m"), (std::vector<int64_t>{2}));
+  EXPECT_THAT(diff->removed, ::testing::ElementsAre(std::make_pair(std::string("m"), int64_t{1})));
+}
+
+TEST_F(ModelRepositoryTest, RootThatIsAFileIsNotFound) {
+  Write("file", "x");
+  RepositoryOptions options;
+  options.root = (root_ / "file").string();
+  ModelRepository repo(options);
+  absl::StatusOr<RepositoryDiff> diff = repo.Poll();
+  ASSERT_FALSE(diff.ok());
+  EXPECT_EQ(diff.status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST(SchedulerOptionsFromConfigTest, FollowsTritonSemantics) {
   SchedulerOptions defaults;
   defaults.max_batch_size = 16;
