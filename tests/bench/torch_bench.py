@@ -5,10 +5,21 @@ Times Debian PyTorch 1.13 (fp32, NCHW, torch.no_grad(), eval mode) on the
 seed's separableconv module at the foundation issue's six shapes, on the
 MobileNet-v1 body (13 separable blocks with ReLU) and on a block with depth
 multiplier 1-3 (24->40, 5x5, stride 2, ReLU6), and prints one JSON list
-of {"name", "median_ms", "min_ms", "iterations"} on stdout. Case names match
-engine_bench's benchmark names without the layout suffix.
+of {"name", "median_ms", "min_ms", "iterations", "channels_last_median_ms",
+"channels_last_min_ms"} on stdout. Case names match engine_bench's benchmark
+names without the layout suffix.
+
+PyTorch at its best: every case runs twice, in NCHW and in channels_last
+(module and input converted; the timed call takes the NCHW input, converts it,
+runs, and returns a contiguous NCHW output, so conversions are included as
+for the engine). glibc is told to keep large buffers in its heap
+(mallopt(M_MMAP_THRESHOLD, 32 MiB) and M_TRIM_THRESHOLD 256 MiB, through
+ctypes, before torch allocates anything), which is what jemalloc or any tuned
+deployment does: without it every call pays an mmap/munmap page-fault storm
+for its activations.
 """
 import argparse
+import ctypes
 import json
 import re
 import statistics
@@ -70,20 +81,40 @@ def cases():
                lambda d=dm: DepthMultiplierBlock(24, 40, d), (n, 24, 56, 56))
 
 
-def time_case(module, shape, min_time):
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+
+
+def keep_allocator_warm():
+    """glibc keeps freed buffers up to 32 MiB (and a 256 MiB top) in its heap."""
+    libc = ctypes.CDLL("libc.so.6")
+    if not (libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and
+            libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)):
+        sys.exit("mallopt failed")
+
+
+def time_case(module, shape, min_time, channels_last):
     x = torch.randn(*shape)
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+
+        def call():
+            return module(x.contiguous(memory_format=torch.channels_last)).contiguous()
+    else:
+        def call():
+            return module(x)
     with torch.no_grad():
         # Warm-up: oneDNN primitive creation and allocator caches.
         start = time.perf_counter()
         for i in range(100):
-            module(x)
+            call()
             if i >= 3 and time.perf_counter() - start > min_time / 4:
                 break
         times = []
         start = time.perf_counter()
         while len(times) < 10 or time.perf_counter() - start < min_time:
             t0 = time.perf_counter()
-            module(x)
+            call()
             times.append(time.perf_counter() - t0)
     return times
 
@@ -94,6 +125,7 @@ def main():
     parser.add_argument("--min_time", type=float, default=0.5, help="seconds per case")
     parser.add_argument("--filter", default="", help="regex on case names")
     args = parser.parse_args()
+    keep_allocator_warm()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     results = []
@@ -101,9 +133,12 @@ def main():
         if not re.search(args.filter, name):
             continue
         module = make().eval()
-        times = time_case(module, shape, args.min_time)
+        times = time_case(module, shape, args.min_time, channels_last=False)
+        cl_times = time_case(module, shape, args.min_time, channels_last=True)
         results.append({"name": name, "median_ms": statistics.median(times) * 1e3,
-                        "min_ms": min(times) * 1e3, "iterations": len(times)})
+                        "min_ms": min(times) * 1e3, "iterations": len(times),
+                        "channels_last_median_ms": statistics.median(cl_times) * 1e3,
+                        "channels_last_min_ms": min(cl_times) * 1e3})
     json.dump(results, sys.stdout, indent=1)
     print()
 
