@@ -89,7 +89,7 @@ RepositorySync::RepositorySync(const std::string& root, const ServerOptions& opt
     : options_(options),
       metrics_(metrics),
       registry_(std::move(registry)),
-      repository_(RepositoryOptions{root, options.ModelSchedulerOptions()}) {}
+      repository_(RepositoryOptions{root, options.ModelSchedulerOptions(), {}}) {}
 
 absl::StatusOr<std::unique_ptr<RepositorySync>> RepositorySync::Start(
     const std::string& root, const ServerOptions& options, Metrics* metrics,
