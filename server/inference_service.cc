@@ -35,16 +35,11 @@ void Record(ModelMetrics* metrics, absl::StatusCode code, absl::Time start) {
   if (metrics != nullptr) metrics->RequestDone(code, absl::Now() - start);
 }
 
-// The earlier of the gRPC deadline and the request's timeout.
-absl::Time RequestDeadline(const grpc::CallbackServerContext& context, absl::Time start,
-                           const ValidatedInfer& validated) {
-  absl::Time deadline = absl::InfiniteFuture();
-  const auto grpc_deadline = context.deadline();
-  if (grpc_deadline != std::chrono::system_clock::time_point::max()) {
-    deadline = absl::FromChrono(grpc_deadline);
-  }
+// The earlier of the transport's deadline and the request's timeout.
+absl::Time RequestDeadline(const InferCall& call, const ValidatedInfer& validated) {
+  absl::Time deadline = call.deadline;
   if (validated.timeout.has_value() && *validated.timeout > absl::ZeroDuration()) {
-    deadline = std::min(deadline, start + *validated.timeout);
+    deadline = std::min(deadline, call.start + *validated.timeout);
   }
   return deadline;
 }
@@ -70,11 +65,10 @@ absl::Status InferenceService::Authenticate(const grpc::CallbackServerContext& c
   return options_.auth->CheckContext(context);
 }
 
-void InferenceService::LogFailure(const grpc::CallbackServerContext& context,
+void InferenceService::LogFailure(const std::string& peer,
                                   const inference::ModelInferRequest& request,
                                   const absl::Status& status) const {
   if (options_.request_log == nullptr || status.ok()) return;
-  const std::string peer = context.peer();
   FailedRequest failed;
   failed.code = status.code();
   failed.model = request.model_name();
@@ -134,17 +128,34 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
 grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerContext* context,
                                                        const inference::ModelInferRequest* request,
                                                        inference::ModelInferResponse* response) {
-  const absl::Time start = absl::Now();
-  // DefaultReactor may be called only once per RPC.
+  InferCall call;
+  call.start = absl::Now();
+  call.auth = Authenticate(*context);
+  const auto grpc_deadline = context->deadline();
+  if (grpc_deadline != std::chrono::system_clock::time_point::max()) {
+    call.deadline = absl::FromChrono(grpc_deadline);
+  }
+  call.is_cancelled = [context] { return context->IsCancelled(); };
+  call.peer = context->peer();
+  // DefaultReactor may be called only once per RPC; context and request
+  // live until Finish.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status auth = Authenticate(*context); !auth.ok()) {
+  Infer(*request, response, std::move(call),
+        [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); });
+  return reactor;
+}
+
+void InferenceService::Infer(const inference::ModelInferRequest& request,
+                             inference::ModelInferResponse* response, InferCall call,
+                             absl::AnyInvocable<void(absl::Status)> done) {
+  if (!call.auth.ok()) {
     // Counted under the model only if it exists: clients mint no labels.
     absl::StatusOr<std::shared_ptr<ServedModel>> model =
-        registry_->Find(request->model_name(), request->model_version());
-    if (model.ok()) Record((*model)->metrics(), auth.code(), start);
-    LogFailure(*context, *request, auth);
-    reactor->Finish(ToGrpcStatus(auth));
-    return reactor;
+        registry_->Find(request.model_name(), request.model_version());
+    if (model.ok()) Record((*model)->metrics(), call.auth.code(), call.start);
+    LogFailure(call.peer, request, call.auth);
+    done(call.auth);
+    return;
   }
   ModelMetrics* metrics = nullptr;
   absl::Status status;
@@ -152,36 +163,34 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   // one more lookup then finds its successor.
   for (int attempt = 0; attempt < 2; ++attempt) {
     absl::StatusOr<std::shared_ptr<ServedModel>> model =
-        registry_->Find(request->model_name(), request->model_version());
+        registry_->Find(request.model_name(), request.model_version());
     if (!model.ok()) {
-      LogFailure(*context, *request, model.status());
-      reactor->Finish(ToGrpcStatus(model.status()));
-      return reactor;
+      LogFailure(call.peer, request, model.status());
+      done(model.status());
+      return;
     }
     metrics = (*model)->metrics();
     if (shutting_down()) {
       status = ShuttingDownError();
       break;
     }
-    status = SubmitInfer(**model, context, *request, response, reactor, start);
-    if (status.ok()) return reactor;
+    status = SubmitInfer(**model, request, response, call, done);
+    if (status.ok()) return;
     if (status.code() != absl::StatusCode::kUnavailable || shutting_down()) break;
     absl::StatusOr<std::shared_ptr<ServedModel>> again =
-        registry_->Find(request->model_name(), request->model_version());
+        registry_->Find(request.model_name(), request.model_version());
     if (!again.ok() || *again == *model) break;
     response->Clear();
   }
-  Record(metrics, status.code(), start);
-  LogFailure(*context, *request, status);
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+  Record(metrics, status.code(), call.start);
+  LogFailure(call.peer, request, status);
+  done(status);
 }
 
 absl::Status InferenceService::SubmitInfer(const ServedModel& model,
-                                           grpc::CallbackServerContext* context,
                                            const inference::ModelInferRequest& request,
-                                           inference::ModelInferResponse* response,
-                                           grpc::ServerUnaryReactor* reactor, absl::Time start) {
+                                           inference::ModelInferResponse* response, InferCall& call,
+                                           absl::AnyInvocable<void(absl::Status)>& done) {
   absl::StatusOr<ValidatedInfer> validated = ValidateInferRequest(request, model.spec());
   if (!validated.ok()) return validated.status();
   if (absl::Status limited =
@@ -198,15 +207,21 @@ absl::Status InferenceService::SubmitInfer(const ServedModel& model,
   job->dims = validated->input_dims;
   job->input = input.data();
   job->output = *output;
-  job->deadline = RequestDeadline(*context, start, *validated);
-  job->is_cancelled = [context] { return context->IsCancelled(); };
-  job->done = [this, context, &request, reactor, metrics = model.metrics(), start,
-               input = std::move(input)](absl::Status status) {
+  job->deadline = RequestDeadline(call, *validated);
+  job->is_cancelled = call.is_cancelled;
+  // `done` moves into the job only when the scheduler takes it: a refused
+  // submit leaves it with the caller (the retry or the failure report).
+  auto finish = std::make_shared<absl::AnyInvocable<void(absl::Status)>>();
+  job->done = [this, &request, peer = call.peer, metrics = model.metrics(), start = call.start,
+               finish, input = std::move(input)](absl::Status status) {
     Record(metrics, status.code(), start);
-    LogFailure(*context, request, status);  // context and request live until Finish
-    reactor->Finish(ToGrpcStatus(status));
+    LogFailure(peer, request, status);  // request lives until done
+    (*finish)(status);
   };
-  return model.scheduler().Submit(std::move(job));
+  *finish = std::move(done);
+  absl::Status submitted = model.scheduler().Submit(std::move(job));
+  if (!submitted.ok()) done = std::move(*finish);
+  return submitted;
 }
 
 }  // namespace sepconv

@@ -21,8 +21,13 @@
 // Thread-safe: gRPC calls the handlers concurrently.
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <string>
 
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "grpc_service.grpc.pb.h"
 #include "server/auth.h"
 #include "server/model_registry.h"
@@ -42,6 +47,15 @@ struct InferenceServiceOptions {
   std::shared_ptr<TokenAuthenticator> auth;  // null: no auth; main reloads it
   std::shared_ptr<RequestLog> request_log;   // null: no failure log
   RequestLimits limits;
+};
+
+// What the inference path needs from the transport carrying one request.
+struct InferCall {
+  absl::Status auth;                             // Authenticate's result for the call
+  absl::Time start;                              // when the request arrived
+  absl::Time deadline = absl::InfiniteFuture();  // the transport's deadline
+  std::function<bool()> is_cancelled;            // may be empty
+  std::string peer;                              // for the failure log
 };
 
 class InferenceService final : public inference::GRPCInferenceService::CallbackService {
@@ -73,19 +87,30 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                                        const inference::ModelInferRequest* request,
                                        inference::ModelInferResponse* response) override;
 
- private:
-  // Validates and submits one request to `model`; on OK the scheduler now
-  // owns finishing `reactor`.
-  absl::Status SubmitInfer(const ServedModel& model, grpc::CallbackServerContext* context,
-                           const inference::ModelInferRequest& request,
-                           inference::ModelInferResponse* response,
-                           grpc::ServerUnaryReactor* reactor, absl::Time start);
-
   // OK when auth is off or the call carries a valid token.
   absl::Status Authenticate(const grpc::CallbackServerContext& context) const;
-  // Writes one failed ModelInfer to the request log, if any.
-  void LogFailure(const grpc::CallbackServerContext& context,
-                  const inference::ModelInferRequest& request, const absl::Status& status) const;
+
+  // The one inference path, shared by ModelInfer and ModelStreamInfer:
+  // `call.auth` (the caller's Authenticate result), the model lookup (one
+  // more lookup when the version is replaced between lookup and submit), the
+  // shutdown check, validation, limits and the model's batcher. Records the
+  // outcome in the model version's metrics, writes failures to the request
+  // log, fills `response` on OK, then calls `done` exactly once: inline when
+  // the request fails before reaching the batcher, otherwise on a scheduler
+  // thread. `request` and `response` must stay alive until `done` runs;
+  // `call.is_cancelled` must stay callable until then.
+  void Infer(const inference::ModelInferRequest& request, inference::ModelInferResponse* response,
+             InferCall call, absl::AnyInvocable<void(absl::Status)> done);
+
+ private:
+  // Validates and submits one request to `model`; on OK the scheduler now
+  // owns calling `done`.
+  absl::Status SubmitInfer(const ServedModel& model, const inference::ModelInferRequest& request,
+                           inference::ModelInferResponse* response, InferCall& call,
+                           absl::AnyInvocable<void(absl::Status)>& done);
+  // Writes one failed request to the request log, if any.
+  void LogFailure(const std::string& peer, const inference::ModelInferRequest& request,
+                  const absl::Status& status) const;
 
   const std::shared_ptr<const ModelRegistry> registry_;
   const InferenceServiceOptions options_;
