@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/internal/checked_math.h"
 #include "engine/internal/onednn_executor.h"
+#include "engine/internal/plan_tuner.h"
 #include "engine/onednn_plan.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
@@ -138,8 +139,15 @@ class OneDnnExecutor final : public Executor {
     }
     absl::StatusOr<FlopCount> flops = CountFlops(*model_, input);  // validates the shape
     if (!flops.ok()) return flops.status();
-    auto plan =
-        std::make_unique<Plan>(*model_, input, *flops, tuning_.layout, weights_, engine_, stream_);
+    std::unique_ptr<Plan> plan;
+    if (tuning_.layout == ActivationLayout::kAuto) {
+      plan = internal::BuildTunedPlan(*model_, input, *flops, weights_, engine_, stream_,
+                                      absl::Milliseconds(options_.tune_budget_ms))
+                 .plan;
+    } else {
+      plan = std::make_unique<Plan>(*model_, input, *flops, tuning_.layout, weights_, engine_,
+                                    stream_);
+    }
     plans_.emplace_front(key, std::move(plan));
     index_[key] = plans_.begin();
     const size_t capacity = static_cast<size_t>(std::max(1, options_.max_cached_shapes));
@@ -169,6 +177,10 @@ absl::StatusOr<std::unique_ptr<Executor>> CreateOneDnnExecutor(
     std::shared_ptr<const ModelSpec> model, ExecutorOptions options, OneDnnTuning tuning) {
   if (model == nullptr) return absl::InvalidArgumentError("Executor::Create: null model");
   if (absl::Status st = ValidateModel(*model); !st.ok()) return st;
+  if (options.tune_budget_ms < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ExecutorOptions.tune_budget_ms must be >= 0, got ", options.tune_budget_ms));
+  }
   if (options.threads < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("ExecutorOptions.threads must be >= 0, got ", options.threads));
@@ -179,6 +191,20 @@ absl::StatusOr<std::unique_ptr<Executor>> CreateOneDnnExecutor(
 }
 
 }  // namespace internal
+
+absl::Status Executor::Warm(absl::Span<const Dims4> shapes) {
+  for (const Dims4& shape : shapes) {
+    absl::StatusOr<Dims4> out = InferOutputShape(model(), shape);
+    if (!out.ok()) return out.status();
+    absl::Status status = Guarded([&]() -> absl::Status {
+      const std::vector<float> input(static_cast<size_t>(shape.n * shape.c * shape.h * shape.w));
+      std::vector<float> output(static_cast<size_t>(out->n * out->c * out->h * out->w));
+      return Run(shape, input.data(), output.data()).status();
+    });
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(std::shared_ptr<const ModelSpec> model,
                                                            ExecutorOptions options) {

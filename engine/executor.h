@@ -23,6 +23,11 @@ struct ExecutorOptions {
   // Plans (primitives + buffers) kept per input shape; the least recently
   // used is dropped beyond this.
   int max_cached_shapes = 64;
+  // Time allowed for choosing a new input shape's internal layout by timing
+  // the candidates on this CPU (see engine/internal/plan_tuner.h); the
+  // choice is remembered process-wide per layer shapes, input shape and
+  // thread count, so each is tuned once. 0 times one candidate only.
+  int tune_budget_ms = 300;
 };
 
 // One caller's part of a batch: `samples` NCHW samples of shape [C, H, W]
@@ -51,6 +56,12 @@ class Executor {
     BatchItem item{input, output, input_dims.n};
     return Run(input_dims, absl::MakeConstSpan(&item, 1));
   }
+
+  // Builds (and tunes) the plans for each of `shapes` (full NCHW input
+  // dims; n is the batch size a request brings) by running the model once on
+  // zeros, so that a later Run of that shape as one batch item pays no plan
+  // creation. Errors as Run's (e.g. a shape the model rejects).
+  absl::Status Warm(absl::Span<const Dims4> shapes);
 
   virtual const ModelSpec& model() const = 0;
 

@@ -363,6 +363,13 @@ Plan::Boundary& Plan::OutputBoundary(int64_t samples) {
       .first->second;
 }
 
+ActivationLayout Plan::layout() const {
+  if (direct_output_) return ActivationLayout::kNhwcDirect;
+  if (tag_ == memory::format_tag::nhwc) return ActivationLayout::kNhwc;
+  if (tag_ == memory::format_tag::nChw8c) return ActivationLayout::kBlocked8;
+  return ActivationLayout::kBlocked16;
+}
+
 std::vector<std::string> Plan::ImplNames() const {
   std::vector<std::string> names;
   for (const auto& [samples, b] : inputs_) names.push_back(b.impl);

@@ -75,6 +75,8 @@ class Plan {
   void Execute(absl::Span<const BatchItem> items, dnnl::stream& stream);
 
   const FlopCount& flops() const { return flops_; }
+  // The layout the plan runs in (kNhwc when the one asked for fell back).
+  ActivationLayout layout() const;
 
   // The oneDNN implementation of every primitive the plan has made so far
   // (e.g. "jit:uni", "brgconv_1x1:avx512_core"; boundary reorders and direct

@@ -308,6 +308,24 @@ TEST(ExecutorTest, ErrorsAreStatusesNamingTheProblem) {
   RunAndCheck(*executor, Dims4{1, 4, 8, 8}, Input(Dims4{1, 4, 8, 8}, 1));
 }
 
+TEST(ExecutorTest, WarmBuildsPlansThatRunCorrectly) {
+  const ModelSpec model = MakeRandomModel({Spec(12, 20), Spec(20, 9)}, 5).value();
+  for (int budget_ms : {0, 300}) {
+    SCOPED_TRACE(budget_ms);
+    ExecutorOptions options;
+    options.tune_budget_ms = budget_ms;
+    std::unique_ptr<Executor> executor = MakeExecutor(model, options);
+    ASSERT_NE(executor, nullptr);
+    const Dims4 shapes[] = {{1, 12, 11, 13}, {3, 12, 8, 8}};
+    ASSERT_TRUE(executor->Warm(shapes).ok());
+    for (const Dims4& dims : shapes) RunAndCheck(*executor, dims, Input(dims, 9));
+    const Dims4 wrong[] = {{1, 12, 8, 8}, {1, 5, 8, 8}};
+    const absl::Status status = executor->Warm(wrong);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("the model expects 12"));
+  }
+}
+
 TEST(ExecutorTest, CreateRejectsInvalidModels) {
   ModelSpec model = MakeRandomModel({Spec(4, 8)}, 0).value();
   model.layers[0].weights.pointwise.pop_back();
@@ -318,6 +336,11 @@ TEST(ExecutorTest, CreateRejectsInvalidModels) {
   EXPECT_EQ(Executor::Create(nullptr).status().code(), absl::StatusCode::kInvalidArgument);
   ExecutorOptions options;
   options.threads = -1;
+  EXPECT_EQ(
+      Executor::Create(std::make_shared<const ModelSpec>(DefaultModel()), options).status().code(),
+      absl::StatusCode::kInvalidArgument);
+  options.threads = 0;
+  options.tune_budget_ms = -1;
   EXPECT_EQ(
       Executor::Create(std::make_shared<const ModelSpec>(DefaultModel()), options).status().code(),
       absl::StatusCode::kInvalidArgument);

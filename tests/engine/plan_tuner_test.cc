@@ -1,0 +1,122 @@
+// The layout tuner: it times candidates once per (layer shapes, input shape,
+// threads), remembers the choice, returns a plan in that layout that gives
+// the reference's answer, and stays within its budget's rules.
+
+#include "engine/internal/plan_tuner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/time/time.h"
+#include "engine/flops.h"
+#include "engine/onednn_weights.h"
+#include "engine/random_model.h"
+#include "engine/reference.h"
+#include "gtest/gtest.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace sepconv {
+namespace internal {
+namespace {
+
+LayerSpec Spec(int64_t in, int64_t out, int64_t dm = 1) {
+  LayerSpec s;
+  s.in_channels = in;
+  s.out_channels = out;
+  s.depth_multiplier = dm;
+  s.pointwise_activation = Activation::kRelu;
+  return s;
+}
+
+class PlanTunerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ClearTunedChoices(); }
+  void TearDown() override { ClearTunedChoices(); }
+
+  TuneResult Tune(const ModelSpec& model, const Dims4& input, absl::Duration budget) {
+    return BuildTunedPlan(model, input, CountFlops(model, input).value(), *weights_, engine_,
+                          stream_, budget);
+  }
+
+  // Runs `plan` on a varied input; checks the reference's answer and that no
+  // primitive is oneDNN's reference kernel.
+  void ExpectCorrect(const ModelSpec& model, const Dims4& input, Plan& plan) {
+    std::vector<float> in(static_cast<size_t>(input.n * input.c * input.h * input.w));
+    for (size_t i = 0; i < in.size(); ++i) in[i] = std::sin(0.37f * static_cast<float>(i));
+    const Dims4 out = InferOutputShape(model, input).value();
+    std::vector<float> result(static_cast<size_t>(out.n * out.c * out.h * out.w), NAN);
+    const BatchItem item{in.data(), result.data(), input.n};
+    plan.Execute(absl::MakeConstSpan(&item, 1), stream_);
+    const std::vector<float> expected = ReferenceForward(model, input, in).value();
+    double diff = 0, scale = 1e-30;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      diff = std::max(diff, std::fabs(double{result[i]} - double{expected[i]}));
+      scale = std::max(scale, std::fabs(double{expected[i]}));
+    }
+    EXPECT_LE(diff / scale, 1e-5);
+    for (const std::string& impl : plan.ImplNames()) {
+      EXPECT_FALSE(absl::StartsWith(impl, "ref")) << impl;
+    }
+  }
+
+  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream_{engine_};
+  std::unique_ptr<WeightCache> weights_;
+};
+
+TEST_F(PlanTunerTest, TimesOnceThenReusesTheChoice) {
+  for (int64_t dm : {1, 2}) {
+    SCOPED_TRACE(dm);
+    const ModelSpec model = MakeRandomModel({Spec(19, 24), Spec(24, 13, dm)}, 3).value();
+    weights_ = std::make_unique<WeightCache>(model, engine_);
+    const Dims4 input{2, 19, 15, 17};
+    TuneResult first = Tune(model, input, absl::Seconds(10));
+    ASSERT_NE(first.plan, nullptr);
+    // Every candidate fits a 10 s budget; fallbacks to nhwc are timed once.
+    EXPECT_GE(first.candidates_timed, 2);
+    EXPECT_LE(first.candidates_timed, 4);
+    EXPECT_NE(first.layout, ActivationLayout::kAuto);
+    EXPECT_EQ(first.plan->layout(), first.layout);
+    ExpectCorrect(model, input, *first.plan);
+
+    TuneResult again = Tune(model, input, absl::Seconds(10));
+    EXPECT_EQ(again.candidates_timed, 0);
+    EXPECT_EQ(again.layout, first.layout);
+    ASSERT_NE(again.plan, nullptr);
+    EXPECT_EQ(again.plan->layout(), first.layout);
+    ExpectCorrect(model, input, *again.plan);
+
+    // Another batch size of the image shape takes the same layout, untimed
+    // (a sample's result must not depend on its batch).
+    const Dims4 batch{5, 19, 15, 17};
+    TuneResult batched = Tune(model, batch, absl::Seconds(10));
+    EXPECT_EQ(batched.candidates_timed, 0);
+    EXPECT_EQ(batched.plan->layout(), first.layout);
+    ExpectCorrect(model, batch, *batched.plan);
+
+    // Another image shape is a new choice.
+    const Dims4 other{1, 19, 9, 9};
+    TuneResult second_shape = Tune(model, other, absl::Seconds(10));
+    EXPECT_GE(second_shape.candidates_timed, 2);
+    ExpectCorrect(model, other, *second_shape.plan);
+  }
+}
+
+TEST_F(PlanTunerTest, ZeroBudgetTimesOnlyTheFirstCandidate) {
+  const ModelSpec model = MakeRandomModel({Spec(16, 32)}, 1).value();
+  weights_ = std::make_unique<WeightCache>(model, engine_);
+  const Dims4 input{1, 16, 12, 12};
+  TuneResult result = Tune(model, input, absl::ZeroDuration());
+  EXPECT_EQ(result.candidates_timed, 1);
+  EXPECT_EQ(result.layout, result.plan->layout());
+  ExpectCorrect(model, input, *result.plan);
+}
+
+}  // namespace
+}  // namespace internal
+}  // namespace sepconv
