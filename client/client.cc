@@ -309,7 +309,30 @@ class GrpcClient : public Client {
   grpc::GenericStub generic_;
 };
 
+// The service config: `max_attempts` tries of every method of both services
+// on UNAVAILABLE (all idempotent). The load-balancing policy is set apart, as
+// a channel argument, so that a resolver's own service config cannot undo it.
+std::string ServiceConfigJson(int max_attempts) {
+  if (max_attempts <= 1) return "{}";
+  return absl::StrCat(R"({"methodConfig": [{
+    "name": [{"service": "inference.GRPCInferenceService"}, {"service": "grpc.health.v1.Health"}],
+    "retryPolicy": {"maxAttempts": )",
+                      max_attempts, R"(, "initialBackoff": "0.05s", "maxBackoff": "1s",
+                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]})");
+}
+
 }  // namespace
+
+absl::StatusOr<LbPolicy> ParseLbPolicy(const std::string& name) {
+  if (name == "round_robin") return LbPolicy::kRoundRobin;
+  if (name == "pick_first") return LbPolicy::kPickFirst;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown load-balancing policy '", name, "' (round_robin or pick_first)"));
+}
+
+std::string LbPolicyName(LbPolicy policy) {
+  return policy == LbPolicy::kPickFirst ? "pick_first" : "round_robin";
+}
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target,
                                                        ClientOptions options) {
@@ -320,6 +343,10 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target
   }
   if (!options.use_tls && (!options.root_certs_pem.empty() || !options.client_cert_pem.empty())) {
     return absl::InvalidArgumentError("TLS certificates given but TLS is off");
+  }
+  if (options.max_attempts < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_attempts must be at least 1, got ", options.max_attempts));
   }
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (options.use_tls) {
@@ -336,7 +363,12 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target
   args.SetMaxReceiveMessageSize(max_bytes);
   args.SetMaxSendMessageSize(max_bytes);
   // Each Client gets its own connection, so that N clients are N connections.
+  // With round_robin, that is one connection per address per Client.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetLoadBalancingPolicyName(LbPolicyName(options.lb_policy));
+  args.SetServiceConfigJSON(ServiceConfigJson(options.max_attempts));
+  args.SetInt(GRPC_ARG_PER_RPC_RETRY_BUFFER_SIZE,
+              static_cast<int>(std::clamp<int64_t>(options.retry_buffer_bytes, 0, INT32_MAX)));
   if (!options.tls_server_name.empty()) {
     args.SetSslTargetNameOverride(options.tls_server_name);
   }

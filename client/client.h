@@ -4,8 +4,16 @@
 // A client of the KServe v2 gRPC inference API (and grpc.health.v1) served by
 // sepconv-server, or by any server speaking that protocol (Triton, KServe).
 //
-// One Client owns one channel (one connection), reused by every call. Every
-// call has a deadline (the per-call one, else ClientOptions::default_deadline)
+// One Client owns one channel, reused by every call: one connection per server
+// address the target resolves to (its own, not shared with other Clients).
+// Targets (any gRPC target URI):
+//   "host:port"                      one name; DNS, every address it has
+//   "dns:///name:port"               the same, explicit (e.g. a Kubernetes
+//                                    headless Service: one address per pod,
+//                                    re-resolved when a connection drops)
+//   "ipv4:10.0.0.1:8001,10.0.0.2:8001"  a fixed list of replicas
+// With several addresses, ClientOptions::lb_policy says how calls spread.
+// Every call has a deadline (the per-call one, else ClientOptions::default_deadline)
 // and never waits for the server to come up: an unreachable server fails fast
 // with UNAVAILABLE, a slow one with DEADLINE_EXCEEDED. gRPC errors come back
 // as absl::Status with the same code and the server's message.
@@ -25,6 +33,19 @@
 
 namespace sepconv::client {
 
+// How calls spread over the addresses a target resolves to.
+enum class LbPolicy {
+  // Each call to the next READY address in turn; an address that fails is
+  // skipped until it reconnects. With one address, the same as kPickFirst.
+  kRoundRobin,
+  // Every call to the first address that connects (gRPC's own default).
+  kPickFirst,
+};
+
+// "round_robin" / "pick_first" (gRPC's names) and back.
+absl::StatusOr<LbPolicy> ParseLbPolicy(const std::string& name);
+std::string LbPolicyName(LbPolicy policy);
+
 struct ClientOptions {
   // TLS: off by default (plaintext). With `use_tls`, the server is verified
   // against `root_certs_pem` (PEM text; empty = the system's roots). Set both
@@ -41,6 +62,19 @@ struct ClientOptions {
   absl::Duration default_deadline = absl::Seconds(30);
   // Largest message sent or received.
   int64_t max_message_bytes = int64_t{1} << 30;
+  // Round robin by default: a client of a multi-replica deployment (the
+  // headless Service, an ipv4: list) wants every replica busy, and with one
+  // address it costs nothing. pick_first sends everything to one replica.
+  LbPolicy lb_policy = LbPolicy::kRoundRobin;
+  // Attempts of a call that ends UNAVAILABLE (a replica restarting or gone,
+  // a connection closed by the server's max connection age), gRPC's retry
+  // policy with exponential backoff from 50 ms; each attempt may go to
+  // another replica. Every call of this API is idempotent (inference has no
+  // side effects), so retrying is safe. 1 = no retries; gRPC caps it at 5.
+  // Retries stay within the call's deadline; requests above
+  // `retry_buffer_bytes` are sent once (gRPC must keep a copy to resend).
+  int max_attempts = 5;
+  int64_t retry_buffer_bytes = int64_t{64} << 20;
 };
 
 struct InferOptions {
@@ -95,8 +129,9 @@ struct AsyncInferResult {
 
 class Client {
  public:
-  // Creates the channel to `target` ("host:port", any gRPC target URI).
-  // Connects lazily; fails only on unusable options (e.g. TLS half set).
+  // Creates the channel to `target` ("host:port", any gRPC target URI, see
+  // the top of this file). Connects lazily; fails only on unusable options
+  // (e.g. TLS half set, max_attempts < 1).
   static absl::StatusOr<std::unique_ptr<Client>> Create(const std::string& target,
                                                         ClientOptions options);
   virtual ~Client() = default;

@@ -29,7 +29,14 @@
 #include "client/npy.h"
 #include "client/tensor.h"
 
-ABSL_FLAG(std::string, server, "localhost:8001", "gRPC address of the server (host:port)");
+ABSL_FLAG(std::string, server, "localhost:8001",
+          "gRPC target: host:port, dns:///host:port (every address the name has, "
+          "e.g. a headless Service), or ipv4:10.0.0.1:8001,10.0.0.2:8001 (a list)");
+ABSL_FLAG(std::string, lb_policy, "round_robin",
+          "how calls spread over the target's addresses: round_robin (every "
+          "replica, in turn) or pick_first (all to one)");
+ABSL_FLAG(int32_t, max_attempts, 5,
+          "tries of a call that ends UNAVAILABLE (replica restarting), 1-5; 1 = no retry");
 ABSL_FLAG(std::string, model, "sepconv", "model name");
 ABSL_FLAG(std::string, model_version, "", "model version (empty: the server's choice)");
 ABSL_FLAG(int64_t, timeout_ms, 10000, "deadline of each call, milliseconds");
@@ -70,9 +77,9 @@ constexpr int kOk = 0;
 constexpr int kFailed = 1;
 constexpr int kUsage = 2;
 
-const std::vector<std::string> kConnectionFlags = {"server",          "timeout_ms", "tls",
-                                                   "tls_ca",          "tls_cert",   "tls_key",
-                                                   "tls_server_name", "token",      "token_file"};
+const std::vector<std::string> kConnectionFlags = {
+    "server",   "lb_policy", "max_attempts",    "timeout_ms", "tls",       "tls_ca",
+    "tls_cert", "tls_key",   "tls_server_name", "token",      "token_file"};
 
 struct Command {
   std::string name;
@@ -168,6 +175,14 @@ absl::StatusOr<ClientOptions> OptionsFromFlags() {
   const int64_t timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
   if (timeout_ms <= 0) return absl::InvalidArgumentError("--timeout_ms must be positive");
   options.default_deadline = absl::Milliseconds(timeout_ms);
+  absl::StatusOr<LbPolicy> lb_policy = ParseLbPolicy(absl::GetFlag(FLAGS_lb_policy));
+  if (!lb_policy.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--lb_policy: ", lb_policy.status().message()));
+  options.lb_policy = *lb_policy;
+  options.max_attempts = absl::GetFlag(FLAGS_max_attempts);
+  if (options.max_attempts < 1 || options.max_attempts > 5) {
+    return absl::InvalidArgumentError("--max_attempts must be 1 to 5");
+  }
   return options;
 }
 

@@ -73,6 +73,11 @@ ABSL_FLAG(int64_t, max_spatial_size, 4096, "Largest input H and W; 0 = no limit.
 ABSL_FLAG(int64_t, max_batch_per_request, 0, "Largest N of one request; 0 = no limit.");
 ABSL_FLAG(int, max_concurrent_streams, 256,
           "Concurrent requests (HTTP/2 streams) per connection; 0 = gRPC's default.");
+ABSL_FLAG(int, max_connection_age_secs, 60,
+          "Close each client connection (GOAWAY, then reconnect) after about this long, "
+          "so clients re-resolve and reach replicas added since; 0 = never.");
+ABSL_FLAG(int, max_connection_age_grace_secs, 30,
+          "Time calls in flight on an aged connection get to finish; 0 = unlimited.");
 ABSL_FLAG(double, failed_request_log_rate, 10,
           "Failed requests logged per second at most (one line each, to stderr); 0 = none.");
 
@@ -123,6 +128,14 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   options.instances = absl::GetFlag(FLAGS_instances);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.exit_timeout = absl::Seconds(absl::GetFlag(FLAGS_exit_timeout_secs));
+  options.max_connection_age = absl::Seconds(absl::GetFlag(FLAGS_max_connection_age_secs));
+  options.max_connection_age_grace =
+      absl::Seconds(absl::GetFlag(FLAGS_max_connection_age_grace_secs));
+  if (options.max_connection_age < absl::ZeroDuration() ||
+      options.max_connection_age_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--max_connection_age_secs and --max_connection_age_grace_secs must be >= 0");
+  }
   if (options.instances < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("--instances=", options.instances, " must be at least 1"));

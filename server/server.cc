@@ -26,6 +26,11 @@ std::string HostPort(const std::string& address, int port) {
   return ipv6 ? absl::StrCat("[", address, "]:", port) : absl::StrCat(address, ":", port);
 }
 
+// A duration as gRPC's int milliseconds, capped at INT_MAX (about 24 days).
+int ToIntMillis(absl::Duration d) {
+  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
+}
+
 }  // namespace
 
 // gRPC's health service kept in step with the registry. Shared with the
@@ -121,6 +126,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   if (options.max_concurrent_streams > 0) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  }
+  // Clients of an autoscaled Deployment must reconnect now and then to find
+  // new replicas (see ServerOptions::max_connection_age).
+  if (options.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               ToIntMillis(options.max_connection_age));
+    if (options.max_connection_age_grace > absl::ZeroDuration()) {
+      builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                                 ToIntMillis(options.max_connection_age_grace));
+    }
   }
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();

@@ -60,6 +60,17 @@ struct ServerOptions {
   InferenceServiceOptions service;
   // HTTP/2 streams one connection may have open at once; 0 = gRPC's default.
   int max_concurrent_streams = 0;
+  // Connection ageing: after about `max_connection_age` (gRPC adds +-10%
+  // jitter) a connection gets GOAWAY; its calls in flight get
+  // `max_connection_age_grace` to finish, new calls go to a new connection.
+  // A client re-resolves its target then, so a long-lived client reaches the
+  // replicas an autoscaler added since. One minute: the HPA acts on 15 s
+  // metric periods and pods take tens of seconds to start, so a new pod is
+  // reached within about one more minute, at the cost of one reconnect per
+  // client per minute. The grace is the default exit timeout: no inference
+  // runs that long. Zero means never (gRPC's default).
+  absl::Duration max_connection_age = absl::Seconds(60);
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
 
   SchedulerOptions ModelSchedulerOptions() const;
   ExecutorOptions ModelExecutorOptions() const;

@@ -121,7 +121,8 @@ class ServerFlagsTest(unittest.TestCase):
         source = server_flags_from_source()
         binary = server_flags_from_binary(ARGS.server)
         for name in ("grpc_port", "metrics_port", "exit_timeout_secs", "address", "threads",
-                     "model_repository"):
+                     "model_repository", "max_connection_age_secs",
+                     "max_connection_age_grace_secs"):
             self.assertIn(name, binary, f"sepconv-server --helpfull lacks --{name}")
             self.assertEqual(binary[name], source[name], f"--{name} default")
 
@@ -212,6 +213,10 @@ class ComposeTest(unittest.TestCase):
         for name, service in self.services.items():
             self.assertIn(service.get("restart"), ("always", "unless-stopped", "on-failure"), name)
             self.assertIn("healthcheck", service, name)
+
+    def test_connection_age_flags_are_valid(self):
+        for name in ("max_connection_age_secs", "max_connection_age_grace_secs"):
+            self.assertGreaterEqual(int(self.flags.get(name, self.defaults.flags[name])), 0)
 
     def test_stop_grace_exceeds_exit_timeout(self):
         grace = int(self.server["stop_grace_period"].rstrip("s"))
@@ -332,6 +337,21 @@ class KubernetesTest(unittest.TestCase):
             self.assertEqual(command["command"][0], "sleep")
             pre_stop = int(command["command"][1])
         self.assertGreater(self.pod["terminationGracePeriodSeconds"], exit_timeout + pre_stop)
+
+    def test_connection_ageing_suits_the_hpa(self):
+        # Without ageing, long-lived clients never reach the pods the HPA adds.
+        age = int(self.flags.get("max_connection_age_secs",
+                                 self.defaults.flags["max_connection_age_secs"]))
+        grace = int(self.flags.get("max_connection_age_grace_secs",
+                                   self.defaults.flags["max_connection_age_grace_secs"]))
+        self.assertGreater(age, 0, "--max_connection_age_secs=0: new pods get no traffic")
+        hpa = self.docs["HorizontalPodAutoscaler"][0]["spec"]
+        scale_down = hpa.get("behavior", {}).get("scaleDown", {}).get(
+            "stabilizationWindowSeconds", 300)
+        self.assertLessEqual(age, scale_down,
+                             "clients must reach a new pod before the HPA may remove it again")
+        self.assertGreater(grace, 0, "calls in flight on an aged connection need time")
+        self.assertLessEqual(grace, self.pod["terminationGracePeriodSeconds"])
 
     def test_threads_follow_the_cpu_limit(self):
         limits = self.container["resources"]["limits"]
