@@ -310,11 +310,17 @@ class GrpcClient : public Client {
 };
 
 // The service config: `max_attempts` tries of every method of both services
-// on UNAVAILABLE (all idempotent). The load-balancing policy is set apart, as
+// on UNAVAILABLE (all idempotent), and health checking. The load-balancing policy is set apart, as
 // a channel argument, so that a resolver's own service config cannot undo it.
 std::string ServiceConfigJson(int max_attempts) {
-  if (max_attempts <= 1) return "{}";
-  return absl::StrCat(R"({"methodConfig": [{
+  // Client-side health checking (grpc.health.v1 Watch of the whole server):
+  // round_robin sends nothing to a replica that says NOT_SERVING, as a
+  // stopping sepconv-server does before it stops gRPC, so no call races a
+  // replica's shutdown (such calls would end CANCELLED, not retryable).
+  // A server without Watch counts as healthy.
+  constexpr char kHealthCheck[] = R"("healthCheckConfig": {"serviceName": ""})";
+  if (max_attempts <= 1) return absl::StrCat("{", kHealthCheck, "}");
+  return absl::StrCat("{", kHealthCheck, R"(, "methodConfig": [{
     "name": [{"service": "inference.GRPCInferenceService"}, {"service": "grpc.health.v1.Health"}],
     "retryPolicy": {"maxAttempts": )",
                       max_attempts, R"(, "initialBackoff": "0.05s", "maxBackoff": "1s",
