@@ -67,10 +67,11 @@ struct ClientOptions {
   // address it costs nothing. pick_first sends everything to one replica.
   LbPolicy lb_policy = LbPolicy::kRoundRobin;
   // Attempts of a call that ends UNAVAILABLE (a replica restarting or gone,
-  // a connection closed by the server's max connection age), gRPC's retry
-  // policy with exponential backoff from 50 ms; each attempt may go to
-  // another replica. Every call of this API is idempotent (inference has no
-  // side effects), so retrying is safe. 1 = no retries; gRPC caps it at 5.
+  // a connection closed by the server's max connection age) or CANCELLED by
+  // the server (a call that raced its shutdown): gRPC's retry policy with
+  // exponential backoff from 50 ms; each attempt may go to another replica.
+  // Every call of this API is idempotent (inference has no side effects), so
+  // retrying is safe. 1 = no retries; gRPC caps it at 5.
   // Retries stay within the call's deadline; requests above
   // `retry_buffer_bytes` are sent once (gRPC must keep a copy to resend).
   int max_attempts = 5;
