@@ -87,6 +87,21 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                                        const inference::ModelInferRequest* request,
                                        inference::ModelInferResponse* response) override;
 
+  // Triton's extensions (server/model_info_rpcs.cc). Auth as ModelMetadata.
+  // ModelConfig: the version's effective config (server/served_config.h);
+  // NOT_FOUND for an unknown model or version. ModelStatistics: per loaded
+  // version (all models when the name is empty, all versions when the
+  // version is empty), read from the same series as /metrics (see
+  // ModelStatsSnapshot); compute_input and compute_output stay empty, as
+  // input and output copies are part of compute_infer here. UNAVAILABLE
+  // when metrics are off (--metrics_port=0).
+  grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
+                                        const inference::ModelConfigRequest* request,
+                                        inference::ModelConfigResponse* response) override;
+  grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* context,
+                                            const inference::ModelStatisticsRequest* request,
+                                            inference::ModelStatisticsResponse* response) override;
+
   // OK when auth is off or the call carries a valid token.
   absl::Status Authenticate(const grpc::CallbackServerContext& context) const;
 

@@ -1,6 +1,8 @@
 #include "server/metrics.h"
 
 #include <array>
+#include <atomic>
+#include <cmath>
 #include <exception>
 #include <map>
 #include <utility>
@@ -48,6 +50,24 @@ std::string StatusLabel(absl::StatusCode code) {
 }
 
 double Seconds(absl::Duration d) { return d < absl::ZeroDuration() ? 0 : absl::ToDoubleSeconds(d); }
+
+uint64_t Nanos(double seconds) { return static_cast<uint64_t>(std::llround(seconds * 1e9)); }
+
+uint64_t Whole(double value) { return static_cast<uint64_t>(std::llround(value)); }
+
+// C++17 has no atomic<double>::fetch_add.
+void AddSeconds(std::atomic<double>& total, double seconds) {
+  double old = total.load(std::memory_order_relaxed);
+  while (!total.compare_exchange_weak(old, old + seconds, std::memory_order_relaxed)) {
+  }
+}
+
+// A histogram's _count and _sum (seconds -> ns).
+void ReadHistogram(const Histogram& histogram, uint64_t* count, uint64_t* ns) {
+  const prometheus::ClientMetric metric = histogram.Collect();
+  *count = metric.histogram.sample_count;
+  *ns = Nanos(metric.histogram.sample_sum);
+}
 
 // The registry plus the process_* families, produced at scrape time.
 class RegistryWithProcess : public prometheus::Registry {
@@ -162,7 +182,25 @@ class ModelMetricsImpl : public ModelMetrics {
     int index = static_cast<int>(code);
     if (index < 0 || index >= kNumStatusCodes) index = static_cast<int>(absl::StatusCode::kUnknown);
     requests_[index]->Increment();
-    request_duration_->Observe(Seconds(total));
+    const double seconds = Seconds(total);
+    request_duration_->Observe(seconds);
+    AddSeconds(code == absl::StatusCode::kOk ? ok_seconds_ : failed_seconds_, seconds);
+    last_request_ms_.store(absl::ToUnixMillis(absl::Now()), std::memory_order_relaxed);
+  }
+
+  ModelStatsSnapshot Stats() const override {
+    ModelStatsSnapshot stats;
+    for (int code = 0; code < kNumStatusCodes; ++code) {
+      (code == 0 ? stats.success_count : stats.fail_count) += Whole(requests_[code]->Value());
+    }
+    stats.success_ns = Nanos(ok_seconds_.load());
+    stats.fail_ns = Nanos(failed_seconds_.load());
+    ReadHistogram(*queue_duration_, &stats.queue_count, &stats.queue_ns);
+    ReadHistogram(*compute_duration_, &stats.compute_count, &stats.compute_ns);
+    stats.samples = Whole(samples_->Value());
+    stats.executions = Whole(executions_->Value());
+    stats.last_request_ms = static_cast<uint64_t>(last_request_ms_.load(std::memory_order_relaxed));
+    return stats;
   }
 
   void PendingAdd(int64_t delta) override { pending_->Increment(static_cast<double>(delta)); }
@@ -191,6 +229,10 @@ class ModelMetricsImpl : public ModelMetrics {
   Counter* pointwise_flops_ = nullptr;
   Counter* standard_flops_ = nullptr;
   Gauge* pending_ = nullptr;
+  // Request time by outcome, for Stats (the histogram has no status label).
+  std::atomic<double> ok_seconds_{0};
+  std::atomic<double> failed_seconds_{0};
+  std::atomic<int64_t> last_request_ms_{0};
 };
 
 class MetricsImpl : public Metrics {

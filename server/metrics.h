@@ -30,9 +30,34 @@ struct ModelLabels {
   int64_t out_channels = 0;
 };
 
+// Cumulative values of one model version's series, read back for Triton's
+// ModelStatistics so that it always agrees with /metrics. Durations in ns.
+struct ModelStatsSnapshot {
+  // sepconv_inference_requests_total: status="ok", and every other status.
+  uint64_t success_count = 0;
+  uint64_t fail_count = 0;
+  // sepconv_request_duration_seconds_sum split by outcome (the histogram
+  // itself has no status label): success_ns + fail_ns == its sum.
+  uint64_t success_ns = 0;
+  uint64_t fail_ns = 0;
+  // sepconv_queue_duration_seconds and sepconv_compute_duration_seconds:
+  // _count and _sum (compute counts executions, not requests).
+  uint64_t queue_count = 0;
+  uint64_t queue_ns = 0;
+  uint64_t compute_count = 0;
+  uint64_t compute_ns = 0;
+  uint64_t samples = 0;     // sepconv_inference_samples_total
+  uint64_t executions = 0;  // sepconv_inference_executions_total
+  // When the last request finished (any outcome), ms since the epoch; 0: never.
+  uint64_t last_request_ms = 0;
+};
+
 class ModelMetrics {
  public:
   virtual ~ModelMetrics() = default;
+  // The series' current values. Implementations that keep none (test
+  // doubles) return zeros.
+  virtual ModelStatsSnapshot Stats() const { return {}; }
   // One finished request, any outcome: sepconv_inference_requests_total
   // {status="ok" or the gRPC code name}; sepconv_request_duration_seconds.
   virtual void RequestDone(absl::StatusCode code, absl::Duration total) = 0;

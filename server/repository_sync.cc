@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/served_config.h"
 
 namespace sepconv {
 namespace {
@@ -38,8 +39,9 @@ absl::Status ApplyRepositoryDiff(const RepositoryDiff& diff, const ServerOptions
       if (status.ok()) {
         SchedulerOptions scheduler = load.scheduler;
         ExecutorOptions executor = options.ModelExecutorOptions();
-        absl::StatusOr<std::shared_ptr<ServedModel>> model = ServedModel::Create(
-            load.model, version, load.loaded->spec, scheduler, executor, metrics);
+        absl::StatusOr<std::shared_ptr<ServedModel>> model =
+            ServedModel::Create(load.model, version, load.loaded->spec, scheduler, executor,
+                                metrics, EffectiveModelConfig(load.loaded->config, scheduler));
         if (model.ok()) {
           Retire(registry->AddOrReplace(*std::move(model)), options);
           std::fprintf(stderr, "sepconv-server: serving model '%s' version %s (%s)\n",

@@ -7,7 +7,7 @@ namespace sepconv {
 absl::StatusOr<std::shared_ptr<ServedModel>> ServedModel::Create(
     std::string name, std::string version, std::shared_ptr<const ModelSpec> spec,
     const SchedulerOptions& scheduler_options, const ExecutorOptions& executor_options,
-    Metrics* metrics) {
+    Metrics* metrics, ModelConfig config) {
   ModelMetrics* model_metrics = nullptr;
   if (metrics != nullptr) {
     model_metrics =
@@ -21,17 +21,19 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ServedModel::Create(
       Scheduler::Create(scheduler_options, std::move(make_executor), model_metrics);
   if (!scheduler.ok()) return scheduler.status();
   return std::make_shared<ServedModel>(std::move(name), std::move(version), std::move(spec),
-                                       *std::move(scheduler), model_metrics);
+                                       *std::move(scheduler), model_metrics, std::move(config));
 }
 
 ServedModel::ServedModel(std::string name, std::string version,
                          std::shared_ptr<const ModelSpec> spec,
-                         std::unique_ptr<Scheduler> scheduler, ModelMetrics* metrics)
+                         std::unique_ptr<Scheduler> scheduler, ModelMetrics* metrics,
+                         ModelConfig config)
     : name_(std::move(name)),
       version_(std::move(version)),
       spec_(std::move(spec)),
       scheduler_(std::move(scheduler)),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      config_(std::move(config)) {}
 
 ServedModel::~ServedModel() {
   // Normally already shut down by whoever took it out of service; this only

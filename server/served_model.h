@@ -2,7 +2,8 @@
 #define SEPCONV_SERVER_SERVED_MODEL_H_
 
 // One served version of a model: its spec, its dynamic batcher (with its own
-// engine workers) and its metrics handle. Held by std::shared_ptr so that a
+// engine workers), its metrics handle and the configuration it is served
+// with (what Triton's ModelConfig RPC reports). Held by std::shared_ptr so that a
 // request that looked a version up keeps it alive while the registry
 // replaces or removes it. Whoever takes a ServedModel out of service (the
 // registry's caller, or Server::Shutdown) calls Shutdown on it, from a thread
@@ -16,6 +17,7 @@
 #include "absl/time/time.h"
 #include "engine/executor.h"
 #include "engine/model_spec.h"
+#include "model_config.pb.h"
 #include "server/metrics.h"
 #include "server/scheduler.h"
 
@@ -32,11 +34,12 @@ class ServedModel {
   static absl::StatusOr<std::shared_ptr<ServedModel>> Create(
       std::string name, std::string version, std::shared_ptr<const ModelSpec> spec,
       const SchedulerOptions& scheduler_options, const ExecutorOptions& executor_options,
-      Metrics* metrics);
+      Metrics* metrics, ModelConfig config = ModelConfig());
 
   // The same from already-built parts (tests inject schedulers this way).
   ServedModel(std::string name, std::string version, std::shared_ptr<const ModelSpec> spec,
-              std::unique_ptr<Scheduler> scheduler, ModelMetrics* metrics);
+              std::unique_ptr<Scheduler> scheduler, ModelMetrics* metrics,
+              ModelConfig config = ModelConfig());
   ~ServedModel();
 
   const std::string& name() const { return name_; }
@@ -46,6 +49,9 @@ class ServedModel {
   Scheduler& scheduler() const { return *scheduler_; }
   // May be null (metrics off).
   ModelMetrics* metrics() const { return metrics_; }
+  // The effective configuration (server/served_config.h); empty when the
+  // creator gave none.
+  const ModelConfig& config() const { return config_; }
 
   // Stops accepting work and drains (see Scheduler::Shutdown). Idempotent.
   void Shutdown(absl::Time deadline);
@@ -56,6 +62,7 @@ class ServedModel {
   const std::shared_ptr<const ModelSpec> spec_;
   const std::unique_ptr<Scheduler> scheduler_;
   ModelMetrics* const metrics_;
+  const ModelConfig config_;
 };
 
 }  // namespace sepconv

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "engine/random_model.h"
+#include "server/served_config.h"
 #include "server/served_model.h"
 
 namespace sepconv {
@@ -78,9 +79,13 @@ ExecutorOptions ServerOptions::ModelExecutorOptions() const {
 
 absl::Status AddDefaultModel(const ServerOptions& options, Metrics* metrics,
                              ModelRegistry* registry) {
+  auto spec = std::make_shared<const ModelSpec>(DefaultModel());
+  absl::StatusOr<ModelConfig> config =
+      BuiltInModelConfig(kDefaultModelName, *spec, options.ModelSchedulerOptions());
+  if (!config.ok()) return config.status();
   absl::StatusOr<std::shared_ptr<ServedModel>> model = ServedModel::Create(
-      kDefaultModelName, kDefaultModelVersion, std::make_shared<const ModelSpec>(DefaultModel()),
-      options.ModelSchedulerOptions(), options.ModelExecutorOptions(), metrics);
+      kDefaultModelName, kDefaultModelVersion, std::move(spec), options.ModelSchedulerOptions(),
+      options.ModelExecutorOptions(), metrics, *std::move(config));
   if (!model.ok()) return model.status();
   std::shared_ptr<ServedModel> displaced = registry->AddOrReplace(*std::move(model));
   if (displaced != nullptr) displaced->Shutdown(absl::Now() + options.exit_timeout);
