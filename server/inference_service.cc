@@ -212,9 +212,14 @@ absl::Status InferenceService::SubmitInfer(const ServedModel& model,
   // `done` moves into the job only when the scheduler takes it: a refused
   // submit leaves it with the caller (the retry or the failure report).
   auto finish = std::make_shared<absl::AnyInvocable<void(absl::Status)>>();
+  // The job outlives its done call, which reads the scheduler's timings.
+  const InferenceJob* timed = job.get();
   job->done = [this, &request, peer = call.peer, metrics = model.metrics(), start = call.start,
-               finish, input = std::move(input)](absl::Status status) {
+               finish, timed, input = std::move(input)](absl::Status status) {
     Record(metrics, status.code(), start);
+    if (metrics != nullptr && status.ok()) {
+      metrics->RequestOverhead(absl::Now() - start - timed->queue_time - timed->compute_time);
+    }
     LogFailure(peer, request, status);  // request lives until done
     (*finish)(status);
   };

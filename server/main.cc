@@ -42,7 +42,12 @@ ABSL_FLAG(int, threads, 0,
 ABSL_FLAG(int, instances, 1, "Engine workers per model version.");
 ABSL_FLAG(int, max_batch_size, 8, "Samples per engine execution; 0 disables batching.");
 ABSL_FLAG(int64_t, max_queue_delay_us, 500,
-          "How long the first request of a batch may wait for company, in microseconds.");
+          "How long the first request of a batch may wait for company, at most, in "
+          "microseconds.");
+ABSL_FLAG(bool, adaptive_queue_delay, true,
+          "Wait for company only when requests arrive faster than the engine completes them "
+          "and are expected to fill the batch within --max_queue_delay_us; otherwise start at "
+          "once. false: always wait up to --max_queue_delay_us (Triton's behaviour).");
 ABSL_FLAG(int, max_queue_size, 1024, "Requests queued per model; more are RESOURCE_EXHAUSTED.");
 ABSL_FLAG(std::vector<std::string>, preferred_batch_sizes, {},
           "Comma-separated batch sizes that are run as soon as they are reached.");
@@ -152,6 +157,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   SchedulerOptions& scheduler = options.scheduler;
   scheduler.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
   scheduler.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
+  scheduler.adaptive_queue_delay = absl::GetFlag(FLAGS_adaptive_queue_delay);
   scheduler.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
   if (scheduler.max_batch_size < 0 || absl::GetFlag(FLAGS_max_queue_delay_us) < 0 ||
       scheduler.max_queue_size < 1) {

@@ -40,6 +40,20 @@ const Histogram::BucketBoundaries& DurationBuckets() {
   return *buckets;
 }
 
+// 0 (started at once) .. 100 ms: how long the batching policy held a batch.
+const Histogram::BucketBoundaries& HoldBuckets() {
+  static const auto* buckets = new Histogram::BucketBoundaries{
+      0, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3};
+  return *buckets;
+}
+
+// 10 us .. 1 s: the server's own time per request, besides queue and compute.
+const Histogram::BucketBoundaries& OverheadBuckets() {
+  static const auto* buckets = new Histogram::BucketBoundaries{
+      10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1};
+  return *buckets;
+}
+
 const Histogram::BucketBoundaries& BatchSizeBuckets() {
   static const auto* buckets = new Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128};
   return *buckets;
@@ -111,6 +125,16 @@ struct Families {
                              .Name("sepconv_compute_duration_seconds")
                              .Help("Engine time of one execution (batch).")
                              .Register(registry)),
+        batch_delay(prometheus::BuildHistogram()
+                        .Name("sepconv_batch_delay_seconds")
+                        .Help("Time the batching policy held a batch back for company once a "
+                              "worker was free to run it (0: started at once).")
+                        .Register(registry)),
+        overhead_duration(prometheus::BuildHistogram()
+                              .Name("sepconv_overhead_duration_seconds")
+                              .Help("A computed request's time in the server minus its queue and "
+                                    "compute time (parsing, validation, hand-offs, callbacks).")
+                              .Register(registry)),
         batch_size(prometheus::BuildHistogram()
                        .Name("sepconv_batch_size")
                        .Help("Samples per engine execution.")
@@ -138,6 +162,8 @@ struct Families {
   prometheus::Family<Histogram>& request_duration;
   prometheus::Family<Histogram>& queue_duration;
   prometheus::Family<Histogram>& compute_duration;
+  prometheus::Family<Histogram>& batch_delay;
+  prometheus::Family<Histogram>& overhead_duration;
   prometheus::Family<Histogram>& batch_size;
   prometheus::Family<Counter>& flops;
   prometheus::Family<Counter>& standard_flops;
@@ -166,6 +192,8 @@ class ModelMetricsImpl : public ModelMetrics {
     request_duration_ = &families.request_duration.Add(base, DurationBuckets());
     queue_duration_ = &families.queue_duration.Add(base, DurationBuckets());
     compute_duration_ = &families.compute_duration.Add(base, DurationBuckets());
+    batch_delay_ = &families.batch_delay.Add(base, HoldBuckets());
+    overhead_duration_ = &families.overhead_duration.Add(base, OverheadBuckets());
     batch_size_ = &families.batch_size.Add(base, BatchSizeBuckets());
     depthwise_flops_ = &families.flops.Add(with("op", "depthwise"));
     pointwise_flops_ = &families.flops.Add(with("op", "pointwise"));
@@ -207,6 +235,12 @@ class ModelMetricsImpl : public ModelMetrics {
 
   void QueueTime(absl::Duration queued) override { queue_duration_->Observe(Seconds(queued)); }
 
+  void BatchHeld(absl::Duration held) override { batch_delay_->Observe(Seconds(held)); }
+
+  void RequestOverhead(absl::Duration overhead) override {
+    overhead_duration_->Observe(Seconds(overhead));
+  }
+
   void BatchExecuted(int64_t samples, absl::Duration compute, const FlopCount& flops) override {
     executions_->Increment();
     samples_->Increment(static_cast<double>(samples));
@@ -224,6 +258,8 @@ class ModelMetricsImpl : public ModelMetrics {
   Histogram* request_duration_ = nullptr;
   Histogram* queue_duration_ = nullptr;
   Histogram* compute_duration_ = nullptr;
+  Histogram* batch_delay_ = nullptr;
+  Histogram* overhead_duration_ = nullptr;
   Histogram* batch_size_ = nullptr;
   Counter* depthwise_flops_ = nullptr;
   Counter* pointwise_flops_ = nullptr;

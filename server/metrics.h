@@ -69,6 +69,13 @@ class ModelMetrics {
   // One engine execution: executions_total, samples_total (+= samples),
   // batch_size, compute_duration_seconds and the FLOP counters.
   virtual void BatchExecuted(int64_t samples, absl::Duration compute, const FlopCount& flops) = 0;
+  // sepconv_batch_delay_seconds: how long the batching policy held one batch
+  // back for company once a worker was free to run it (zero: it started at
+  // once). No-op unless overridden.
+  virtual void BatchHeld(absl::Duration /*held*/) {}
+  // sepconv_overhead_duration_seconds: one computed request's time in the
+  // server minus its queue and compute time. No-op unless overridden.
+  virtual void RequestOverhead(absl::Duration /*overhead*/) {}
 };
 
 class Metrics {

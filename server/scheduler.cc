@@ -121,10 +121,14 @@ class BatchingScheduler final : public Scheduler {
     std::vector<QueuedJob> batch;
     std::vector<BatchItem> items;
     std::vector<DroppedJob> dropped;
+    absl::Duration computed = absl::InfiniteDuration();  // the last batch's engine time
+    absl::Duration held;
     for (;;) {
       bool exit = false;
       {
         absl::MutexLock lock(&mu_);
+        if (computed != absl::InfiniteDuration()) queue_.RecordCompute(computed);
+        computed = absl::InfiniteDuration();
         for (;;) {
           const absl::Time now = clock_->Now();
           queue_.Sweep(now, &dropped);
@@ -137,12 +141,13 @@ class BatchingScheduler final : public Scheduler {
           }
           clock_->WaitUntil(&work_cv_, &mu_, retry_at);
         }
+        held = queue_.last_hold();
         // Another idle worker may be able to start the next batch.
         if (!batch.empty() && !queue_.empty()) work_cv_.Signal();
         if (stopping_ && queue_.empty()) drained_cv_.SignalAll();
       }
       FinishDropped(&dropped);
-      if (!batch.empty()) RunBatch(executor, &batch, &items);
+      if (!batch.empty()) computed = RunBatch(executor, held, &batch, &items);
       if (exit) return;
     }
   }
@@ -170,25 +175,33 @@ class BatchingScheduler final : public Scheduler {
     }
   }
 
-  void RunBatch(Executor* executor, std::vector<QueuedJob>* batch, std::vector<BatchItem>* items) {
+  // Runs and finishes `batch`, held back `held` for company; returns its
+  // engine time.
+  absl::Duration RunBatch(Executor* executor, absl::Duration held, std::vector<QueuedJob>* batch,
+                          std::vector<BatchItem>* items) {
     const absl::Time start = clock_->Now();
+    if (metrics_ != nullptr) metrics_->BatchHeld(held);
     int64_t samples = 0;
     items->clear();
     for (const QueuedJob& queued : *batch) {
-      const InferenceJob& job = *queued.job;
+      InferenceJob& job = *queued.job;
       items->push_back(BatchItem{job.input, job.output, job.dims.n});
       samples += job.dims.n;
-      if (metrics_ != nullptr) metrics_->QueueTime(start - queued.enqueued);
+      job.queue_time = start - queued.enqueued;
+      if (metrics_ != nullptr) metrics_->QueueTime(job.queue_time);
     }
     if (metrics_ != nullptr) metrics_->PendingAdd(-static_cast<int64_t>(batch->size()));
     Dims4 chw = batch->front().job->dims;
     chw.n = samples;
     absl::StatusOr<FlopCount> flops = executor->Run(chw, *items);
-    if (flops.ok() && metrics_ != nullptr) {
-      metrics_->BatchExecuted(samples, clock_->Now() - start, *flops);
+    const absl::Duration compute = clock_->Now() - start;
+    if (flops.ok() && metrics_ != nullptr) metrics_->BatchExecuted(samples, compute, *flops);
+    for (QueuedJob& queued : *batch) {
+      queued.job->compute_time = compute;
+      Finish(queued, flops.status());
     }
-    for (QueuedJob& queued : *batch) Finish(queued, flops.status());
     batch->clear();
+    return compute;
   }
 
   void FinishDropped(std::vector<DroppedJob>* dropped) {

@@ -26,8 +26,13 @@ class Clock;  // server/internal/clock.h
 struct SchedulerOptions {
   // Samples per engine execution; 0 disables batching (one job per run).
   int max_batch_size = 8;
-  // How long the first job of a batch may wait for company.
+  // How long the first job of a batch may wait for company, at most.
   absl::Duration max_queue_delay = absl::Microseconds(500);
+  // Wait for company only when it is expected to fill the batch within
+  // max_queue_delay while requests arrive faster than the engine completes
+  // them; otherwise start at once (see server/internal/batch_queue.h). False
+  // always waits up to max_queue_delay, as Triton does.
+  bool adaptive_queue_delay = true;
   // Batch sizes to prefer: a batch is run as soon as it reaches one of these.
   std::vector<int> preferred_batch_sizes;
   // Jobs queued at most; a Submit beyond that is RESOURCE_EXHAUSTED.
@@ -54,8 +59,13 @@ struct InferenceJob {
   std::function<bool()> is_cancelled;
   // Called exactly once, on a scheduler thread (or on the thread calling
   // Shutdown), never under a scheduler lock, with OK or the reason the job was not computed:
-  // DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE or the engine's error.
+  // DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE or the engine's error. The job
+  // itself stays alive until done returns.
   absl::AnyInvocable<void(absl::Status)> done;
+  // Set by the scheduler before it calls done with OK: how long the job
+  // waited in the queue and how long its batch took in the engine.
+  absl::Duration queue_time;
+  absl::Duration compute_time;
 };
 
 class Scheduler {

@@ -12,6 +12,14 @@ namespace {
 
 bool SameChw(const Dims4& a, const Dims4& b) { return a.c == b.c && a.h == b.h && a.w == b.w; }
 
+// Weight of the newest observation in the running means: about the last
+// eight arrivals and executions count.
+constexpr double kNewWeight = 0.125;
+
+void UpdateMean(double* mean, double value) {
+  *mean = *mean < 0 ? value : *mean + kNewWeight * (value - *mean);
+}
+
 }  // namespace
 
 absl::Status ValidateSchedulerOptions(const SchedulerOptions& options) {
@@ -49,12 +57,21 @@ absl::Status ValidateSchedulerOptions(const SchedulerOptions& options) {
 BatchQueue::BatchQueue(const SchedulerOptions& options)
     : max_batch_size_(options.max_batch_size),
       max_queue_delay_(options.max_queue_delay),
-      preferred_batch_sizes_(options.preferred_batch_sizes) {
+      preferred_batch_sizes_(options.preferred_batch_sizes),
+      adaptive_(options.adaptive_queue_delay) {
   scratch_.reserve(std::max(1, max_batch_size_));
 }
 
 void BatchQueue::Push(std::unique_ptr<InferenceJob> job, absl::Time now) {
   samples_ += job->dims.n;
+  if (last_arrival_ != absl::InfinitePast()) {
+    // Gaps beyond max_queue_delay all mean "nobody comes in time"; capping
+    // them lets the mean recover within a few arrivals after an idle spell.
+    const absl::Duration gap = std::min(now - last_arrival_, max_queue_delay_);
+    UpdateMean(&arrival_gap_, absl::ToDoubleSeconds(std::max(gap, absl::ZeroDuration())) /
+                                  static_cast<double>(job->dims.n));
+  }
+  last_arrival_ = std::max(last_arrival_, now);
   jobs_.push_back(QueuedJob{std::move(job), now});
 }
 
@@ -75,6 +92,7 @@ absl::Time BatchQueue::Sweep(absl::Time now, std::vector<DroppedJob>* dropped) {
       continue;
     }
     samples_ -= job.dims.n;
+    if (&job == held_job_) held_job_ = nullptr;
     dropped->push_back(DroppedJob{std::move(queued), std::move(why)});
     any_dropped = true;
   }
@@ -96,7 +114,31 @@ bool BatchQueue::IsPreferred(int64_t samples) const {
          preferred_batch_sizes_.end();
 }
 
-void BatchQueue::Extract(const std::vector<size_t>& indices, std::vector<QueuedJob>* batch) {
+void BatchQueue::RecordCompute(absl::Duration compute) {
+  UpdateMean(&compute_, absl::ToDoubleSeconds(std::max(compute, absl::ZeroDuration())));
+}
+
+absl::Time BatchQueue::HoldUntil(absl::Time now, int64_t samples, absl::Time oldest_due) const {
+  if (!adaptive_) return oldest_due;
+  if (arrival_gap_ < 0 || compute_ < 0) return now;  // no history: never hold a lone request
+  // A pause since the last arrival is a gap too: the rate may have dropped.
+  const double gap = std::max(arrival_gap_, absl::ToDoubleSeconds(now - last_arrival_));
+  // Fewer than one arrival per execution: the engine keeps up unbatched, so
+  // waiting would only add latency.
+  if (gap >= compute_) return now;
+  const absl::Time filled =
+      now + absl::Seconds(gap * static_cast<double>(max_batch_size_ - samples));
+  if (filled > oldest_due) return now;  // cannot fill within max_queue_delay
+  // Re-decide no later than when the silence since the last arrival alone
+  // would show that the engine keeps up.
+  return std::min(filled, last_arrival_ + absl::Seconds(compute_));
+}
+
+void BatchQueue::Extract(const std::vector<size_t>& indices, std::vector<QueuedJob>* batch,
+                         absl::Time now) {
+  last_hold_ =
+      jobs_[indices.front()].job.get() == held_job_ ? now - held_since_ : absl::ZeroDuration();
+  held_job_ = nullptr;
   for (size_t i : indices) {
     samples_ -= jobs_[i].job->dims.n;
     batch->push_back(std::move(jobs_[i]));
@@ -118,7 +160,7 @@ bool BatchQueue::TakeBatch(absl::Time now, bool draining, std::vector<QueuedJob>
   scratch_.clear();
   scratch_.push_back(0);
   if (max_batch_size_ == 0 || head.job->dims.n >= max_batch_size_) {
-    Extract(scratch_, batch);
+    Extract(scratch_, batch, now);
     return true;
   }
 
@@ -139,15 +181,24 @@ bool BatchQueue::TakeBatch(absl::Time now, bool draining, std::vector<QueuedJob>
 
   const absl::Time oldest_due = head.enqueued + max_queue_delay_;
   if (samples >= max_batch_size_ || left_out || draining || now >= oldest_due) {
-    Extract(scratch_, batch);
+    Extract(scratch_, batch, now);
     return true;
   }
   if (preferred_prefix > 0) {
     scratch_.resize(preferred_prefix);
-    Extract(scratch_, batch);
+    Extract(scratch_, batch, now);
     return true;
   }
-  *retry_at = oldest_due;
+  const absl::Time hold_until = HoldUntil(now, samples, oldest_due);
+  if (hold_until <= now) {
+    Extract(scratch_, batch, now);
+    return true;
+  }
+  if (held_job_ != head.job.get()) {
+    held_job_ = head.job.get();
+    held_since_ = now;
+  }
+  *retry_at = hold_until;
   return false;
 }
 
@@ -156,6 +207,7 @@ std::vector<QueuedJob> BatchQueue::TakeAll() {
                              std::make_move_iterator(jobs_.end()));
   jobs_.clear();
   samples_ = 0;
+  held_job_ = nullptr;
   return all;
 }
 

@@ -15,6 +15,19 @@
 // reached starts at once. A job with at least max_batch_size samples, or any
 // job when max_batch_size is 0, runs alone at once.
 //
+// Adaptive delay (options.adaptive_queue_delay, the default). A batch that is
+// not ready by the rules above waits for company only when that is expected
+// to pay: it starts at once unless requests arrive faster than the engine
+// completes them (the mean gap between arrivals, per sample, is shorter than
+// the recent engine time per execution) and the missing samples are expected
+// to arrive before its oldest job has waited max_queue_delay. It then waits
+// until they are expected, or until the silence since the last arrival is
+// as long as one engine execution, and re-decides. The estimates are running
+// averages of the gaps between Push calls (capped at max_queue_delay; the
+// time since the last arrival counts as a gap) and of the RecordCompute
+// times; without both, a batch starts at once, so a lone request never waits
+// for batch-mates. max_queue_delay stays the upper bound.
+//
 // Thread-compatible: the caller serialises access.
 
 #include <cstddef>
@@ -74,17 +87,38 @@ class BatchQueue {
   // Removes and returns every job.
   std::vector<QueuedJob> TakeAll();
 
+  // One engine execution took `compute` (feeds the adaptive delay).
+  void RecordCompute(absl::Duration compute);
+
+  // How long the batch last returned by TakeBatch was held back for company
+  // after a TakeBatch first found it could not start yet (zero when it
+  // started the first time it was considered).
+  absl::Duration last_hold() const { return last_hold_; }
+
  private:
   bool IsPreferred(int64_t samples) const;
-  // Moves jobs_[i] for each i in `indices` (ascending) to `batch`.
-  void Extract(const std::vector<size_t>& indices, std::vector<QueuedJob>* batch);
+  // When a batch of `samples` (not ready by the fixed rules) should start:
+  // `now`, or a later time at most `oldest_due` (see the adaptive delay).
+  absl::Time HoldUntil(absl::Time now, int64_t samples, absl::Time oldest_due) const;
+  // Moves jobs_[i] for each i in `indices` (ascending) to `batch` at `now`.
+  void Extract(const std::vector<size_t>& indices, std::vector<QueuedJob>* batch, absl::Time now);
 
   const int max_batch_size_;
   const absl::Duration max_queue_delay_;
   const std::vector<int> preferred_batch_sizes_;
+  const bool adaptive_;
   std::deque<QueuedJob> jobs_;
   int64_t samples_ = 0;
   std::vector<size_t> scratch_;  // indices of the batch being formed
+
+  // Adaptive delay estimates, in seconds; negative while unknown.
+  absl::Time last_arrival_ = absl::InfinitePast();
+  double arrival_gap_ = -1;  // running mean gap between arrivals, per sample
+  double compute_ = -1;      // running mean engine time per execution
+  // The head job TakeBatch last held back, and since when.
+  const InferenceJob* held_job_ = nullptr;
+  absl::Time held_since_;
+  absl::Duration last_hold_;
 };
 
 // INVALID_ARGUMENT naming the first bad option, else OK.

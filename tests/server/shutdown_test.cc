@@ -190,9 +190,10 @@ TEST(ShutdownTest, SigtermWhileSixteenClientsSendAnswersAcceptedAndRefusesLater)
 }
 
 TEST(ShutdownTest, RequestsQueuedAtSigtermAreComputedNotDropped) {
-  // A long batching delay keeps every client's first request queued when
-  // the signal arrives; the drain must compute them all.
-  ServerProcess server({"--max_batch_size=64", "--max_queue_delay_us=10000000"});
+  // A long batching delay, always waited out, keeps every client's first
+  // request queued when the signal arrives; the drain must compute them all.
+  ServerProcess server(
+      {"--max_batch_size=64", "--max_queue_delay_us=10000000", "--adaptive_queue_delay=false"});
   ASSERT_GT(server.port(), 0) << server.log();
   std::vector<Outcome> first(kClients);
   std::vector<Outcome> later(kClients);

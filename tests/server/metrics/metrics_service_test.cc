@@ -130,6 +130,8 @@ class MetricsServiceTest : public ::testing::Test {
     EXPECT_EQ(e.Value("sepconv_batch_size_count", kModel), executions);
     EXPECT_EQ(e.Value("sepconv_compute_duration_seconds_count", kModel), executions);
     EXPECT_EQ(e.Value("sepconv_queue_duration_seconds_count", kModel), ok);
+    EXPECT_EQ(e.Value("sepconv_batch_delay_seconds_count", kModel), executions);
+    EXPECT_EQ(e.Value("sepconv_overhead_duration_seconds_count", kModel), ok);
     EXPECT_EQ(e.Value("sepconv_flops_total",
                       {{"model", "sepconv"}, {"version", "1"}, {"op", "depthwise"}}),
               static_cast<double>(flops_.depthwise));

@@ -311,5 +311,28 @@ TEST(MetricsTest, ConcurrentRecordingLosesNothing) {
   EXPECT_EQ(ValueOr(e, "sepconv_pending_requests", Base()), 0);
 }
 
+TEST(MetricsTest, BatchDelayAndOverheadHistograms) {
+  std::unique_ptr<Metrics> metrics = Metrics::Create();
+  ModelMetrics* model = metrics->ForModel(DefaultModel());
+  const std::vector<double> kHeld = {0, 0, 30e-6, 500e-6, 2e-3};
+  const std::vector<double> kOverhead = {40e-6, 80e-6, 700e-6};
+  for (double held : kHeld) model->BatchHeld(absl::Seconds(held));
+  for (double overhead : kOverhead) model->RequestOverhead(absl::Seconds(overhead));
+  model->RequestOverhead(-absl::Microseconds(5));  // clock skew counts as zero
+  Exposition e = Scrape(*metrics);
+  EXPECT_EQ(e.Type("sepconv_batch_delay_seconds"), "histogram");
+  EXPECT_EQ(e.Type("sepconv_overhead_duration_seconds"), "histogram");
+  ExpectHistogram(
+      e, "sepconv_batch_delay_seconds", Base(),
+      {0, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3},
+      kHeld);
+  std::vector<double> overheads = kOverhead;
+  overheads.push_back(0);
+  ExpectHistogram(
+      e, "sepconv_overhead_duration_seconds", Base(),
+      {10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1},
+      overheads);
+}
+
 }  // namespace
 }  // namespace sepconv

@@ -43,11 +43,13 @@ class BatchQueueTest : public ::testing::Test {
     return ids;
   }
 
+  // The fixed-delay policy (adaptive_delay_test.cc covers the adaptive one).
   static SchedulerOptions Options(int max_batch, absl::Duration delay,
                                   std::vector<int> preferred = {}) {
     SchedulerOptions options;
     options.max_batch_size = max_batch;
     options.max_queue_delay = delay;
+    options.adaptive_queue_delay = false;
     options.preferred_batch_sizes = std::move(preferred);
     return options;
   }

@@ -35,8 +35,11 @@ void LetSchedulerRun() { absl::SleepFor(absl::Milliseconds(30)); }
 
 class SchedulerTest : public ::testing::Test {
  protected:
+  // These tests pin the fixed max_queue_delay policy; adaptive_delay_test.cc
+  // covers the adaptive one.
   std::unique_ptr<Scheduler> Make(SchedulerOptions options) {
     options.clock = &clock_;
+    options.adaptive_queue_delay = false;
     absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
         Scheduler::Create(options, FakeFactory(&engine_), &metrics_);
     EXPECT_TRUE(scheduler.ok()) << scheduler.status();
@@ -448,6 +451,7 @@ TEST_F(SchedulerTest, WorksWithoutMetricsAndWithRealTime) {
   SchedulerOptions options;
   options.max_batch_size = 5;
   options.max_queue_delay = absl::Hours(1);  // only full batches run
+  options.adaptive_queue_delay = false;
   absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
       Scheduler::Create(options, FakeFactory(&engine_), nullptr);
   ASSERT_TRUE(scheduler.ok());
@@ -466,6 +470,7 @@ TEST_F(SchedulerTest, RealTimeWakesForPreferredSizeAndForJobsThatDoNotFit) {
   SchedulerOptions options;
   options.max_batch_size = 4;
   options.max_queue_delay = absl::Hours(1);
+  options.adaptive_queue_delay = false;
   options.preferred_batch_sizes = {2};
   absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
       Scheduler::Create(options, FakeFactory(&engine_), nullptr);

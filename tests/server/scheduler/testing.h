@@ -274,6 +274,15 @@ class RecordingMetrics final : public ModelMetrics {
     samples_ += samples;
     flops_ += flops.pointwise;
   }
+  void BatchHeld(absl::Duration held) override {
+    absl::MutexLock lock(&mu_);
+    holds_.push_back(held);
+  }
+  // Every BatchHeld, in order.
+  std::vector<absl::Duration> holds() const {
+    absl::MutexLock lock(&mu_);
+    return holds_;
+  }
   int64_t pending() const {
     absl::MutexLock lock(&mu_);
     return pending_;
@@ -307,6 +316,7 @@ class RecordingMetrics final : public ModelMetrics {
   int64_t executions_ = 0;
   int64_t samples_ = 0;
   int64_t flops_ = 0;
+  std::vector<absl::Duration> holds_;
 };
 
 }  // namespace testing
