@@ -60,6 +60,11 @@ InferenceService::InferenceService(std::shared_ptr<const ModelRegistry> registry
                                    InferenceServiceOptions options)
     : registry_(std::move(registry)), options_(std::move(options)) {}
 
+void InferenceService::StartShutdown() {
+  shutting_down_.store(true);
+  open_streams_.StopAll();
+}
+
 absl::Status InferenceService::Authenticate(const grpc::CallbackServerContext& context) const {
   if (options_.auth == nullptr) return absl::OkStatus();
   return options_.auth->CheckContext(context);
@@ -143,6 +148,11 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   Infer(*request, response, std::move(call),
         [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); });
   return reactor;
+}
+
+grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
+InferenceService::ModelStreamInfer(grpc::CallbackServerContext* context) {
+  return StartStreamInfer(this, context, options_.stream_max_in_flight, &open_streams_);
 }
 
 void InferenceService::Infer(const inference::ModelInferRequest& request,

@@ -33,6 +33,7 @@
 #include "server/model_registry.h"
 #include "server/request_limits.h"
 #include "server/request_log.h"
+#include "server/stream_infer.h"
 
 namespace sepconv {
 
@@ -47,6 +48,9 @@ struct InferenceServiceOptions {
   std::shared_ptr<TokenAuthenticator> auth;  // null: no auth; main reloads it
   std::shared_ptr<RequestLog> request_log;   // null: no failure log
   RequestLimits limits;
+  // ModelStreamInfer: requests one stream may have in the server at once
+  // (read and not yet answered); the flow-control bound (stream_infer.h).
+  int stream_max_in_flight = 16;
 };
 
 // What the inference path needs from the transport carrying one request.
@@ -65,7 +69,9 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
 
   // From now on ServerReady and ModelReady answer false and ModelInfer
   // answers UNAVAILABLE; requests already submitted still complete.
-  void StartShutdown() { shutting_down_.store(true); }
+  // Open ModelStreamInfer streams end UNAVAILABLE once their answers in
+  // flight are written.
+  void StartShutdown();
   bool shutting_down() const { return shutting_down_.load(); }
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
@@ -86,6 +92,8 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
                                        const inference::ModelInferRequest* request,
                                        inference::ModelInferResponse* response) override;
+  grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
+  ModelStreamInfer(grpc::CallbackServerContext* context) override;
 
   // Triton's extensions (server/model_info_rpcs.cc). Auth as ModelMetadata.
   // ModelConfig: the version's effective config (server/served_config.h);
@@ -130,6 +138,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   const std::shared_ptr<const ModelRegistry> registry_;
   const InferenceServiceOptions options_;
   std::atomic<bool> shutting_down_{false};
+  OpenStreams open_streams_;
 };
 
 }  // namespace sepconv
