@@ -83,6 +83,9 @@ ABSL_FLAG(int, max_connection_age_secs, 60,
           "so clients re-resolve and reach replicas added since; 0 = never.");
 ABSL_FLAG(int, max_connection_age_grace_secs, 30,
           "Time calls in flight on an aged connection get to finish; 0 = unlimited.");
+ABSL_FLAG(int, stream_max_in_flight, 16,
+          "ModelStreamInfer: requests one stream may have in the server at once; at the bound "
+          "the server stops reading that stream (HTTP/2 flow control holds the sender).");
 ABSL_FLAG(double, failed_request_log_rate, 10,
           "Failed requests logged per second at most (one line each, to stderr); 0 = none.");
 
@@ -199,6 +202,10 @@ absl::Status AddSecurityOptions(ServerOptions* options) {
   limits.max_spatial_size = absl::GetFlag(FLAGS_max_spatial_size);
   limits.max_batch = absl::GetFlag(FLAGS_max_batch_per_request);
   options->max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  options->service.stream_max_in_flight = absl::GetFlag(FLAGS_stream_max_in_flight);
+  if (options->service.stream_max_in_flight < 1) {
+    return absl::InvalidArgumentError("--stream_max_in_flight must be at least 1");
+  }
   if (limits.max_elements < 0 || limits.max_spatial_size < 0 || limits.max_batch < 0 ||
       options->max_concurrent_streams < 0) {
     return absl::InvalidArgumentError(
