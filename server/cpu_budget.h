@@ -31,6 +31,14 @@ CpuBudget ComputeCpuBudget(const std::string& root = "/");
 // ComputeCpuBudget().usable.
 int UsableCpus();
 
+// Default intra-op (OpenMP) threads per engine instance when `usable` CPUs
+// are shared by `instances` engine workers and gRPC's threads, which read and
+// write every request's payload: with two or more CPUs one is left to gRPC,
+// the rest are divided among the instances; at least 1 each. (OpenMP threads
+// that spin between batches otherwise take the cores gRPC needs: on 2 CPUs,
+// one engine thread serves more than two; tests/bench/service_bench.py.)
+int DefaultEngineThreads(int usable, int instances);
+
 }  // namespace sepconv
 
 #endif  // SEPCONV_SERVER_CPU_BUDGET_H_

@@ -38,7 +38,8 @@ ABSL_FLAG(int, grpc_port, 8001, "gRPC port (KServe v2, health, reflection); 0 pi
 ABSL_FLAG(int, metrics_port, 8002, "Prometheus /metrics port; 0 turns metrics off.");
 ABSL_FLAG(int, threads, 0,
           "Intra-op threads per engine instance; 0 = the CPUs this process may use "
-          "(affinity mask and cgroup quota) divided among the instances.");
+          "(affinity mask and cgroup quota) less one left to gRPC's threads (when there are "
+          "two or more), divided among the instances.");
 ABSL_FLAG(int, instances, 1, "Engine workers per model version.");
 ABSL_FLAG(int, max_batch_size, 8, "Samples per engine execution; 0 disables batching.");
 ABSL_FLAG(int64_t, max_queue_delay_us, 500,
@@ -155,7 +156,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   if (options.threads < 0) {
     return absl::InvalidArgumentError(absl::StrCat("--threads=", options.threads, " must be >= 0"));
   }
-  if (options.threads == 0) options.threads = std::max(1, UsableCpus() / options.instances);
+  if (options.threads == 0) options.threads = DefaultEngineThreads(UsableCpus(), options.instances);
 
   SchedulerOptions& scheduler = options.scheduler;
   scheduler.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);

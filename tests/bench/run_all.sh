@@ -17,8 +17,8 @@ echo "Measured on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d:
 section "Engine vs PyTorch (fp32, 2 threads, NCHW in and out)"
 /usr/bin/python3 tests/bench/run_engine_bench.py --build_dir "$build" --suite all --markdown
 
-section "Service vs a do-nothing echo server (16 clients, 127.0.0.1)"
-tests/bench/run_service_bench.sh "$build"
+section "Service vs a do-nothing echo server (1 and 16 clients, 127.0.0.1)"
+/usr/bin/python3 tests/bench/service_bench.py --build "$build"
 
 section "Dynamic batching off vs on (1x32x56x56)"
 /usr/bin/python3 tests/bench/batching_bench.py --build "$build"
