@@ -57,9 +57,11 @@ bool Stable(const std::vector<Window>& windows, double tolerance) {
 // One step of the sweep: a load level held until stable, then drained.
 class Step {
  public:
-  Step(const std::vector<Client*>& clients, std::shared_ptr<const PreparedRequest> request,
-       const BenchOptions& options, bool closed, double load)
+  Step(const std::vector<Client*>& clients, const std::vector<InferStream*>& streams,
+       std::shared_ptr<const PreparedRequest> request, const BenchOptions& options, bool closed,
+       double load)
       : clients_(clients),
+        streams_(streams),
         request_(std::move(request)),
         options_(options),
         closed_(closed),
@@ -177,6 +179,11 @@ class Step {
 
   // Sends one request already counted in in_flight_.
   void Send(Clock::time_point intended) {
+    if (!streams_.empty()) {
+      InferStream* stream = streams_[next_client_.fetch_add(1) % streams_.size()];
+      stream->Send(request_, [this, intended](AsyncInferResult r) { OnDone(intended, r); });
+      return;
+    }
     Client* client = clients_[next_client_.fetch_add(1) % clients_.size()];
     client->InferAsync(request_, options_.request_timeout,
                        [this, intended](AsyncInferResult r) { OnDone(intended, r); });
@@ -264,6 +271,7 @@ class Step {
   }
 
   const std::vector<Client*>& clients_;
+  const std::vector<InferStream*>& streams_;  // empty: unary calls
   const std::shared_ptr<const PreparedRequest> request_;
   const BenchOptions& options_;
   const bool closed_;
@@ -321,15 +329,38 @@ absl::StatusOr<std::vector<StepResult>> RunBench(const std::vector<Client*>& cli
   if (absl::Status s = Probe(clients[0], request, options.request_timeout); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("the first request failed: ", s.message()));
   }
+  // One ModelStreamInfer stream per connection, for the whole sweep.
+  std::vector<std::unique_ptr<InferStream>> owned_streams;
+  std::vector<InferStream*> streams;
+  if (options.streaming) {
+    for (Client* client : clients) {
+      absl::StatusOr<std::unique_ptr<InferStream>> stream = client->OpenStream();
+      if (!stream.ok()) return stream.status();
+      streams.push_back(stream->get());
+      owned_streams.push_back(*std::move(stream));
+    }
+  }
   std::vector<StepResult> results;
   const bool closed = options.rates.empty();
   const size_t steps = closed ? options.concurrency.size() : options.rates.size();
   for (size_t i = 0; i < steps; ++i) {
-    Step step(clients, request, options, closed,
+    Step step(clients, streams, request, options, closed,
               closed ? options.concurrency[i] : options.rates[i]);
     absl::StatusOr<StepResult> result = step.Run();
-    if (!result.ok()) return result.status();
+    if (!result.ok()) {
+      // End the streams while `step`, which their callbacks call, still lives.
+      for (const std::unique_ptr<InferStream>& stream : owned_streams) {
+        stream->Close(absl::ZeroDuration()).IgnoreError();
+      }
+      return result.status();
+    }
     results.push_back(*std::move(result));
+  }
+  for (const std::unique_ptr<InferStream>& stream : owned_streams) {
+    if (absl::Status closed_status = stream->Close(absl::Seconds(30)); !closed_status.ok()) {
+      return absl::Status(closed_status.code(),
+                          absl::StrCat("ModelStreamInfer stream: ", closed_status.message()));
+    }
   }
   return results;
 }

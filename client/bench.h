@@ -53,6 +53,10 @@ struct BenchOptions {
   std::string metrics_url;
   std::string model;
   std::string version;
+  // Send the requests as ModelStreamInfer on one stream per client
+  // (connection) instead of unary calls; concurrency is then the requests in
+  // flight over the streams. `request_timeout` does not apply to them.
+  bool streaming = false;
   // Called after each window with a one-line summary (e.g. for a TTY).
   std::function<void(const std::string&)> progress;
 };

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "grpc_service.grpc.pb.h"
@@ -148,6 +151,175 @@ struct AsyncCall {
   std::function<void(AsyncInferResult)> done;
 };
 
+constexpr char kModelStreamInferMethod[] = "/inference.GRPCInferenceService/ModelStreamInfer";
+
+// A status from a ModelStreamInferResponse's error_message ("<CODE>: text"
+// from sepconv-serve; Triton sends the text alone).
+absl::Status FromErrorMessage(const std::string& message) {
+  const size_t colon = message.find(": ");
+  if (colon != std::string::npos) {
+    for (int code = 1; code <= 16; ++code) {
+      const auto c = static_cast<absl::StatusCode>(code);
+      if (message.compare(0, colon, absl::StatusCodeToString(c)) == 0) {
+        return absl::Status(c, message.substr(colon + 2));
+      }
+    }
+  }
+  return absl::UnknownError(message);
+}
+
+// ModelStreamInfer on gRPC's callback API over the generic stub, so prepared
+// requests go out without re-encoding. A hold keeps the call open for Send
+// until Close half-closes it.
+class GrpcInferStream final : public InferStream,
+                              public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  GrpcInferStream(grpc::GenericStub* stub, const std::string& token) {
+    if (!token.empty()) context_.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+    stub->PrepareBidiStreamingCall(&context_, kModelStreamInferMethod, grpc::StubOptions(), this);
+    AddHold();
+    StartRead(&read_);
+    StartCall();
+  }
+
+  ~GrpcInferStream() override {
+    if (!finished_.HasBeenNotified()) Close(absl::ZeroDuration()).IgnoreError();
+  }
+
+  void Send(std::shared_ptr<const PreparedRequest> request,
+            std::function<void(AsyncInferResult)> done) override {
+    const grpc::ByteBuffer* write = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!ended_ && !closing_) {
+        answers_.push_back({std::move(done), absl::Now()});
+        to_write_.push_back(std::move(request));
+        write = NextWriteLocked();
+        done = nullptr;
+      }
+    }
+    if (done) {
+      AsyncInferResult result;
+      result.status = absl::FailedPreconditionError("the stream has ended");
+      done(std::move(result));
+      return;
+    }
+    if (write != nullptr) StartWrite(write);
+  }
+
+  absl::Status Close(absl::Duration timeout) override {
+    bool writes_done = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closing_) return absl::FailedPreconditionError("the stream is already closed");
+      closing_ = true;
+      writes_done = !writing_ && !writes_done_;
+      writes_done_ = writes_done_ || writes_done;
+    }
+    if (writes_done) StartWritesDone();
+    RemoveHold();
+    if (!finished_.WaitForNotificationWithTimeout(timeout)) {
+      context_.TryCancel();
+      finished_.WaitForNotification();
+    }
+    absl::MutexLock lock(&mu_);
+    return status_;
+  }
+
+  void OnWriteDone(bool ok) override {
+    const grpc::ByteBuffer* write = nullptr;
+    bool writes_done = false;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) return;  // the stream broke: OnDone reports it
+      write = NextWriteLocked();
+      if (write == nullptr && closing_ && !writes_done_) writes_done = writes_done_ = true;
+    }
+    if (write != nullptr) StartWrite(write);
+    if (writes_done) StartWritesDone();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // the server ended the stream: OnDone follows
+    AsyncInferResult result;
+    inference::ModelStreamInferResponse answer;
+    grpc::ProtoBufferReader reader(&read_);
+    if (!answer.ParseFromZeroCopyStream(&reader)) {
+      result.status = absl::DataLossError("unparsable ModelStreamInferResponse");
+    } else if (!answer.error_message().empty()) {
+      result.status = FromErrorMessage(answer.error_message());
+    } else {
+      const inference::ModelInferResponse& response = answer.infer_response();
+      const int64_t raw_size = response.raw_output_contents_size() > 0
+                                   ? static_cast<int64_t>(response.raw_output_contents(0).size())
+                                   : -1;
+      result.status = ReadOutput(response, raw_size, nullptr, &result.output_shape,
+                                 &result.output_bytes, nullptr);
+    }
+    Pending pending;
+    {
+      absl::MutexLock lock(&mu_);
+      if (answers_.empty()) {
+        // An answer nobody asked for: the stream is out of step.
+        context_.TryCancel();
+        return;
+      }
+      pending = std::move(answers_.front());
+      answers_.pop_front();
+    }
+    result.latency = absl::Now() - pending.start;
+    pending.done(std::move(result));
+    StartRead(&read_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    std::deque<Pending> unanswered;
+    {
+      absl::MutexLock lock(&mu_);
+      ended_ = true;
+      status_ = FromGrpc(status);
+      unanswered.swap(answers_);
+    }
+    for (Pending& pending : unanswered) {
+      AsyncInferResult result;
+      result.status = status.ok() ? absl::DataLossError("the stream ended before this answer")
+                                  : FromGrpc(status);
+      result.latency = absl::Now() - pending.start;
+      pending.done(std::move(result));
+    }
+    finished_.Notify();
+  }
+
+ private:
+  struct Pending {
+    std::function<void(AsyncInferResult)> done;
+    absl::Time start;
+  };
+
+  // The next request to write, if no write is in flight.
+  const grpc::ByteBuffer* NextWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || to_write_.empty()) return nullptr;
+    writing_ = true;
+    current_ = to_write_.front();
+    to_write_.pop_front();
+    return &static_cast<const GrpcPreparedRequest&>(*current_).buffer();
+  }
+
+  grpc::ClientContext context_;
+  grpc::ByteBuffer read_;  // owned by the read in flight
+  absl::Notification finished_;
+  absl::Mutex mu_;
+  std::deque<std::shared_ptr<const PreparedRequest>> to_write_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const PreparedRequest> current_;    // owned by the write in flight
+  std::deque<Pending> answers_ ABSL_GUARDED_BY(mu_);  // in send order
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool writes_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
 class GrpcClient : public Client {
  public:
   GrpcClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
@@ -253,6 +425,10 @@ class GrpcClient : public Client {
     if (!serialized.ok()) return FromGrpc(serialized);
     const int64_t samples = input.shape.empty() ? 1 : input.shape[0];
     return std::make_shared<GrpcPreparedRequest>(std::move(buffer), samples);
+  }
+
+  absl::StatusOr<std::unique_ptr<InferStream>> OpenStream() override {
+    return std::make_unique<GrpcInferStream>(&generic_, options_.token);
   }
 
   void InferAsync(std::shared_ptr<const PreparedRequest> request, absl::Duration deadline,

@@ -128,6 +128,27 @@ struct AsyncInferResult {
   absl::Duration latency;
 };
 
+// One ModelStreamInfer call (Triton's streaming extension): many requests on
+// one HTTP/2 stream, answered in the order they were sent. The server holds
+// a bounded number per stream (sepconv-server --stream_max_in_flight); more
+// wait in this stream's flow-control window.
+//
+// Thread-safe. The stream has no deadline: it lives until Close.
+class InferStream {
+ public:
+  virtual ~InferStream() = default;
+  // Queues `request` without blocking; `done` runs exactly once, on a gRPC
+  // thread, with its answer (latency from this call). A request the server
+  // refused comes back with its error_message as the status message, the
+  // code taken from the message's "<CODE>: " prefix (UNKNOWN without one);
+  // if the stream ends first, with the stream's status. Not after Close.
+  virtual void Send(std::shared_ptr<const PreparedRequest> request,
+                    std::function<void(AsyncInferResult)> done) = 0;
+  // Half-closes, waits (at most `timeout`, then cancels) for every answer
+  // and the end of the stream, and returns the stream's status. Once.
+  virtual absl::Status Close(absl::Duration timeout) = 0;
+};
+
 class Client {
  public:
   // Creates the channel to `target` ("host:port", any gRPC target URI, see
@@ -164,6 +185,10 @@ class Client {
   // the default. The Client must outlive all pending calls.
   virtual void InferAsync(std::shared_ptr<const PreparedRequest> request, absl::Duration deadline,
                           std::function<void(AsyncInferResult)> done) = 0;
+
+  // Opens a ModelStreamInfer stream for requests from Prepare. The Client
+  // must outlive it.
+  virtual absl::StatusOr<std::unique_ptr<InferStream>> OpenStream() = 0;
 };
 
 }  // namespace sepconv::client

@@ -62,6 +62,9 @@ ABSL_FLAG(int64_t, window_ms, 1000, "bench: length of a measurement window, ms")
 ABSL_FLAG(int32_t, max_windows, 10, "bench: windows per step at most");
 ABSL_FLAG(double, stability_pct, 10, "bench: last 3 windows within this % of their mean");
 ABSL_FLAG(int32_t, channels, 1, "bench: gRPC connections to spread requests over");
+ABSL_FLAG(bool, streaming, false,
+          "bench: send over ModelStreamInfer, one stream per channel (concurrency = requests in "
+          "flight on the streams), instead of unary ModelInfer");
 ABSL_FLAG(int32_t, max_in_flight, 1024, "bench: open-loop limit of requests in flight");
 ABSL_FLAG(std::string, metrics_url, "",
           "bench: server's Prometheus endpoint for the queue/compute split, "
@@ -96,9 +99,10 @@ const std::vector<Command>& Commands() {
        {"model", "model_version", "input", "shape", "seed", "output", "typed"}},
       {"bench",
        "load generator: closed-loop concurrency sweep or open-loop rates",
-       {"model", "model_version", "input", "shape", "seed", "typed", "concurrency", "rate",
-        "arrival", "warmup_ms", "window_ms", "max_windows", "stability_pct", "channels",
-        "max_in_flight", "metrics_url", "csv", "json", "plot"}},
+       {"model",     "model_version", "input",         "shape",    "seed",
+        "typed",     "concurrency",   "rate",          "arrival",  "warmup_ms",
+        "window_ms", "max_windows",   "stability_pct", "channels", "max_in_flight",
+        "streaming", "metrics_url",   "csv",           "json",     "plot"}},
   };
   return *commands;
 }
@@ -324,6 +328,7 @@ int Bench(const ClientOptions& client_options) {
   options.max_windows = absl::GetFlag(FLAGS_max_windows);
   options.stability = absl::GetFlag(FLAGS_stability_pct) / 100.0;
   options.max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
+  options.streaming = absl::GetFlag(FLAGS_streaming);
   options.request_timeout = client_options.default_deadline;
   options.metrics_url = absl::GetFlag(FLAGS_metrics_url);
   options.model = absl::GetFlag(FLAGS_model);
@@ -379,10 +384,12 @@ int Bench(const ClientOptions& client_options) {
   const std::string csv = absl::GetFlag(FLAGS_csv);
   const std::string json = absl::GetFlag(FLAGS_json);
   if (csv != "-" && json != "-") {
-    std::cout << absl::StrFormat("model %s, input %s (%s, %d bytes/request), %d channel(s)\n",
+    std::cout << absl::StrFormat("model %s, input %s (%s, %d bytes/request), %d channel(s), %s\n",
                                  options.model, ShapeString(input->shape),
                                  infer_options.typed ? "typed" : "raw", (*request)->ByteSize(),
-                                 channels)
+                                 channels,
+                                 options.streaming ? "ModelStreamInfer (one stream per channel)"
+                                                   : "unary ModelInfer")
               << FormatTable(*results);
   }
   if (!csv.empty()) {
