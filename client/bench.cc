@@ -329,38 +329,36 @@ absl::StatusOr<std::vector<StepResult>> RunBench(const std::vector<Client*>& cli
   if (absl::Status s = Probe(clients[0], request, options.request_timeout); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("the first request failed: ", s.message()));
   }
-  // One ModelStreamInfer stream per connection, for the whole sweep.
-  std::vector<std::unique_ptr<InferStream>> owned_streams;
-  std::vector<InferStream*> streams;
-  if (options.streaming) {
-    for (Client* client : clients) {
-      absl::StatusOr<std::unique_ptr<InferStream>> stream = client->OpenStream();
-      if (!stream.ok()) return stream.status();
-      streams.push_back(stream->get());
-      owned_streams.push_back(*std::move(stream));
-    }
-  }
   std::vector<StepResult> results;
   const bool closed = options.rates.empty();
   const size_t steps = closed ? options.concurrency.size() : options.rates.size();
   for (size_t i = 0; i < steps; ++i) {
+    // Streaming: one ModelStreamInfer stream per connection, fresh for each
+    // step, so that no stream outlives a server's connection age.
+    std::vector<std::unique_ptr<InferStream>> owned_streams;
+    std::vector<InferStream*> streams;
+    if (options.streaming) {
+      for (Client* client : clients) {
+        absl::StatusOr<std::unique_ptr<InferStream>> stream = client->OpenStream();
+        if (!stream.ok()) return stream.status();
+        streams.push_back(stream->get());
+        owned_streams.push_back(*std::move(stream));
+      }
+    }
     Step step(clients, streams, request, options, closed,
               closed ? options.concurrency[i] : options.rates[i]);
     absl::StatusOr<StepResult> result = step.Run();
-    if (!result.ok()) {
-      // End the streams while `step`, which their callbacks call, still lives.
-      for (const std::unique_ptr<InferStream>& stream : owned_streams) {
-        stream->Close(absl::ZeroDuration()).IgnoreError();
+    // Closed while `step`, which the streams' callbacks call, still lives.
+    for (const std::unique_ptr<InferStream>& stream : owned_streams) {
+      absl::Status closed_status =
+          stream->Close(result.ok() ? absl::Seconds(30) : absl::ZeroDuration());
+      if (result.ok() && !closed_status.ok()) {
+        result = absl::Status(closed_status.code(),
+                              absl::StrCat("ModelStreamInfer stream: ", closed_status.message()));
       }
-      return result.status();
     }
+    if (!result.ok()) return result.status();
     results.push_back(*std::move(result));
-  }
-  for (const std::unique_ptr<InferStream>& stream : owned_streams) {
-    if (absl::Status closed_status = stream->Close(absl::Seconds(30)); !closed_status.ok()) {
-      return absl::Status(closed_status.code(),
-                          absl::StrCat("ModelStreamInfer stream: ", closed_status.message()));
-    }
   }
   return results;
 }
