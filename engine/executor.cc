@@ -208,7 +208,13 @@ absl::Status Executor::Warm(absl::Span<const Dims4> shapes) {
 
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(std::shared_ptr<const ModelSpec> model,
                                                            ExecutorOptions options) {
-  return internal::CreateOneDnnExecutor(std::move(model), options, OneDnnTuning{});
+  absl::StatusOr<std::unique_ptr<Executor>> executor =
+      internal::CreateOneDnnExecutor(std::move(model), options, OneDnnTuning{});
+  if (!executor.ok()) return executor;
+  if (absl::Status warm = (*executor)->Warm(options.warm_shapes); !warm.ok()) {
+    return absl::Status(warm.code(), absl::StrCat("warm-up: ", warm.message()));
+  }
+  return executor;
 }
 
 }  // namespace sepconv

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -28,6 +29,9 @@ struct ExecutorOptions {
   // choice is remembered process-wide per layer shapes, input shape and
   // thread count, so each is tuned once. 0 times one candidate only.
   int tune_budget_ms = 300;
+  // Input shapes (full NCHW) Create warms before returning (see Warm): a
+  // shape the model rejects fails Create.
+  std::vector<Dims4> warm_shapes = {};
 };
 
 // One caller's part of a batch: `samples` NCHW samples of shape [C, H, W]
@@ -42,6 +46,7 @@ struct BatchItem {
 // one ModelSpec). Never throws; oneDNN errors come back as absl::Status.
 class Executor {
  public:
+  // Then warms options.warm_shapes.
   static absl::StatusOr<std::unique_ptr<Executor>> Create(std::shared_ptr<const ModelSpec> model,
                                                           ExecutorOptions options = {});
   virtual ~Executor() = default;

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "engine/loader/model_warmup.h"
 #include "server/served_config.h"
 
 namespace sepconv {
@@ -39,9 +40,15 @@ absl::Status ApplyRepositoryDiff(const RepositoryDiff& diff, const ServerOptions
       if (status.ok()) {
         SchedulerOptions scheduler = load.scheduler;
         ExecutorOptions executor = options.ModelExecutorOptions();
+        // Every worker's plans are built and tuned before the version is
+        // registered, so it takes traffic only once warm.
+        absl::StatusOr<std::vector<Dims4>> warm = WarmupShapes(load.loaded->config);
+        if (warm.ok()) executor.warm_shapes = *std::move(warm);
         absl::StatusOr<std::shared_ptr<ServedModel>> model =
-            ServedModel::Create(load.model, version, load.loaded->spec, scheduler, executor,
-                                metrics, EffectiveModelConfig(load.loaded->config, scheduler));
+            warm.ok()
+                ? ServedModel::Create(load.model, version, load.loaded->spec, scheduler, executor,
+                                      metrics, EffectiveModelConfig(load.loaded->config, scheduler))
+                : warm.status();
         if (model.ok()) {
           Retire(registry->AddOrReplace(*std::move(model)), options);
           std::fprintf(stderr, "sepconv-server: serving model '%s' version %s (%s)\n",

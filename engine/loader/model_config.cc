@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/loader/internal/status_macros.h"
+#include "engine/loader/model_warmup.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -213,6 +214,7 @@ absl::Status ValidateModelConfig(const ModelConfig& config, absl::string_view mo
   }
   RETURN_IF_ERROR(CheckInstancesAndVersions(config));
   if (config.has_sepconv()) RETURN_IF_ERROR(LayerSpecsFromConfig(config.sepconv()).status());
+  RETURN_IF_ERROR(WarmupShapes(config).status());
   return absl::OkStatus();
 }
 

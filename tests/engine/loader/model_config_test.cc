@@ -54,12 +54,12 @@ TEST(ModelConfigTest, ParsesATritonConfigUnchanged) {
 }
 
 TEST(ModelConfigTest, UnknownFieldIsAnErrorNamingFieldAndPosition) {
-  absl::StatusOr<ModelConfig> config =
-      ParseModelConfig("name: \"m\"\nmax_batch_size: 4\n  model_warmup { }\n", "m/config.pbtxt");
+  absl::StatusOr<ModelConfig> config = ParseModelConfig(
+      "name: \"m\"\nmax_batch_size: 4\n  model_transaction_policy { }\n", "m/config.pbtxt");
   ASSERT_FALSE(config.ok());
   EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(config.status().message()), HasSubstr("m/config.pbtxt:3:"));
-  EXPECT_THAT(std::string(config.status().message()), HasSubstr("model_warmup"));
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("model_transaction_policy"));
 
   absl::StatusOr<ModelConfig> nested = ParseModelConfig(
       "dynamic_batching { max_queue_delay_microseconds: 5 priority_levels: 2 }", "c.pbtxt");
