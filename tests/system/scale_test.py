@@ -16,14 +16,22 @@ through one `ipv4:127.0.0.1:A,127.0.0.1:B,...` target. Phases (--phase):
            runs: within 30 s its share of requests per second reaches at least
            85% of a quarter. Prints how long that took, and any failed calls
            (not asserted: a rare UNAVAILABLE while connections age is open).
+           With an ipv4: list the client knows the 4th address from the start
+           and reconnects on gRPC's backoff, ageing or not.
+  join_dns The same through dns://127.0.0.1:PORT/replicas.test:P (a stub DNS
+           server here; replicas on 127.0.0.11-14, one port) whose answer
+           gains the 4th address once it is SERVING: only a re-resolution
+           finds it, which the servers' 2 s connection age causes (gRPC waits
+           at least 30 s between resolutions). --age_secs=0 shows the 4th
+           getting nothing in 50 s.
   scaling  (a measurement, asserts nothing but that requests succeed) bench
            throughput with 1, 2 and 3 replicas and each server's CPU share
            (process_cpu_seconds_total over the bench), one table.
 
 Every wait is bounded; every process started is killed at the end.
 
-Usage: scale_test.py --server BIN --client BIN --phase balance|roll|join|scaling
-                     [--lb_policy round_robin|pick_first]
+Usage: scale_test.py --server BIN --client BIN --phase balance|roll|join|join_dns|scaling
+                     [--lb_policy round_robin|pick_first] [--age_secs N]
 """
 import argparse
 import json
@@ -69,9 +77,9 @@ def wait_for(what, check, timeout):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last})")
 
 
-def scrape(metrics_port):
+def scrape(metrics_port, address="127.0.0.1"):
     """{metric name: sum over its label sets} of the server's /metrics."""
-    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    url = f"http://{address}:{metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
     sums = {}
@@ -85,9 +93,10 @@ def scrape(metrics_port):
 class Replica:
     """One sepconv-server on fixed ports; start() again after stop() reuses them."""
 
-    def __init__(self, args, tmp, name, extra_flags=()):
-        self.args, self.tmp, self.name = args, tmp, name
-        self.grpc_port, self.metrics_port = free_port(), free_port()
+    def __init__(self, args, tmp, name, extra_flags=(), address="127.0.0.1", grpc_port=None):
+        self.args, self.tmp, self.name, self.address = args, tmp, name, address
+        self.grpc_port = grpc_port or free_port()
+        self.metrics_port = free_port()
         self.extra_flags = list(extra_flags)
         self.proc = None
         self.generation = 0
@@ -97,7 +106,7 @@ class Replica:
         log_path = os.path.join(self.tmp, f"{self.name}.{self.generation}.log")
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(
-            [self.args.server, "--address=127.0.0.1", f"--grpc_port={self.grpc_port}",
+            [self.args.server, f"--address={self.address}", f"--grpc_port={self.grpc_port}",
              f"--metrics_port={self.metrics_port}", *SERVER_FLAGS, *self.extra_flags],
             stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -106,7 +115,7 @@ class Replica:
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited with {self.proc.returncode}")
             run = subprocess.run([self.args.client, "health",
-                                  f"--server=127.0.0.1:{self.grpc_port}", "--timeout_ms=1000"],
+                                  f"--server={self.address}:{self.grpc_port}", "--timeout_ms=1000"],
                                  capture_output=True, timeout=10)
             return run.returncode == 0
         wait_for(f"{self.name} SERVING", serving, timeout)
@@ -119,10 +128,10 @@ class Replica:
         return rc
 
     def requests(self):
-        return scrape(self.metrics_port).get("sepconv_inference_requests_total", 0.0)
+        return scrape(self.metrics_port, self.address).get("sepconv_inference_requests_total", 0.0)
 
     def cpu_seconds(self):
-        return scrape(self.metrics_port).get("process_cpu_seconds_total", 0.0)
+        return scrape(self.metrics_port, self.address).get("process_cpu_seconds_total", 0.0)
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -283,6 +292,101 @@ def onednn_isa(args, tmp):
         return next((line.strip() for line in f if ",isa:" in line), "isa: not reported")
 
 
+class Dns:
+    """A DNS server on 127.0.0.1 (UDP) that answers A queries for `name` with
+    the current `addresses` (TTL 0) and every other query with no answer:
+    what a Kubernetes headless Service's name does as pods come and go."""
+
+    def __init__(self, name):
+        self.name = name.lower().rstrip(".")
+        self.addresses = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stopped:
+            try:
+                query, peer = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            self.sock.sendto(self.answer(query), peer)
+
+    def answer(self, query):
+        labels, i = [], 12
+        while query[i]:
+            labels.append(query[i + 1:i + 1 + query[i]].decode(errors="replace"))
+            i += 1 + query[i]
+        qtype = int.from_bytes(query[i + 1:i + 3], "big")
+        question = query[12:i + 5]
+        ips = list(self.addresses) if (".".join(labels).lower() == self.name and qtype == 1) else []
+        header = query[:2] + b"\x85\x80" + (1).to_bytes(2, "big") + len(ips).to_bytes(2, "big") + \
+            b"\x00\x00\x00\x00"
+        records = b"".join(b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x00\x00\x04" +
+                           socket.inet_aton(ip) for ip in ips)
+        return header + question + records
+
+    def stop(self):
+        self.stopped = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+def phase_join_dns(args, tmp):
+    """Like join, through a DNS name (dns://127.0.0.1:PORT/replicas.test:P)
+    whose answer gains the 4th replica's address (distinct loopback
+    addresses, one port): only re-resolution finds it, and gRPC re-resolves
+    when a connection closes, at most every 30 s. With connection ageing the
+    4th gets its share; --age_secs=0 shows it getting nothing."""
+    ageing = [f"--max_connection_age_secs={args.age_secs}", "--max_connection_age_grace_secs=5"]
+    port = free_port()
+    replicas = [Replica(args, tmp, f"r{i}", ageing, f"127.0.0.{11 + i}", port) for i in range(4)]
+    late = replicas[3]
+    dns = Dns("replicas.test")
+    dns.addresses = [r.address for r in replicas[:3]]
+    try:
+        for r in replicas[:3]:
+            r.start()
+        for r in replicas[:3]:
+            r.wait_serving()
+        bench_secs = 75
+        bench = start_bench(args, f"dns://127.0.0.1:{dns.port}/replicas.test:{port}", bench_secs)
+        wait_for("traffic", lambda: all(r.requests() > 0 for r in replicas[:3]), 15)
+        late.start()
+        late.wait_serving()
+        dns.addresses.append(late.address)  # the pod is ready: DNS lists it
+        t0 = time.monotonic()
+        last = [r.requests() for r in replicas]
+        took = None
+        while time.monotonic() - t0 < 50:
+            time.sleep(1)
+            now = [r.requests() for r in replicas]
+            delta = [b - a for a, b in zip(last, now)]
+            last = now
+            total = sum(delta)
+            share = delta[3] / (total / 4) if total else 0
+            if share >= 0.85:
+                took = time.monotonic() - t0
+                break
+        step = finish_bench(bench, bench_secs + 60)
+        log(f"JOIN_DNS: connection age {args.age_secs}s: the 4th replica took a fair share "
+            f"{'never (50 s)' if took is None else f'{took:.1f}s'} after DNS listed it; "
+            f"bench errors {step['errors']} of {step['requests']}")
+        # Failed calls are reported, not asserted (see join).
+        if args.age_secs > 0:
+            assert took is not None, "the 4th replica never reached 85% of a quarter within 50 s"
+        else:
+            assert took is None, "without ageing the 4th replica got traffic: re-resolved how?"
+    finally:
+        dns.stop()
+        for r in replicas:
+            r.kill()
+
+
 def phase_scaling(args, tmp):
     print(onednn_isa(args, tmp))
     rows = []
@@ -317,7 +421,9 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--server", required=True)
     parser.add_argument("--client", required=True)
-    parser.add_argument("--phase", required=True, choices=["balance", "roll", "join", "scaling"])
+    parser.add_argument("--phase", required=True, choices=["balance", "roll", "join", "join_dns", "scaling"])
+    parser.add_argument("--age_secs", type=int, default=2,
+                        help="join_dns: the servers' --max_connection_age_secs")
     parser.add_argument("--lb_policy", default="round_robin",
                         help="the client's policy (pick_first shows the balance check fail)")
     args = parser.parse_args()
