@@ -2,8 +2,8 @@
 """The service against gRPC's ceiling: sepconv-server configurations beside a
 do-nothing echo server, in one run.
 
-For each server (echo_server, then sepconv-server with default flags, then each
-knob) and each concurrency, `sepconv-client bench` drives a closed loop over
+For each server (echo_server, plain and with sepconv-server's malloc settings,
+then sepconv-server with default flags, then each knob) and each concurrency, `sepconv-client bench` drives a closed loop over
 127.0.0.1 with the same input (default 1x32x56x56 raw FP32, 401 KB in, 803 KB
 out). The table gives infer/s, p50 and p99 (medians over --repeats, the order
 of the servers alternating between repeats), the ratio of throughput to the
@@ -34,12 +34,10 @@ import urllib.request
 # what a user who runs the image as it is gets.
 CONFIGS = {
     "default": ([], {}),
-    "--threads=1": (["--threads=1"], {}),
-    "OMP_WAIT_POLICY=active": ([], {"OMP_WAIT_POLICY": "active"}),
-    "OMP_WAIT_POLICY=passive": ([], {"OMP_WAIT_POLICY": "passive"}),
-    "GLIBC_TUNABLES mmap_threshold=32M trim_threshold=64M": ([], {
-        "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432:"
-                          "glibc.malloc.trim_threshold=67108864"}),
+    # The default before one CPU was left to gRPC: 2 engine threads on 2 CPUs,
+    # spinning between batches (libgomp's own default) or sleeping.
+    "--threads=2": (["--threads=2"], {}),
+    "--threads=2 OMP_WAIT_POLICY=passive": (["--threads=2"], {"OMP_WAIT_POLICY": "passive"}),
     "--adaptive_queue_delay=false": (["--adaptive_queue_delay=false"], {}),
     "--max_batch_size=0": (["--max_batch_size=0"], {}),
 }
@@ -136,10 +134,16 @@ def measure(args, server, concurrency, metrics_port=None):
     return row
 
 
-def run_echo(args, levels):
+# sepconv-server's mallopt (server/main.cc) as glibc tunables, for the echo:
+# the same transport without its per-call mmaps and page faults.
+TUNED_MALLOC = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432:"
+                                  "glibc.malloc.trim_threshold=67108864"}
+
+
+def run_echo(args, levels, env=None):
     echo = Process([os.path.join(args.build, "tests", "bench", "echo_server"),
                     "--address=127.0.0.1", "--port=0", f"--out_channels={args.out_channels}"],
-                   r"listening on \S+:(\d+)")
+                   r"listening on \S+:(\d+)", env)
     try:
         return {c: measure(args, echo, c) for c in levels}
     finally:
@@ -199,16 +203,21 @@ def main():
         if name not in CONFIGS:
             parser.error(f"unknown config {name!r}")
 
-    results = {name: [] for name in ["echo"] + names}
+    echoes = ["echo", "echo+malloc"]
+    results = {name: [] for name in echoes + names}
     start_load = os.getloadavg()[0]
     for repeat in range(args.repeats):
-        order = ["echo"] + names
+        order = echoes + names
         if repeat % 2 == 1:
             order.reverse()
         for name in order:
             print(f"repeat {repeat + 1}/{args.repeats}: {name} ...", file=sys.stderr, flush=True)
-            results[name].append(run_echo(args, levels) if name == "echo" else
-                                 run_config(args, name, levels))
+            if name == "echo":
+                results[name].append(run_echo(args, levels))
+            elif name == "echo+malloc":
+                results[name].append(run_echo(args, levels, TUNED_MALLOC))
+            else:
+                results[name].append(run_config(args, name, levels))
 
     cpu = "?"
     with open("/proc/cpuinfo") as f:
@@ -223,13 +232,15 @@ def main():
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     echo = {c: number([r[c] for r in results["echo"]], "infer_per_sec") for c in levels}
     errors = 0
-    for name in ["echo"] + names:
+    labels = {"echo": "echo server (no compute)",
+              "echo+malloc": "echo server, sepconv-server's malloc settings"}
+    for name in echoes + names:
         for c in levels:
             rows = [r[c] for r in results[name]]
             errors += sum(int(r["error_count"]) for r in rows)
             ips = number(rows, "infer_per_sec")
-            label = "echo server (no compute)" if name == "echo" else f"sepconv-server {name}"
-            server = "| - | - | - | - " if name == "echo" else (
+            label = labels.get(name, f"sepconv-server {name}")
+            server = "| - | - | - | - " if name in echoes else (
                 f"| {number(rows, 'server_queue_ms'):.3f} | {number(rows, 'server_compute_ms'):.3f} "
                 f"| {number(rows, 'overhead_ms'):.3f} | {number(rows, 'server_batch'):.2f} ")
             print(f"| {label} | {c} | {ips:.0f} | {ips / echo[c]:.2f} | "
