@@ -111,7 +111,10 @@ int Run() {
     expected.push_back(*std::move(answer));
   }
 
-  std::vector<std::string> flags = {"--max_batch_size=8"};
+  // Connection ageing off: the soak checks leaks and answers on long-lived
+  // channels without a retry policy; ageing (and the rare reset it can
+  // cause, see README "Scaling out") is covered by tests/system/scale_test.py.
+  std::vector<std::string> flags = {"--max_batch_size=8", "--max_connection_age_secs=0"};
   std::unique_ptr<TestPki> pki;
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (absl::GetFlag(FLAGS_tls)) {
