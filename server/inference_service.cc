@@ -167,7 +167,7 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
     done(call.auth);
     return;
   }
-  ModelMetrics* metrics = nullptr;
+  std::shared_ptr<ModelMetrics> metrics;
   absl::Status status;
   // A version replaced between lookup and submit rejects with UNAVAILABLE;
   // one more lookup then finds its successor.
@@ -179,7 +179,7 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
       done(model.status());
       return;
     }
-    metrics = (*model)->metrics();
+    metrics = (*model)->metrics_handle();
     if (shutting_down()) {
       status = ShuttingDownError();
       break;
@@ -192,7 +192,7 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
     if (!again.ok() || *again == *model) break;
     response->Clear();
   }
-  Record(metrics, status.code(), call.start);
+  Record(metrics.get(), status.code(), call.start);
   LogFailure(call.peer, request, status);
   done(status);
 }
@@ -221,12 +221,14 @@ absl::Status InferenceService::SubmitInfer(const ServedModel& model,
   job->is_cancelled = call.is_cancelled;
   // `done` moves into the job only when the scheduler takes it: a refused
   // submit leaves it with the caller (the retry or the failure report).
+  // The job owns the metrics handle: the version may be unloaded before it
+  // completes.
   auto finish = std::make_shared<absl::AnyInvocable<void(absl::Status)>>();
   // The job outlives its done call, which reads the scheduler's timings.
   const InferenceJob* timed = job.get();
-  job->done = [this, &request, peer = call.peer, metrics = model.metrics(), start = call.start,
-               finish, timed, input = std::move(input)](absl::Status status) {
-    Record(metrics, status.code(), start);
+  job->done = [this, &request, peer = call.peer, metrics = model.metrics_handle(),
+               start = call.start, finish, timed, input = std::move(input)](absl::Status status) {
+    Record(metrics.get(), status.code(), start);
     if (metrics != nullptr && status.ok()) {
       metrics->RequestOverhead(absl::Now() - start - timed->queue_time - timed->compute_time);
     }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <exception>
 #include <map>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -203,7 +204,29 @@ class ModelMetricsImpl : public ModelMetrics {
     info.emplace("layers", absl::StrCat(labels.layers));
     info.emplace("in_channels", absl::StrCat(labels.in_channels));
     info.emplace("out_channels", absl::StrCat(labels.out_channels));
-    families.model_info.Add(info).Set(1);
+    info_ = &families.model_info.Add(info);
+    info_->Set(1);
+  }
+
+  // Takes this handle's series out of the families: its info series, and
+  // with `shared` also the series it shares with any handle of the same
+  // model and version (all but the info).
+  void RemoveSeries(Families& families, bool shared) {
+    families.model_info.Remove(info_);
+    if (!shared) return;
+    for (Counter* counter : requests_) families.requests.Remove(counter);
+    families.samples.Remove(samples_);
+    families.executions.Remove(executions_);
+    families.request_duration.Remove(request_duration_);
+    families.queue_duration.Remove(queue_duration_);
+    families.compute_duration.Remove(compute_duration_);
+    families.batch_delay.Remove(batch_delay_);
+    families.overhead_duration.Remove(overhead_duration_);
+    families.batch_size.Remove(batch_size_);
+    families.flops.Remove(depthwise_flops_);
+    families.flops.Remove(pointwise_flops_);
+    families.standard_flops.Remove(standard_flops_);
+    families.pending.Remove(pending_);
   }
 
   void RequestDone(absl::StatusCode code, absl::Duration total) override {
@@ -269,27 +292,78 @@ class ModelMetricsImpl : public ModelMetrics {
   std::atomic<double> ok_seconds_{0};
   std::atomic<double> failed_seconds_{0};
   std::atomic<int64_t> last_request_ms_{0};
+  Gauge* info_ = nullptr;
+};
+
+// What the handles need after the Metrics that made them is gone: the
+// registry, its families and the index of live handles.
+struct SharedState {
+  SharedState() : registry(std::make_shared<RegistryWithProcess>()), families(*registry) {}
+
+  std::shared_ptr<prometheus::Registry> registry;
+  Families families;
+  absl::Mutex mu;
+  // (model, version) -> the live handles of that version, by their full
+  // labels (a version reloaded with another shape gets a second handle for
+  // the time both are alive; they share every series but the info one).
+  using ShapeKey = std::tuple<int64_t, int64_t, int64_t>;
+  struct Live {
+    ModelMetricsImpl* model = nullptr;
+    std::weak_ptr<ModelMetrics> handle;
+  };
+  std::map<std::pair<std::string, std::string>, std::map<ShapeKey, Live>> live ABSL_GUARDED_BY(mu);
 };
 
 class MetricsImpl : public Metrics {
  public:
-  MetricsImpl() : registry_(std::make_shared<RegistryWithProcess>()), families_(*registry_) {}
+  MetricsImpl() : state_(std::make_shared<SharedState>()) {}
 
-  ModelMetrics* ForModel(const ModelLabels& labels) override {
-    absl::MutexLock lock(&mu_);
-    std::unique_ptr<ModelMetricsImpl>& model = models_[{labels.model, labels.version}];
-    if (model == nullptr) model = std::make_unique<ModelMetricsImpl>(families_, labels);
-    return model.get();
+  std::shared_ptr<ModelMetrics> ForModel(const ModelLabels& labels) override {
+    const std::pair<std::string, std::string> version = {labels.model, labels.version};
+    const SharedState::ShapeKey shape = {labels.layers, labels.in_channels, labels.out_channels};
+    absl::MutexLock lock(&state_->mu);
+    SharedState::Live& slot = state_->live[version][shape];
+    // An expired handle whose last owner is releasing it right now: its
+    // release waits for our lock, sees it was replaced and leaves the series
+    // (the same objects, prometheus-cpp keys them by labels) to the new one.
+    if (std::shared_ptr<ModelMetrics> handle = slot.handle.lock()) return handle;
+    auto* model = new ModelMetricsImpl(state_->families, labels);
+    // The deleter owns a reference to the state, so a handle may outlive
+    // this Metrics.
+    std::shared_ptr<ModelMetrics> handle(
+        model, [state = state_, version, shape](ModelMetrics* released) {
+          Release(*state, version, shape, static_cast<ModelMetricsImpl*>(released));
+        });
+    slot = SharedState::Live{model, handle};
+    return handle;
   }
 
-  std::shared_ptr<prometheus::Registry> registry() override { return registry_; }
+  std::shared_ptr<prometheus::Registry> registry() override { return state_->registry; }
 
  private:
-  std::shared_ptr<prometheus::Registry> registry_;
-  Families families_;
-  absl::Mutex mu_;
-  std::map<std::pair<std::string, std::string>, std::unique_ptr<ModelMetricsImpl>> models_
-      ABSL_GUARDED_BY(mu_);
+  // The last owner of `model` let go: remove its series, unless a newer
+  // handle with the same labels took its place (it shares the very same
+  // series objects), and keep the shared ones while another shape of the
+  // same version is alive.
+  static void Release(SharedState& state, const std::pair<std::string, std::string>& version,
+                      const SharedState::ShapeKey& shape, ModelMetricsImpl* model) {
+    {
+      absl::MutexLock lock(&state.mu);
+      auto shapes = state.live.find(version);
+      if (shapes != state.live.end()) {
+        auto slot = shapes->second.find(shape);
+        if (slot != shapes->second.end() && slot->second.model == model) {
+          shapes->second.erase(slot);
+          const bool last = shapes->second.empty();
+          if (last) state.live.erase(shapes);
+          model->RemoveSeries(state.families, last);
+        }
+      }
+    }
+    delete model;
+  }
+
+  const std::shared_ptr<SharedState> state_;
 };
 
 class MetricsEndpointImpl : public MetricsEndpoint {

@@ -4,7 +4,10 @@
 // The Prometheus metrics of ../shared/DESIGN.md, built with prometheus-cpp.
 // An injected object (never a global): main creates one Metrics, the service
 // and the schedulers record through the ModelMetrics handle of their model.
-// Callers hold a `ModelMetrics*` that may be null when metrics are off.
+// A version's handle is shared: its ServedModel and every request or job
+// that records into it own a reference, and when the last one goes (the
+// version was unloaded or replaced and has drained) its series leave the
+// exposition. Callers' handles may be null when metrics are off.
 // All methods are thread-safe; recording takes no lock that a benchmark sees.
 
 #include <cstdint>
@@ -82,10 +85,13 @@ class Metrics {
  public:
   static std::unique_ptr<Metrics> Create();
   virtual ~Metrics() = default;
-  // The handle for one served model version, created on first use (and its
-  // sepconv_model_info set to 1). The pointer stays valid for the lifetime of
-  // this Metrics.
-  virtual ModelMetrics* ForModel(const ModelLabels& labels) = 0;
+  // The handle for one served model version: the live one for the same
+  // labels, else a new one (its series created, sepconv_model_info set to
+  // 1). When the last reference to a handle is dropped, its series are
+  // removed from the registry (those shared with a live handle of the same
+  // model and version but another shape stay). A handle may outlive this
+  // Metrics.
+  virtual std::shared_ptr<ModelMetrics> ForModel(const ModelLabels& labels) = 0;
   // Everything above plus the standard process_* metrics.
   virtual std::shared_ptr<prometheus::Registry> registry() = 0;
 };

@@ -8,7 +8,7 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ServedModel::Create(
     std::string name, std::string version, std::shared_ptr<const ModelSpec> spec,
     const SchedulerOptions& scheduler_options, const ExecutorOptions& executor_options,
     Metrics* metrics, ModelConfig config) {
-  ModelMetrics* model_metrics = nullptr;
+  std::shared_ptr<ModelMetrics> model_metrics;
   if (metrics != nullptr) {
     model_metrics =
         metrics->ForModel(ModelLabels{name, version, static_cast<int64_t>(spec->layers.size()),
@@ -18,21 +18,22 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ServedModel::Create(
     return Executor::Create(spec, executor_options);
   };
   absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
-      Scheduler::Create(scheduler_options, std::move(make_executor), model_metrics);
+      Scheduler::Create(scheduler_options, std::move(make_executor), model_metrics.get());
   if (!scheduler.ok()) return scheduler.status();
   return std::make_shared<ServedModel>(std::move(name), std::move(version), std::move(spec),
-                                       *std::move(scheduler), model_metrics, std::move(config));
+                                       *std::move(scheduler), std::move(model_metrics),
+                                       std::move(config));
 }
 
 ServedModel::ServedModel(std::string name, std::string version,
                          std::shared_ptr<const ModelSpec> spec,
-                         std::unique_ptr<Scheduler> scheduler, ModelMetrics* metrics,
-                         ModelConfig config)
+                         std::unique_ptr<Scheduler> scheduler,
+                         std::shared_ptr<ModelMetrics> metrics, ModelConfig config)
     : name_(std::move(name)),
       version_(std::move(version)),
       spec_(std::move(spec)),
+      metrics_(std::move(metrics)),
       scheduler_(std::move(scheduler)),
-      metrics_(metrics),
       config_(std::move(config)) {}
 
 ServedModel::~ServedModel() {

@@ -38,7 +38,7 @@ class ServedModel {
 
   // The same from already-built parts (tests inject schedulers this way).
   ServedModel(std::string name, std::string version, std::shared_ptr<const ModelSpec> spec,
-              std::unique_ptr<Scheduler> scheduler, ModelMetrics* metrics,
+              std::unique_ptr<Scheduler> scheduler, std::shared_ptr<ModelMetrics> metrics,
               ModelConfig config = ModelConfig());
   ~ServedModel();
 
@@ -48,7 +48,10 @@ class ServedModel {
   const std::shared_ptr<const ModelSpec>& shared_spec() const { return spec_; }
   Scheduler& scheduler() const { return *scheduler_; }
   // May be null (metrics off).
-  ModelMetrics* metrics() const { return metrics_; }
+  // Valid while this ServedModel is; whatever records after it may be gone
+  // (a request's completion) holds metrics_handle() instead.
+  ModelMetrics* metrics() const { return metrics_.get(); }
+  const std::shared_ptr<ModelMetrics>& metrics_handle() const { return metrics_; }
   // The effective configuration (server/served_config.h); empty when the
   // creator gave none.
   const ModelConfig& config() const { return config_; }
@@ -60,8 +63,9 @@ class ServedModel {
   const std::string name_;
   const std::string version_;
   const std::shared_ptr<const ModelSpec> spec_;
+  // Declared before scheduler_: outlives the workers that record into it.
+  const std::shared_ptr<ModelMetrics> metrics_;
   const std::unique_ptr<Scheduler> scheduler_;
-  ModelMetrics* const metrics_;
   const ModelConfig config_;
 };
 

@@ -35,7 +35,9 @@ Metrics& SharedMetrics() {
 }
 
 ModelMetrics* SharedModel() {
-  static ModelMetrics* model = SharedMetrics().ForModel({"sepconv", "1", 1, 32, 64});
+  static ModelMetrics* model =
+      new std::shared_ptr<ModelMetrics>(SharedMetrics().ForModel({"sepconv", "1", 1, 32, 64}))
+          ->get();
   return model;
 }
 

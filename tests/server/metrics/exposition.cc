@@ -100,6 +100,19 @@ int Exposition::Count(const std::string& name) const {
   return count;
 }
 
+int Exposition::CountMatching(const SampleLabels& labels) const {
+  int count = 0;
+  for (const auto& [key, value] : samples_) {
+    bool all = true;
+    for (const auto& [name, wanted] : labels) {
+      auto it = key.second.find(name);
+      all = all && it != key.second.end() && it->second == wanted;
+    }
+    count += all ? 1 : 0;
+  }
+  return count;
+}
+
 std::vector<std::pair<double, double>> Exposition::Buckets(const std::string& name,
                                                            const SampleLabels& labels) const {
   std::vector<std::pair<double, double>> buckets;

@@ -29,6 +29,8 @@ class Exposition {
   std::string Type(const std::string& family) const;
   // Samples whose name is `name` (any labels).
   int Count(const std::string& name) const;
+  // Samples of any name whose labels include all of `labels`.
+  int CountMatching(const SampleLabels& labels) const;
   // The `<name>_bucket` samples with `labels` (plus `le`), as (upper bound,
   // cumulative count) in increasing bound order, +Inf last.
   std::vector<std::pair<double, double>> Buckets(const std::string& name,

@@ -21,7 +21,7 @@ using testing::HttpResponse;
 
 TEST(MetricsEndpointTest, ServesRecordingsAtSlashMetrics) {
   std::unique_ptr<Metrics> metrics = Metrics::Create();
-  ModelMetrics* model = metrics->ForModel({"sepconv", "1", 1, 32, 64});
+  std::shared_ptr<ModelMetrics> model = metrics->ForModel({"sepconv", "1", 1, 32, 64});
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
       MetricsEndpoint::Start("127.0.0.1", 0, metrics->registry());
   ASSERT_TRUE(endpoint.ok()) << endpoint.status();

@@ -93,7 +93,7 @@ void ExpectHistogram(const Exposition& e, const std::string& name, const SampleL
 
 TEST(MetricsTest, FamiliesHaveDesignNamesAndTypes) {
   std::unique_ptr<Metrics> metrics = Metrics::Create();
-  metrics->ForModel(DefaultModel());
+  std::shared_ptr<ModelMetrics> model = metrics->ForModel(DefaultModel());
   Exposition e = Scrape(*metrics);
   const std::pair<const char*, const char*> kTypes[] = {
       {"sepconv_inference_requests_total", "counter"},
@@ -124,7 +124,7 @@ TEST(MetricsTest, FamiliesHaveDesignNamesAndTypes) {
 
 TEST(MetricsTest, RequestsCountedByFinalStatus) {
   std::unique_ptr<Metrics> metrics = Metrics::Create();
-  ModelMetrics* model = metrics->ForModel(DefaultModel());
+  std::shared_ptr<ModelMetrics> model = metrics->ForModel(DefaultModel());
   // Successes and every failure kind the server produces, with their times.
   const std::vector<std::pair<absl::StatusCode, absl::Duration>> kRequests = {
       {absl::StatusCode::kOk, absl::Microseconds(700)},
@@ -176,7 +176,7 @@ TEST(MetricsTest, RequestsCountedByFinalStatus) {
 
 TEST(MetricsTest, OutOfRangeCodeCountsAsUnknownAndNegativeTimeAsZero) {
   std::unique_ptr<Metrics> metrics = Metrics::Create();
-  ModelMetrics* model = metrics->ForModel(DefaultModel());
+  std::shared_ptr<ModelMetrics> model = metrics->ForModel(DefaultModel());
   model->RequestDone(static_cast<absl::StatusCode>(99), absl::Microseconds(-5));
   Exposition e = Scrape(*metrics);
   EXPECT_EQ(ValueOr(e, "sepconv_inference_requests_total", With(Base(), "status", "UNKNOWN")), 1);
@@ -192,7 +192,7 @@ FlopCount DefaultModelFlops(int64_t n) {
 
 TEST(MetricsTest, BatchedAndUnbatchedExecutions) {
   std::unique_ptr<Metrics> metrics = Metrics::Create();
-  ModelMetrics* model = metrics->ForModel(DefaultModel());
+  std::shared_ptr<ModelMetrics> model = metrics->ForModel(DefaultModel());
   // Two unbatched runs, a full batch of 8 and a partial batch of 3.
   const std::vector<std::pair<int64_t, absl::Duration>> kBatches = {
       {1, absl::Microseconds(400)},
@@ -231,7 +231,7 @@ TEST(MetricsTest, BatchedAndUnbatchedExecutions) {
 
 TEST(MetricsTest, QueueTimesAndPendingGauge) {
   std::unique_ptr<Metrics> metrics = Metrics::Create();
-  ModelMetrics* model = metrics->ForModel(DefaultModel());
+  std::shared_ptr<ModelMetrics> model = metrics->ForModel(DefaultModel());
   const std::vector<double> queued = {0, 80e-6, 600e-6, 0.02};
   for (double q : queued) model->QueueTime(absl::Seconds(q));
   model->PendingAdd(1);
@@ -247,8 +247,8 @@ TEST(MetricsTest, QueueTimesAndPendingGauge) {
 
 TEST(MetricsTest, ModelsAreSeparateSeriesWithInfo) {
   std::unique_ptr<Metrics> metrics = Metrics::Create();
-  ModelMetrics* a = metrics->ForModel(DefaultModel());
-  ModelMetrics* b = metrics->ForModel({"mobilenet", "2", 13, 32, 1024});
+  std::shared_ptr<ModelMetrics> a = metrics->ForModel(DefaultModel());
+  std::shared_ptr<ModelMetrics> b = metrics->ForModel({"mobilenet", "2", 13, 32, 1024});
   EXPECT_NE(a, b);
   EXPECT_EQ(metrics->ForModel(DefaultModel()), a);  // same labels, same handle
   a->RequestDone(absl::StatusCode::kOk, absl::Milliseconds(1));
@@ -277,9 +277,106 @@ TEST(MetricsTest, ModelsAreSeparateSeriesWithInfo) {
   EXPECT_EQ(e.Count("sepconv_model_info"), 2);
 }
 
+TEST(MetricsTest, ReleasedVersionLeavesTheExposition) {
+  std::unique_ptr<Metrics> metrics = Metrics::Create();
+  std::shared_ptr<ModelMetrics> v1 = metrics->ForModel(DefaultModel());
+  std::shared_ptr<ModelMetrics> v2 = metrics->ForModel({"sepconv", "2", 1, 32, 64});
+  std::shared_ptr<ModelMetrics> job = v1;  // e.g. a request still completing
+  v1->RequestDone(absl::StatusCode::kOk, absl::Milliseconds(1));
+  const SampleLabels version1 = Base();
+  const SampleLabels version2 = With(Base(), "version", "2");
+  Exposition e = Scrape(*metrics);
+  const int per_version = e.CountMatching(version1);
+  EXPECT_GT(per_version, 50);  // every family's series, histograms' buckets
+  EXPECT_EQ(e.CountMatching(version2), per_version);
+
+  v1.reset();  // unloaded, but the request still holds the handle
+  EXPECT_EQ(Scrape(*metrics).CountMatching(version1), per_version);
+  job->RequestDone(absl::StatusCode::kOk, absl::Milliseconds(1));
+  e = Scrape(*metrics);
+  EXPECT_EQ(ValueOr(e, "sepconv_inference_requests_total", With(version1, "status", "ok")), 2);
+
+  job.reset();  // the last owner
+  e = Scrape(*metrics);
+  EXPECT_EQ(e.CountMatching(version1), 0);
+  EXPECT_EQ(e.CountMatching(version2), per_version);
+  EXPECT_EQ(e.Count("sepconv_model_info"), 1);
+  EXPECT_EQ(
+      ValueOr(e, "sepconv_model_info",
+              With(With(With(version2, "layers", "1"), "in_channels", "32"), "out_channels", "64")),
+      1);
+
+  // Loaded again later: fresh series from zero.
+  v1 = metrics->ForModel(DefaultModel());
+  e = Scrape(*metrics);
+  EXPECT_EQ(e.CountMatching(version1), per_version);
+  EXPECT_EQ(ValueOr(e, "sepconv_inference_requests_total", With(version1, "status", "ok")), 0);
+}
+
+TEST(MetricsTest, ReloadWithAnotherShapeKeepsSharedSeriesUntilBothGo) {
+  std::unique_ptr<Metrics> metrics = Metrics::Create();
+  std::shared_ptr<ModelMetrics> old_shape = metrics->ForModel(DefaultModel());
+  std::shared_ptr<ModelMetrics> new_shape = metrics->ForModel({"sepconv", "1", 2, 32, 16});
+  EXPECT_NE(old_shape, new_shape);
+  old_shape->RequestDone(absl::StatusCode::kOk, absl::Milliseconds(1));
+  new_shape->RequestDone(absl::StatusCode::kOk, absl::Milliseconds(1));
+  EXPECT_EQ(Scrape(*metrics).Count("sepconv_model_info"), 2);
+
+  old_shape.reset();
+  Exposition e = Scrape(*metrics);
+  EXPECT_EQ(e.Count("sepconv_model_info"), 1);
+  EXPECT_EQ(ValueOr(e, "sepconv_model_info", With(Base(), "out_channels", "16"), -1), -1);
+  EXPECT_EQ(ValueOr(e, "sepconv_model_info",
+                    {{"model", "sepconv"},
+                     {"version", "1"},
+                     {"layers", "2"},
+                     {"in_channels", "32"},
+                     {"out_channels", "16"}}),
+            1);
+  EXPECT_EQ(ValueOr(e, "sepconv_inference_requests_total", With(Base(), "status", "ok")), 2);
+
+  new_shape.reset();
+  EXPECT_EQ(Scrape(*metrics).CountMatching(Base()), 0);
+}
+
+TEST(MetricsTest, HandleMayOutliveMetrics) {
+  std::unique_ptr<Metrics> metrics = Metrics::Create();
+  std::shared_ptr<ModelMetrics> model = metrics->ForModel(DefaultModel());
+  metrics.reset();
+  model->RequestDone(absl::StatusCode::kOk, absl::Milliseconds(1));
+  model->PendingAdd(1);
+  model.reset();  // removes its series from the registry it kept alive
+}
+
+TEST(MetricsTest, ConcurrentAcquireAndReleaseOfOneVersion) {
+  std::unique_ptr<Metrics> metrics = Metrics::Create();
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 2000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&metrics] {
+      for (int i = 0; i < kRounds; ++i) {
+        std::shared_ptr<ModelMetrics> model = metrics->ForModel(DefaultModel());
+        model->RequestDone(absl::StatusCode::kOk, absl::Microseconds(1));
+      }
+    });
+  }
+  std::shared_ptr<ModelMetrics> kept = metrics->ForModel({"sepconv", "2", 1, 32, 64});
+  for (std::thread& thread : threads) thread.join();
+  Exposition e = Scrape(*metrics);
+  EXPECT_EQ(e.CountMatching(Base()), 0);
+  EXPECT_GT(e.CountMatching(With(Base(), "version", "2")), 0);
+  // The one left recording proves no series was freed under a live handle.
+  std::shared_ptr<ModelMetrics> again = metrics->ForModel(DefaultModel());
+  again->RequestDone(absl::StatusCode::kOk, absl::Microseconds(1));
+  EXPECT_EQ(
+      ValueOr(Scrape(*metrics), "sepconv_inference_requests_total", With(Base(), "status", "ok")),
+      1);
+}
+
 TEST(MetricsTest, ConcurrentRecordingLosesNothing) {
   std::unique_ptr<Metrics> metrics = Metrics::Create();
-  ModelMetrics* model = metrics->ForModel(DefaultModel());
+  std::shared_ptr<ModelMetrics> model = metrics->ForModel(DefaultModel());
   constexpr int kThreads = 4;
   constexpr int kPerThread = 20000;
   std::vector<std::thread> threads;
@@ -313,7 +410,7 @@ TEST(MetricsTest, ConcurrentRecordingLosesNothing) {
 
 TEST(MetricsTest, BatchDelayAndOverheadHistograms) {
   std::unique_ptr<Metrics> metrics = Metrics::Create();
-  ModelMetrics* model = metrics->ForModel(DefaultModel());
+  std::shared_ptr<ModelMetrics> model = metrics->ForModel(DefaultModel());
   const std::vector<double> kHeld = {0, 0, 30e-6, 500e-6, 2e-3};
   const std::vector<double> kOverhead = {40e-6, 80e-6, 700e-6};
   for (double held : kHeld) model->BatchHeld(absl::Seconds(held));

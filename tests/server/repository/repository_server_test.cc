@@ -8,12 +8,16 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "exposition.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
 #include "server/repository_sync.h"
 #include "server_test_util.h"
 #include "tests/engine/loader/onnx_test_graph.h"
@@ -174,6 +178,55 @@ TEST_F(RepositoryServerTest, PollPicksUpANewVersionWhileClientsKeepGettingAnswer
   // Latest-1 policy: version 1 was unloaded.
   absl::StatusOr<std::shared_ptr<ServedModel>> v1 = server_->registry().Find("m", "1");
   EXPECT_EQ(v1.status().code(), absl::StatusCode::kNotFound);
+}
+
+// The /metrics exposition (the registry the endpoint serves) before and
+// after poll mode replaces version 1 by version 2.
+TEST_F(RepositoryServerTest, ReplacedVersionLeavesTheMetrics) {
+  StartSync(absl::ZeroDuration());
+  auto scrape = [this] {
+    std::ostringstream text;
+    prometheus::TextSerializer().Serialize(text, server_->metrics().registry()->Collect());
+    absl::StatusOr<testing::Exposition> parsed = testing::Exposition::Parse(text.str());
+    EXPECT_TRUE(parsed.ok()) << parsed.status();
+    return parsed.ok() ? *std::move(parsed) : testing::Exposition();
+  };
+  const testing::SampleLabels v1 = {{"model", "m"}, {"version", "1"}};
+  const testing::SampleLabels v2 = {{"model", "m"}, {"version", "2"}};
+  auto info = [](testing::SampleLabels labels) {
+    labels.insert({{"layers", "1"}, {"in_channels", "32"}, {"out_channels", "16"}});
+    return labels;
+  };
+  const Dims4 dims{1, kChannels, 8, 8};
+  const std::vector<float> x = testing::RandomTensor(testing::Elements(dims), 3);
+  auto stub = server_->NewStub();
+  std::vector<float> out;
+  std::string served;
+  ASSERT_TRUE(Infer(*stub, "m", "", dims, x, &out, &served).ok());
+  ASSERT_EQ(served, "1");
+
+  testing::Exposition before = scrape();
+  const int series = before.CountMatching(v1);
+  EXPECT_GT(series, 0);
+  EXPECT_EQ(before.Value("sepconv_model_info", info(v1)), 1);
+  EXPECT_EQ(before.Value("sepconv_inference_requests_total",
+                         {{"model", "m"}, {"version", "1"}, {"status", "ok"}}),
+            1);
+  EXPECT_EQ(before.CountMatching(v2), 0);
+
+  Write("m/2/model.onnx", SeededGraph(2).Serialize());
+  EXPECT_TRUE(sync_->PollOnce().ok());  // m/2 loads and replaces m/1
+  ASSERT_TRUE(Infer(*stub, "m", "", dims, x, &out, &served).ok());
+  ASSERT_EQ(served, "2");
+
+  testing::Exposition after = scrape();
+  EXPECT_EQ(after.CountMatching(v1), 0);
+  EXPECT_FALSE(after.Value("sepconv_model_info", info(v1)).has_value());
+  EXPECT_EQ(after.CountMatching(v2), series);
+  EXPECT_EQ(after.Value("sepconv_model_info", info(v2)), 1);
+  EXPECT_EQ(after.Value("sepconv_inference_requests_total",
+                        {{"model", "m"}, {"version", "2"}, {"status", "ok"}}),
+            1);
 }
 
 TEST_F(RepositoryServerTest, ABrokenRewriteKeepsServingThePreviousLoad) {
