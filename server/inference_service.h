@@ -18,6 +18,9 @@
 // readiness probes can poll before a model loads; ModelMetadata and
 // ModelInfer answer NOT_FOUND.
 //
+// ModelStreamInfer (stream_infer.h) sends each request of a stream through
+// Infer, the same path as ModelInfer, so all of the above holds per request.
+//
 // Thread-safe: gRPC calls the handlers concurrently.
 
 #include <atomic>

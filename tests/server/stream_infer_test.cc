@@ -76,6 +76,19 @@ class HoldingScheduler : public Scheduler {
     }
     Complete(jobs);
   }
+  // Whether every held job's call reports cancelled, waiting up to 10 s.
+  bool WaitHeldCancelled() const {
+    for (int i = 0; i < 2000; ++i) {
+      {
+        absl::MutexLock lock(&mu_);
+        bool all = !held_.empty();
+        for (const auto& job : held_) all = all && job->is_cancelled && job->is_cancelled();
+        if (all) return true;
+      }
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return false;
+  }
   bool WaitHeld(int64_t n) const {
     for (int i = 0; i < 2000 && queued() < n; ++i) absl::SleepFor(absl::Milliseconds(5));
     return queued() >= n;
@@ -311,8 +324,9 @@ TEST(StreamInferTest, ClientCancelMidStreamDropsHeldJobsAndTheServerKeepsServing
     }
     EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
-  // The held jobs now run against a stream that is gone.
-  absl::SleepFor(absl::Milliseconds(200));
+  // The server has seen the cancel; the held jobs now run against a stream
+  // that is gone.
+  ASSERT_TRUE(held->WaitHeldCancelled());
   held->Release();
   EXPECT_EQ(held->cancelled_seen(), kBound);
 
