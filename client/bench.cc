@@ -21,6 +21,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr absl::Duration kScrapeTimeout = absl::Seconds(5);
+// The first request also connects (a TLS handshake, a busy server).
+constexpr absl::Duration kProbeTimeout = absl::Seconds(10);
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
@@ -54,15 +56,92 @@ bool Stable(const std::vector<Window>& windows, double tolerance) {
   return true;
 }
 
+// What a step shares with the callbacks of its requests. The step and every
+// callback hold it by shared_ptr, so it lives until the last of them lets go:
+// a callback may still be unlocking `mu` after the step saw its request
+// complete, or (after a drain timeout) still be pending when the step has
+// returned. Callbacks touch nothing else of the step; they use `clients` only
+// while `running`, and a Client outlives its calls (its destructor cancels
+// and waits for them).
+struct StepState {
+  StepState(const std::vector<Client*>& clients, const std::vector<InferStream*>& streams,
+            std::shared_ptr<const PreparedRequest> request, absl::Duration request_timeout,
+            bool closed)
+      : clients(clients),
+        streams(streams),
+        request(std::move(request)),
+        request_timeout(request_timeout),
+        closed(closed) {}
+
+  const std::vector<Client*> clients;
+  // Empty: unary calls. The streams are closed (each waits for its
+  // callbacks) before RunBench lets them go.
+  const std::vector<InferStream*> streams;
+  const std::shared_ptr<const PreparedRequest> request;
+  const absl::Duration request_timeout;
+  const bool closed;
+  std::atomic<uint64_t> next_client{0};
+
+  absl::Mutex mu;
+  bool running ABSL_GUARDED_BY(mu) = true;
+  int64_t in_flight ABSL_GUARDED_BY(mu) = 0;
+  int64_t completed ABSL_GUARDED_BY(mu) = 0;
+  std::vector<double> latencies ABSL_GUARDED_BY(mu);
+  std::map<std::string, int64_t> errors ABSL_GUARDED_BY(mu);
+  Clock::time_point window_start ABSL_GUARDED_BY(mu);
+};
+
+void OnDone(const std::shared_ptr<StepState>& state, Clock::time_point intended,
+            const AsyncInferResult& r);
+
+// Sends one request already counted in state->in_flight.
+void Send(const std::shared_ptr<StepState>& state, Clock::time_point intended) {
+  if (!state->streams.empty()) {
+    InferStream* stream = state->streams[state->next_client.fetch_add(1) % state->streams.size()];
+    stream->Send(state->request,
+                 [state, intended](AsyncInferResult r) { OnDone(state, intended, r); });
+    return;
+  }
+  Client* client = state->clients[state->next_client.fetch_add(1) % state->clients.size()];
+  client->InferAsync(state->request, state->request_timeout,
+                     [state, intended](AsyncInferResult r) { OnDone(state, intended, r); });
+}
+
+void OnDone(const std::shared_ptr<StepState>& state, Clock::time_point intended,
+            const AsyncInferResult& r) {
+  const double latency = Ms(Clock::now() - intended);
+  bool again = false;
+  {
+    absl::MutexLock lock(&state->mu);
+    ++state->completed;
+    if (r.status.ok()) {
+      state->latencies.push_back(latency);
+    } else {
+      ++state->errors[absl::StatusCodeToString(r.status.code())];
+    }
+    // Closed loop: the slot passes straight to the next request.
+    again = state->closed && state->running;
+    if (!again) --state->in_flight;
+  }
+  if (again) Send(state, Clock::now());
+}
+
+void Issue(const std::shared_ptr<StepState>& state, Clock::time_point intended) {
+  {
+    absl::MutexLock lock(&state->mu);
+    ++state->in_flight;
+  }
+  Send(state, intended);
+}
+
 // One step of the sweep: a load level held until stable, then drained.
 class Step {
  public:
   Step(const std::vector<Client*>& clients, const std::vector<InferStream*>& streams,
        std::shared_ptr<const PreparedRequest> request, const BenchOptions& options, bool closed,
        double load)
-      : clients_(clients),
-        streams_(streams),
-        request_(std::move(request)),
+      : state_(std::make_shared<StepState>(clients, streams, std::move(request),
+                                           options.request_timeout, closed)),
         options_(options),
         closed_(closed),
         load_(load) {}
@@ -79,12 +158,12 @@ class Step {
     }
 
     {
-      absl::MutexLock lock(&mu_);
-      window_start_ = Clock::now();
+      absl::MutexLock lock(&state_->mu);
+      state_->window_start = Clock::now();
     }
     std::thread generator;
     if (closed_) {
-      for (int i = 0; i < static_cast<int>(load_); ++i) Issue(Clock::now());
+      for (int i = 0; i < static_cast<int>(load_); ++i) Issue(state_, Clock::now());
     } else {
       generator = std::thread([this] { Generate(); });
     }
@@ -110,22 +189,29 @@ class Step {
     }
 
     {
-      absl::MutexLock lock(&mu_);
-      running_ = false;
+      absl::MutexLock lock(&state_->mu);
+      state_->running = false;
     }
     if (generator.joinable()) generator.join();
-    absl::Duration drain = options_.request_timeout > absl::ZeroDuration()
-                               ? options_.request_timeout
-                               : absl::Seconds(30);
+    // Every request carries its deadline, so gRPC ends each one by then; this
+    // wait is only a backstop. Requests still pending after it keep the
+    // shared state alive, and the Clients' destructors cancel them.
+    absl::Duration drain = options_.drain_timeout;
+    if (drain <= absl::ZeroDuration()) {
+      drain = (options_.request_timeout > absl::ZeroDuration() ? options_.request_timeout
+                                                               : absl::Seconds(30)) +
+              absl::Seconds(5);
+    }
     {
-      absl::MutexLock lock(&mu_);
-      auto drained = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return in_flight_ == 0; };
-      if (!mu_.AwaitWithTimeout(absl::Condition(&drained), drain + absl::Seconds(5))) {
+      StepState& s = *state_;
+      absl::MutexLock lock(&s.mu);
+      auto drained = [&s]() ABSL_SHARED_LOCKS_REQUIRED(s.mu) { return s.in_flight == 0; };
+      if (!s.mu.AwaitWithTimeout(absl::Condition(&drained), drain)) {
         return absl::DeadlineExceededError(
-            absl::StrCat(in_flight_, " requests still in flight after the step; giving up"));
+            absl::StrCat(s.in_flight, " requests still in flight after the step; giving up"));
       }
-      result.requests = completed_;
-      result.errors = errors_;
+      result.requests = s.completed;
+      result.errors = s.errors;
     }
 
     Summarize(windows, &result);
@@ -169,46 +255,9 @@ class Step {
     return counters;
   }
 
-  void Issue(Clock::time_point intended) {
-    {
-      absl::MutexLock lock(&mu_);
-      ++in_flight_;
-    }
-    Send(intended);
-  }
-
-  // Sends one request already counted in in_flight_.
-  void Send(Clock::time_point intended) {
-    if (!streams_.empty()) {
-      InferStream* stream = streams_[next_client_.fetch_add(1) % streams_.size()];
-      stream->Send(request_, [this, intended](AsyncInferResult r) { OnDone(intended, r); });
-      return;
-    }
-    Client* client = clients_[next_client_.fetch_add(1) % clients_.size()];
-    client->InferAsync(request_, options_.request_timeout,
-                       [this, intended](AsyncInferResult r) { OnDone(intended, r); });
-  }
-
-  void OnDone(Clock::time_point intended, const AsyncInferResult& r) {
-    const double latency = Ms(Clock::now() - intended);
-    bool again = false;
-    {
-      absl::MutexLock lock(&mu_);
-      ++completed_;
-      if (r.status.ok()) {
-        latencies_.push_back(latency);
-      } else {
-        ++errors_[absl::StatusCodeToString(r.status.code())];
-      }
-      // Closed loop: the slot passes straight to the next request.
-      again = closed_ && running_;
-      if (!again) --in_flight_;
-    }
-    if (again) Send(Clock::now());
-  }
-
   // Open loop: sends at the scheduled times until the step stops.
   void Generate() {
+    StepState& s = *state_;
     std::mt19937_64 rng(options_.seed);
     std::exponential_distribution<double> poisson(load_);
     const auto constant = std::chrono::duration<double>(1.0 / load_);
@@ -217,20 +266,20 @@ class Step {
       const Clock::time_point now = Clock::now();
       if (next > now) {
         std::this_thread::sleep_until(std::min(next, now + std::chrono::milliseconds(50)));
-        absl::MutexLock lock(&mu_);
-        if (!running_) return;
+        absl::MutexLock lock(&s.mu);
+        if (!s.running) return;
         continue;
       }
       {
-        absl::MutexLock lock(&mu_);
-        auto room = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-          return !running_ || in_flight_ < options_.max_in_flight;
+        absl::MutexLock lock(&s.mu);
+        auto room = [&]() ABSL_SHARED_LOCKS_REQUIRED(s.mu) {
+          return !s.running || s.in_flight < options_.max_in_flight;
         };
-        mu_.AwaitWithTimeout(absl::Condition(&room), absl::Milliseconds(100));
-        if (!running_) return;
-        if (in_flight_ >= options_.max_in_flight) continue;
+        s.mu.AwaitWithTimeout(absl::Condition(&room), absl::Milliseconds(100));
+        if (!s.running) return;
+        if (s.in_flight >= options_.max_in_flight) continue;
       }
-      Issue(next);
+      Issue(state_, next);
       const double gap = options_.arrival == Arrival::kPoisson ? poisson(rng) : constant.count();
       next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap));
     }
@@ -238,11 +287,11 @@ class Step {
 
   Window TakeWindow() {
     Window w;
-    absl::MutexLock lock(&mu_);
+    absl::MutexLock lock(&state_->mu);
     const Clock::time_point now = Clock::now();
-    w.seconds = std::chrono::duration<double>(now - window_start_).count();
-    w.latencies_ms.swap(latencies_);
-    window_start_ = now;
+    w.seconds = std::chrono::duration<double>(now - state_->window_start).count();
+    w.latencies_ms.swap(state_->latencies);
+    state_->window_start = now;
     return w;
   }
 
@@ -259,7 +308,7 @@ class Step {
     std::sort(all.begin(), all.end());
     result->measured = static_cast<int64_t>(all.size());
     result->infer_per_sec = seconds > 0 ? all.size() / seconds : 0;
-    result->samples_per_sec = result->infer_per_sec * request_->samples();
+    result->samples_per_sec = result->infer_per_sec * state_->request->samples();
     double sum = 0;
     for (double v : all) sum += v;
     result->mean_ms = all.empty() ? 0 : sum / all.size();
@@ -270,37 +319,32 @@ class Step {
     result->max_ms = all.empty() ? 0 : all.back();
   }
 
-  const std::vector<Client*>& clients_;
-  const std::vector<InferStream*>& streams_;  // empty: unary calls
-  const std::shared_ptr<const PreparedRequest> request_;
+  const std::shared_ptr<StepState> state_;
   const BenchOptions& options_;
   const bool closed_;
   const double load_;
-  std::atomic<uint64_t> next_client_{0};
+};
 
-  absl::Mutex mu_;
-  bool running_ ABSL_GUARDED_BY(mu_) = true;
-  int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<double> latencies_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, int64_t> errors_ ABSL_GUARDED_BY(mu_);
-  Clock::time_point window_start_ ABSL_GUARDED_BY(mu_);
+// The first request's outcome, shared with its callback (which may run after
+// Probe gave up waiting).
+struct ProbeState {
+  absl::Notification done;
+  absl::Status status;
 };
 
 absl::Status Probe(Client* client, std::shared_ptr<const PreparedRequest> request,
                    absl::Duration timeout) {
-  absl::Notification done;
-  absl::Status status;
-  client->InferAsync(std::move(request), timeout, [&](AsyncInferResult r) {
-    status = r.status;
-    done.Notify();
+  auto state = std::make_shared<ProbeState>();
+  timeout = std::max(timeout, kProbeTimeout);
+  client->InferAsync(std::move(request), timeout, [state](AsyncInferResult r) {
+    state->status = r.status;
+    state->done.Notify();
   });
   // The call carries its own deadline; this is only a backstop.
-  if (!done.WaitForNotificationWithTimeout(
-          (timeout > absl::ZeroDuration() ? timeout : absl::Seconds(30)) + absl::Seconds(10))) {
+  if (!state->done.WaitForNotificationWithTimeout(timeout + absl::Seconds(10))) {
     return absl::DeadlineExceededError("the first request never completed");
   }
-  return status;
+  return state->status;
 }
 
 }  // namespace
@@ -348,7 +392,7 @@ absl::StatusOr<std::vector<StepResult>> RunBench(const std::vector<Client*>& cli
     Step step(clients, streams, request, options, closed,
               closed ? options.concurrency[i] : options.rates[i]);
     absl::StatusOr<StepResult> result = step.Run();
-    // Closed while `step`, which the streams' callbacks call, still lives.
+    // Closed (each waits for its callbacks) before the streams go.
     for (const std::unique_ptr<InferStream>& stream : owned_streams) {
       absl::Status closed_status =
           stream->Close(result.ok() ? absl::Seconds(30) : absl::ZeroDuration());

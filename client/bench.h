@@ -48,6 +48,10 @@ struct BenchOptions {
   double stability = 0.10;
   // Per request; zero = the client's default.
   absl::Duration request_timeout = absl::ZeroDuration();
+  // How long a step waits for its requests to end once it stops sending
+  // before it fails with DEADLINE_EXCEEDED (their deadlines end them anyway;
+  // this is a backstop). Zero = request_timeout (or 30 s) + 5 s.
+  absl::Duration drain_timeout = absl::ZeroDuration();
   // Server-side split from this Prometheus endpoint ("" = none), for the
   // series of `model` (and `version` unless empty).
   std::string metrics_url;
@@ -82,8 +86,12 @@ struct StepResult {
 };
 
 // Sends one request and fails with its status when it does not succeed (so
-// that a bad model, shape or server ends the bench at once); then runs every
+// that a bad model, shape or server ends the bench at once; it also connects,
+// so it gets at least 10 s whatever request_timeout says); then runs every
 // step. Requests go round-robin over `clients` (one connection each).
+// Returns once every request it sent has ended, or with an error while some
+// are still pending after a drain timeout: then their callbacks own what they
+// touch, and destroying the Clients cancels them and waits for them.
 absl::StatusOr<std::vector<StepResult>> RunBench(const std::vector<Client*>& clients,
                                                  std::shared_ptr<const PreparedRequest> request,
                                                  const BenchOptions& options);

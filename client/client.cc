@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <map>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -141,7 +143,8 @@ class GrpcPreparedRequest : public PreparedRequest {
   const int64_t samples_;
 };
 
-// State of one asynchronous call, deleted by its completion callback.
+// State of one asynchronous call. Owned by its completion callback (and,
+// for a moment, by a closing client cancelling it).
 struct AsyncCall {
   grpc::ClientContext context;
   std::shared_ptr<const PreparedRequest> keep_alive;
@@ -149,6 +152,58 @@ struct AsyncCall {
   grpc::ByteBuffer response;
   absl::Time start;
   std::function<void(AsyncInferResult)> done;
+};
+
+// The asynchronous calls in flight on one client, so that the client's
+// destructor can cancel them and wait until every `done` has returned. Held
+// by shared_ptr by the client and by every call's callback: whichever lets go
+// last frees it, so no thread is ever inside it when it is destroyed.
+// Thread-safe.
+class CallRegistry {
+ public:
+  // Registers `call` under a new id; nullopt once Close has begun (the call
+  // must then not start).
+  std::optional<uint64_t> Add(const std::shared_ptr<AsyncCall>& call) {
+    absl::MutexLock lock(&mu_);
+    if (closing_) return std::nullopt;
+    const uint64_t id = next_id_++;
+    calls_.emplace(id, call);
+    return id;
+  }
+
+  // Called by a call's callback after its `done` returned.
+  void Remove(uint64_t id) {
+    absl::MutexLock lock(&mu_);
+    calls_.erase(id);
+  }
+
+  // Refuses new calls, cancels the pending ones and returns once every one of
+  // them has been removed. Must not run on a callback of these calls.
+  void Close() {
+    std::vector<std::shared_ptr<AsyncCall>> pending;
+    {
+      absl::MutexLock lock(&mu_);
+      closing_ = true;
+      for (const auto& [id, weak] : calls_) {
+        if (std::shared_ptr<AsyncCall> call = weak.lock()) pending.push_back(std::move(call));
+      }
+    }
+    // Outside the lock: a cancellation may run the call's callback on this
+    // thread at once (which takes the lock); `pending` keeps each context
+    // alive through its TryCancel.
+    for (const std::shared_ptr<AsyncCall>& call : pending) call->context.TryCancel();
+    pending.clear();
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](std::map<uint64_t, std::weak_ptr<AsyncCall>>* calls) { return calls->empty(); },
+        &calls_));
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, std::weak_ptr<AsyncCall>> calls_ ABSL_GUARDED_BY(mu_);
 };
 
 constexpr char kModelStreamInferMethod[] = "/inference.GRPCInferenceService/ModelStreamInfer";
@@ -329,6 +384,10 @@ class GrpcClient : public Client {
         health_(grpc::health::v1::Health::NewStub(channel_)),
         generic_(channel_) {}
 
+  // Cancels the calls still in flight and waits for their `done` (before the
+  // channel and stubs they use go).
+  ~GrpcClient() override { calls_->Close(); }
+
   absl::StatusOr<std::string> Health(const std::string& service) override {
     grpc::ClientContext context;
     SetUp(&context, absl::ZeroDuration());
@@ -433,29 +492,44 @@ class GrpcClient : public Client {
 
   void InferAsync(std::shared_ptr<const PreparedRequest> request, absl::Duration deadline,
                   std::function<void(AsyncInferResult)> done) override {
-    auto* call = new AsyncCall;
+    auto call = std::make_shared<AsyncCall>();
     SetUp(&call->context, deadline);
     call->request = static_cast<const GrpcPreparedRequest&>(*request).buffer();
     call->keep_alive = std::move(request);
     call->done = std::move(done);
     call->start = absl::Now();
-    generic_.UnaryCall(&call->context, kModelInferMethod, grpc::StubOptions(), &call->request,
-                       &call->response, [call](grpc::Status status) {
-                         AsyncInferResult result;
-                         result.latency = absl::Now() - call->start;
-                         result.status = FromGrpc(status);
-                         if (result.status.ok()) {
-                           inference::ModelInferResponse header;
-                           absl::StatusOr<int64_t> raw_size =
-                               ScanResponse(&call->response, &header);
-                           result.status = raw_size.ok() ? ReadOutput(header, *raw_size, nullptr,
-                                                                      &result.output_shape,
-                                                                      &result.output_bytes, nullptr)
-                                                         : raw_size.status();
-                         }
-                         call->done(std::move(result));
-                         delete call;
-                       });
+    const std::optional<uint64_t> id = calls_->Add(call);
+    if (!id.has_value()) {
+      AsyncInferResult result;
+      result.status = absl::CancelledError("the client is being destroyed");
+      call->done(std::move(result));
+      return;
+    }
+    AsyncCall* raw = call.get();
+    // The callback owns the call and a share of the registry, and lets go of
+    // both before it returns: the call's state is freed (unless a closing
+    // client holds it for a moment), then the call leaves the registry, which
+    // is what the client's destructor waits for.
+    generic_.UnaryCall(
+        &raw->context, kModelInferMethod, grpc::StubOptions(), &raw->request, &raw->response,
+        [call = std::move(call), registry = calls_, id = *id](grpc::Status status) mutable {
+          std::shared_ptr<AsyncCall> self = std::move(call);
+          std::shared_ptr<CallRegistry> calls = std::move(registry);
+          AsyncInferResult result;
+          result.latency = absl::Now() - self->start;
+          result.status = FromGrpc(status);
+          if (result.status.ok()) {
+            inference::ModelInferResponse header;
+            absl::StatusOr<int64_t> raw_size = ScanResponse(&self->response, &header);
+            result.status = raw_size.ok()
+                                ? ReadOutput(header, *raw_size, nullptr, &result.output_shape,
+                                             &result.output_bytes, nullptr)
+                                : raw_size.status();
+          }
+          self->done(std::move(result));
+          self.reset();
+          calls->Remove(id);
+        });
   }
 
  private:
@@ -483,6 +557,7 @@ class GrpcClient : public Client {
   std::unique_ptr<inference::GRPCInferenceService::Stub> inference_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
   grpc::GenericStub generic_;
+  const std::shared_ptr<CallRegistry> calls_ = std::make_shared<CallRegistry>();
 };
 
 // The service config: `max_attempts` tries of every method of both services

@@ -156,6 +156,8 @@ class Client {
   // (e.g. TLS half set, max_attempts < 1).
   static absl::StatusOr<std::unique_ptr<Client>> Create(const std::string& target,
                                                         ClientOptions options);
+  // Cancels the asynchronous calls still in flight and returns once each
+  // one's `done` has returned. Must not run inside such a `done`.
   virtual ~Client() = default;
 
   // grpc.health.v1 Check: SERVING etc. as the enum's name. `service` is ""
@@ -180,9 +182,12 @@ class Client {
       const InferOptions& options) = 0;
 
   // Sends `request` without blocking; `done` runs exactly once, on a gRPC
-  // thread, when the call ends. Many calls may be in flight at once, none
+  // thread, when the call ends (CANCELLED when the Client is destroyed first;
+  // at once, on the calling thread, when the call is started while the
+  // Client is being destroyed). Many calls may be in flight at once, none
   // holding a thread. `done` must not block for long. Zero `deadline` means
-  // the default. The Client must outlive all pending calls.
+  // the default. The Client may be destroyed with calls pending: its
+  // destructor cancels them and waits for their `done`.
   virtual void InferAsync(std::shared_ptr<const PreparedRequest> request, absl::Duration deadline,
                           std::function<void(AsyncInferResult)> done) = 0;
 

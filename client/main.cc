@@ -66,6 +66,9 @@ ABSL_FLAG(bool, streaming, false,
           "bench: send over ModelStreamInfer, one stream per channel (concurrency = requests in "
           "flight on the streams), instead of unary ModelInfer");
 ABSL_FLAG(int32_t, max_in_flight, 1024, "bench: open-loop limit of requests in flight");
+ABSL_FLAG(int64_t, drain_timeout_ms, 0,
+          "bench: how long a step waits for its last requests before failing, ms "
+          "(0: --timeout_ms + 5000)");
 ABSL_FLAG(std::string, metrics_url, "",
           "bench: server's Prometheus endpoint for the queue/compute split, "
           "e.g. http://localhost:8002/metrics");
@@ -99,10 +102,11 @@ const std::vector<Command>& Commands() {
        {"model", "model_version", "input", "shape", "seed", "output", "typed"}},
       {"bench",
        "load generator: closed-loop concurrency sweep or open-loop rates",
-       {"model",     "model_version", "input",         "shape",    "seed",
-        "typed",     "concurrency",   "rate",          "arrival",  "warmup_ms",
-        "window_ms", "max_windows",   "stability_pct", "channels", "max_in_flight",
-        "streaming", "metrics_url",   "csv",           "json",     "plot"}},
+       {"model",     "model_version",    "input",         "shape",    "seed",
+        "typed",     "concurrency",      "rate",          "arrival",  "warmup_ms",
+        "window_ms", "max_windows",      "stability_pct", "channels", "max_in_flight",
+        "streaming", "drain_timeout_ms", "metrics_url",   "csv",      "json",
+        "plot"}},
   };
   return *commands;
 }
@@ -330,16 +334,18 @@ int Bench(const ClientOptions& client_options) {
   options.max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
   options.streaming = absl::GetFlag(FLAGS_streaming);
   options.request_timeout = client_options.default_deadline;
+  options.drain_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_drain_timeout_ms));
   options.metrics_url = absl::GetFlag(FLAGS_metrics_url);
   options.model = absl::GetFlag(FLAGS_model);
   options.version = absl::GetFlag(FLAGS_model_version);
   const int channels = absl::GetFlag(FLAGS_channels);
   if (options.window <= absl::ZeroDuration() || options.warmup < absl::ZeroDuration() ||
       options.max_windows <= 0 || options.max_in_flight <= 0 || channels <= 0 ||
-      options.stability <= 0) {
+      options.stability <= 0 || options.drain_timeout < absl::ZeroDuration()) {
     return UsageError("bench",
                       "--window_ms, --max_windows, --max_in_flight, --channels and "
-                      "--stability_pct must be positive, --warmup_ms not negative");
+                      "--stability_pct must be positive, --warmup_ms and --drain_timeout_ms "
+                      "not negative");
   }
   const std::string plot = absl::GetFlag(FLAGS_plot);
   if (!plot.empty()) {
