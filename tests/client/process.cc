@@ -10,10 +10,15 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 
 extern char** environ;
 
@@ -53,7 +58,43 @@ int WaitUntil(pid_t pid, absl::Time deadline) {
   }
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Shows `text`, all a child named `what` wrote, when it went wrong (see
+// process.h); `how` says how it ended ("" when it exited 0).
+void ShowIfWrong(const std::string& what, const std::string& how, const std::string& text) {
+  const std::string header = absl::StrCat("---- ", what, how.empty() ? "" : ": ", how);
+  if (HasSanitizerReport(text)) {
+    ADD_FAILURE() << header << "; a sanitizer reported an error. Everything it wrote:\n"
+                  << text << "---- end of " << what;
+  } else if (!how.empty()) {
+    std::cerr << header << ". Everything it wrote:\n" << text << "---- end of " << what << "\n";
+  }
+}
+
+// How a wait status ended, "" for exit 0.
+std::string Ending(int status) {
+  if (WIFSIGNALED(status)) return absl::StrCat("killed by signal ", WTERMSIG(status));
+  if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+    return absl::StrCat("exited with ", WEXITSTATUS(status));
+  }
+  return "";
+}
+
 }  // namespace
+
+bool HasSanitizerReport(const std::string& text) {
+  for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                             "WARNING: ThreadSanitizer", ": runtime error: "}) {
+    if (text.find(marker) != std::string::npos) return true;
+  }
+  return false;
+}
 
 ProcessResult RunProcess(const std::vector<std::string>& argv, absl::Duration timeout,
                          const std::vector<std::string>& env) {
@@ -110,10 +151,17 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, absl::Duration ti
   }
   result.elapsed = absl::Now() - start;
   result.exit_code = !result.timed_out && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.signal = !result.timed_out && WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  ShowIfWrong(absl::StrCat("child `", absl::StrJoin(argv, " "), "` (stderr)"),
+              result.timed_out ? absl::StrCat("timed out after ", absl::FormatDuration(timeout))
+                               : Ending(status),
+              result.err);
   return result;
 }
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& log_path) {
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& log_path)
+    : log_path_(log_path),
+      description_(absl::StrCat("child `", absl::StrJoin(argv, " "), "` (log ", log_path, ")")) {
   std::vector<char*> args = CStrings(argv);
   pid_ = fork();
   if (pid_ == 0) {
@@ -129,14 +177,33 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::stri
 
 ChildProcess::~ChildProcess() {
   if (pid_ <= 0) return;
-  kill(pid_, SIGTERM);
-  if (WaitUntil(pid_, absl::Now() + absl::Seconds(10)) == -1) {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
+  const bool ended_by_itself = !running();
+  if (!exited_) {
+    kill(pid_, SIGTERM);
+    const int status = WaitUntil(pid_, absl::Now() + absl::Seconds(10));
+    if (status == -1) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      ShowIfWrong(description_, "still running 10 s after SIGTERM", ReadFile(log_path_));
+      return;
+    }
+    wait_status_ = status;
   }
+  std::string how = Ending(wait_status_);
+  if (ended_by_itself)
+    absl::StrAppend(&how, how.empty() ? "exited 0" : "", " before it was stopped");
+  ShowIfWrong(description_, how, ReadFile(log_path_));
 }
 
-bool ChildProcess::running() { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+bool ChildProcess::running() {
+  if (pid_ <= 0 || exited_) return false;
+  int status = 0;
+  const pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == 0) return true;
+  exited_ = true;
+  wait_status_ = r == pid_ ? status : 0;
+  return false;
+}
 
 int FreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -3,6 +3,13 @@
 
 // Test helpers: run a command with a timeout and capture its output; keep a
 // child process (the server) alive for a test suite; find free ports.
+//
+// A child that goes wrong shows all it wrote in the test output: when a child
+// dies of a signal, times out or exits non-zero, its complete stderr (for
+// ChildProcess: its complete log) is printed to this process's stderr; when
+// it carries a sanitizer report (ASan, LSan, UBSan), the current test also
+// fails with the complete text in the failure message, whatever the exit code
+// (ASan exits 1 by default, a code tests may expect for other reasons).
 // Not thread-safe; used from the test's main thread.
 
 #include <sys/types.h>
@@ -16,6 +23,7 @@ namespace sepconv::testing {
 
 struct ProcessResult {
   int exit_code = -1;  // -1 when killed by a signal or timed out
+  int signal = 0;      // the signal that ended it (not our SIGKILL on timeout)
   bool timed_out = false;
   std::string out;
   std::string err;
@@ -28,7 +36,9 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, absl::Duration ti
                          const std::vector<std::string>& env = {});
 
 // A background child whose stdout and stderr go to `log_path`; SIGTERM then
-// SIGKILL on destruction.
+// SIGKILL on destruction. Its log is shown (see above) when it ends other
+// than by exiting 0 (it may exit on the SIGTERM too), or holds a sanitizer
+// report.
 class ChildProcess {
  public:
   ChildProcess(const std::vector<std::string>& argv, const std::string& log_path);
@@ -40,7 +50,14 @@ class ChildProcess {
 
  private:
   pid_t pid_ = -1;
+  std::string log_path_;
+  bool exited_ = false;  // reaped; then `wait_status_` holds its wait status
+  int wait_status_ = 0;
+  std::string description_;
 };
+
+// True when `text` holds a sanitizer's error report.
+bool HasSanitizerReport(const std::string& text);
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreePort();

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -121,13 +122,39 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
                                                   "):\n", server->Log()));
 }
 
+namespace {
+
+// True when `log` holds a sanitizer's error report.
+bool HasSanitizerReport(const std::string& log) {
+  for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                             "WARNING: ThreadSanitizer", ": runtime error: "}) {
+    if (log.find(marker) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 ServerProcess::~ServerProcess() {
   if (pid_ > 0 && running()) {
     kill(pid_, SIGKILL);
     int status = 0;
     waitpid(pid_, &status, 0);
   }
-  if (!log_path_.empty()) std::remove(log_path_.c_str());
+  if (log_path_.empty()) return;
+  // A server that ended badly shows its whole log in the test output (the
+  // file is about to go): one that carries a sanitizer report, or exited
+  // non-zero or by a signal of its own (not this destructor's SIGKILL).
+  const std::string log = Log();
+  if (HasSanitizerReport(log) || (exit_code_.has_value() && *exit_code_ != 0)) {
+    std::cerr << "---- sepconv-server (pid " << pid_ << ") "
+              << (exit_code_.has_value() ? absl::StrCat("exited with ", *exit_code_)
+                                         : std::string("was killed at the end"))
+              << (HasSanitizerReport(log) ? "; a sanitizer reported an error" : "")
+              << ". Everything it wrote:\n"
+              << log << "---- end of sepconv-server (pid " << pid_ << ")\n";
+  }
+  std::remove(log_path_.c_str());
 }
 
 std::string ServerProcess::target() const { return absl::StrCat("127.0.0.1:", grpc_port_); }

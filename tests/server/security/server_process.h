@@ -4,7 +4,9 @@
 // The real sepconv-server binary as a child process on free 127.0.0.1 ports,
 // for tests: started with extra flags, waited for until gRPC health answers
 // SERVING, signalled, scraped, and reaped. Every wait is bounded. The
-// destructor SIGKILLs a server that is still running. Also: request/response
+// destructor SIGKILLs a server that is still running, and prints the
+// server's whole log to stderr when it holds a sanitizer report or the server
+// exited non-zero or by a signal of its own. Also: request/response
 // helpers for the built-in model `sepconv` (32 -> 64 channels) and its
 // expected answers from the engine.
 // Not thread-safe except where noted.
