@@ -124,6 +124,7 @@ for run in $(seq "$runs"); do
     fi
   done
   if [ -n "$run_ok" ]; then clean=$((clean + 1)); else failures=$((failures + 1)); fi
+  echo "run $run/$runs: $([ -n "$run_ok" ] && echo clean || echo FAILED)"
 done
 
 echo "client_stress ($build): runs $runs, clean $clean, failures $failures" \
