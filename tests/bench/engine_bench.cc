@@ -28,6 +28,7 @@
 #include "engine/executor.h"
 #include "engine/flops.h"
 #include "engine/internal/onednn_executor.h"
+#include "engine/internal/plan_tuner.h"
 #include "engine/random_model.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
@@ -116,6 +117,49 @@ void BM_Engine(benchmark::State& state, std::shared_ptr<const ModelSpec> model, 
       4.0 * static_cast<double>(Elements(dims) + Elements(out_dims) + WeightElements(*model));
   state.counters["GFLOPS"] =
       benchmark::Counter(separable * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Load to first request: each iteration forgets the tuned layouts, creates
+// an executor (warming `dims` when `warm`, as a model_warmup does, which
+// builds and tunes the plan) and runs one request of `dims`. Counters:
+// `load_ms` (Create, incl. warm-up), `first_ms` (the first request) and
+// `warm_ms` (a second request), medians.
+void BM_FirstRequest(benchmark::State& state, std::shared_ptr<const ModelSpec> model, Dims4 dims,
+                     bool warm) {
+  const Dims4 out_dims = InferOutputShape(*model, dims).value();
+  const std::vector<float> input = RandomTensor(Elements(dims), 1);
+  std::vector<float> output(static_cast<size_t>(Elements(out_dims)));
+  std::vector<double> load, first, second;
+  auto ms = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
+  for (auto _ : state) {
+    internal::ClearTunedChoices();
+    ExecutorOptions options;
+    options.threads = g_threads;
+    if (warm) options.warm_shapes = {dims};
+    const Clock::time_point t0 = Clock::now();
+    auto executor = Executor::Create(model, options);
+    const Clock::time_point t1 = Clock::now();
+    if (!executor.ok() || !(*executor)->Run(dims, input.data(), output.data()).ok()) {
+      ++g_errors;
+      state.SkipWithError("executor failed");
+      return;
+    }
+    const Clock::time_point t2 = Clock::now();
+    benchmark::DoNotOptimize((*executor)->Run(dims, input.data(), output.data()));
+    const Clock::time_point t3 = Clock::now();
+    load.push_back(ms(t0, t1));
+    first.push_back(ms(t1, t2));
+    second.push_back(ms(t2, t3));
+  }
+  auto median = [](std::vector<double>& v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  state.counters["load_ms"] = median(load);
+  state.counters["first_ms"] = median(first);
+  state.counters["warm_ms"] = median(second);
 }
 
 // Peak fp32 throughput: a large 1x1 convolution through oneDNN (1024 -> 1024
@@ -293,6 +337,15 @@ void RegisterAll() {
         add(absl::StrCat(c.name, "/", LayoutName(layout), "/mb", micro), c,
             OneDnnTuning{layout, micro});
       }
+    }
+  }
+  for (const Case& c : cases) {
+    for (bool warm : {false, true}) {
+      benchmark::RegisterBenchmark(
+          absl::StrCat("first_request/", c.name, warm ? "/warmed" : "/cold").c_str(),
+          BM_FirstRequest, c.model, c.dims, warm)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
     }
   }
   benchmark::RegisterBenchmark("roofline/peak_conv1x1_1024x32", BM_PeakConv1x1)
