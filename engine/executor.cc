@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "engine/internal/checked_math.h"
 #include "engine/internal/onednn_executor.h"
+#include "engine/internal/onednn_plan.h"
 #include "engine/internal/plan_tuner.h"
-#include "engine/onednn_plan.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace sepconv {

@@ -1,4 +1,4 @@
-#include "engine/onednn_plan.h"
+#include "engine/internal/onednn_plan.h"
 
 #include <algorithm>
 #include <cstdlib>

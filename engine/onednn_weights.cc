@@ -1,4 +1,4 @@
-#include "engine/onednn_weights.h"
+#include "engine/internal/onednn_weights.h"
 
 #include <algorithm>
 

@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/executor.h"
-#include "engine/onednn_plan.h"
+#include "engine/internal/onednn_plan.h"
 
 namespace sepconv {
 namespace internal {

@@ -20,9 +20,9 @@
 
 #include "absl/time/time.h"
 #include "engine/flops.h"
+#include "engine/internal/onednn_plan.h"
+#include "engine/internal/onednn_weights.h"
 #include "engine/model_spec.h"
-#include "engine/onednn_plan.h"
-#include "engine/onednn_weights.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace sepconv {

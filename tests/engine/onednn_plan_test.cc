@@ -4,7 +4,7 @@
 // depth multiplier > 1), so a regression there would not show in any
 // correctness test.
 
-#include "engine/onednn_plan.h"
+#include "engine/internal/onednn_plan.h"
 
 #include <cstdint>
 #include <string>
@@ -13,7 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "engine/flops.h"
-#include "engine/onednn_weights.h"
+#include "engine/internal/onednn_weights.h"
 #include "engine/random_model.h"
 #include "gtest/gtest.h"
 #include "oneapi/dnnl/dnnl.hpp"

@@ -14,7 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "engine/flops.h"
-#include "engine/onednn_weights.h"
+#include "engine/internal/onednn_weights.h"
 #include "engine/random_model.h"
 #include "engine/reference.h"
 #include "gtest/gtest.h"

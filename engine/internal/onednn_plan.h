@@ -1,5 +1,5 @@
-#ifndef SEPCONV_ENGINE_ONEDNN_PLAN_H_
-#define SEPCONV_ENGINE_ONEDNN_PLAN_H_
+#ifndef SEPCONV_ENGINE_INTERNAL_ONEDNN_PLAN_H_
+#define SEPCONV_ENGINE_INTERNAL_ONEDNN_PLAN_H_
 
 // oneDNN internals of the Executor: the per-input-shape execution plan
 // (Plan) and the knobs that shape it. Both may throw dnnl::error and
@@ -17,8 +17,8 @@
 #include "absl/types/span.h"
 #include "engine/executor.h"
 #include "engine/flops.h"
+#include "engine/internal/onednn_weights.h"
 #include "engine/model_spec.h"
-#include "engine/onednn_weights.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace sepconv {
@@ -138,4 +138,4 @@ class Plan {
 
 }  // namespace sepconv
 
-#endif  // SEPCONV_ENGINE_ONEDNN_PLAN_H_
+#endif  // SEPCONV_ENGINE_INTERNAL_ONEDNN_PLAN_H_

@@ -1,5 +1,5 @@
-#ifndef SEPCONV_ENGINE_ONEDNN_WEIGHTS_H_
-#define SEPCONV_ENGINE_ONEDNN_WEIGHTS_H_
+#ifndef SEPCONV_ENGINE_INTERNAL_ONEDNN_WEIGHTS_H_
+#define SEPCONV_ENGINE_INTERNAL_ONEDNN_WEIGHTS_H_
 
 // A model's weights as oneDNN memories, reordered once per layout asked for.
 // May throw dnnl::error and std::bad_alloc (the Executor catches them). Not
@@ -74,4 +74,4 @@ class WeightCache {
 
 }  // namespace sepconv
 
-#endif  // SEPCONV_ENGINE_ONEDNN_WEIGHTS_H_
+#endif  // SEPCONV_ENGINE_INTERNAL_ONEDNN_WEIGHTS_H_
