@@ -124,19 +124,34 @@ class FaultTest : public ::testing::Test {
 ServerProcess* FaultTest::server_ = nullptr;
 
 TEST_F(FaultTest, ClientsCancelMidFlight) {
+  // Work queued ahead (one engine worker) keeps the small requests queued
+  // while they are cancelled, however fast the machine: they are cancelled
+  // only once the server counts them pending, behind ~100x their work.
+  AsyncCalls blockers(ChannelTo(server_->target(), nullptr, 10));
+  const inference::ModelInferRequest big = MakeRequest(1, 112, 112, 2);
+  for (int i = 0; i < 32; ++i) blockers.Send(big, absl::Seconds(60));
   const inference::ModelInferRequest request = MakeRequest(1, 28, 28, 1);
   AsyncCalls calls(ChannelTo(server_->target(), nullptr, 10));
   std::vector<AsyncCalls::Call*> sent;
   for (int i = 0; i < 48; ++i) sent.push_back(calls.Send(request, absl::Seconds(60)));
-  absl::SleepFor(absl::Milliseconds(30));
+  double pending = 0;
+  for (const absl::Time give_up = absl::Now() + absl::Seconds(20);
+       pending < 48 && absl::Now() < give_up;) {
+    pending = server_->Metric("sepconv_pending_requests", {{"model", "sepconv"}, {"version", "1"}})
+                  .value_or(0);
+    if (pending < 48) absl::SleepFor(absl::Milliseconds(2));
+  }
+  EXPECT_GE(pending, 48);
   for (AsyncCalls::Call* call : sent) call->context.TryCancel();
   ASSERT_TRUE(calls.WaitAll(absl::Seconds(60)));
+  ASSERT_TRUE(blockers.WaitAll(absl::Seconds(60)));
   int cancelled = 0;
   for (grpc::StatusCode code : calls.Codes()) {
     EXPECT_TRUE(code == grpc::StatusCode::OK || code == grpc::StatusCode::CANCELLED) << code;
     cancelled += code == grpc::StatusCode::CANCELLED;
   }
   EXPECT_GT(cancelled, 0);
+  for (grpc::StatusCode code : blockers.Codes()) EXPECT_EQ(code, grpc::StatusCode::OK);
   ExpectHealthy();
 }
 
