@@ -192,9 +192,30 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
     if (!again.ok() || *again == *model) break;
     response->Clear();
   }
-  Record(metrics.get(), status.code(), call.start);
-  LogFailure(call.peer, request, status);
-  done(status);
+  auto refuse = [this, &request, metrics = std::move(metrics), start = call.start,
+                 peer = std::move(call.peer), status, done = std::move(done)]() mutable {
+    Record(metrics.get(), status.code(), start);
+    LogFailure(peer, request, status);
+    done(status);
+  };
+  if (status.code() == absl::StatusCode::kUnavailable && shutting_down()) {
+    absl::MutexLock lock(&refusals_mu_);
+    if (!refusals_released_) {
+      held_refusals_.push_back(std::move(refuse));
+      return;
+    }
+  }
+  refuse();
+}
+
+void InferenceService::ReleaseRefusals() {
+  std::vector<absl::AnyInvocable<void()>> held;
+  {
+    absl::MutexLock lock(&refusals_mu_);
+    refusals_released_ = true;
+    held.swap(held_refusals_);
+  }
+  for (absl::AnyInvocable<void()>& refuse : held) refuse();
 }
 
 absl::Status InferenceService::SubmitInfer(const ServedModel& model,

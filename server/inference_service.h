@@ -27,9 +27,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpc_service.grpc.pb.h"
 #include "server/auth.h"
@@ -71,11 +73,17 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   InferenceService(std::shared_ptr<const ModelRegistry> registry, InferenceServiceOptions options);
 
   // From now on ServerReady and ModelReady answer false and ModelInfer
-  // answers UNAVAILABLE; requests already submitted still complete.
-  // Open ModelStreamInfer streams end UNAVAILABLE once their answers in
-  // flight are written.
+  // refuses with UNAVAILABLE; requests already submitted still complete.
+  // The refusals are held until ReleaseRefusals: a client waiting for one
+  // sends nothing, so nothing of it reaches gRPC's Shutdown, which cancels
+  // (CANCELLED, not retried) a call that arrives after it began and before
+  // its GOAWAY reached the client. Open ModelStreamInfer streams end
+  // UNAVAILABLE once their answers in flight are written.
   void StartShutdown();
   bool shutting_down() const { return shutting_down_.load(); }
+  // Answers the held refusals, and any later one at once. Call after gRPC's
+  // Shutdown has begun (it waits for the held calls). Idempotent.
+  void ReleaseRefusals();
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
                                        const inference::ServerLiveRequest* request,
@@ -142,6 +150,9 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   const InferenceServiceOptions options_;
   std::atomic<bool> shutting_down_{false};
   OpenStreams open_streams_;
+  absl::Mutex refusals_mu_;
+  bool refusals_released_ ABSL_GUARDED_BY(refusals_mu_) = false;
+  std::vector<absl::AnyInvocable<void()>> held_refusals_ ABSL_GUARDED_BY(refusals_mu_);
 };
 
 }  // namespace sepconv

@@ -455,14 +455,21 @@ TEST_F(InferenceServiceTest, ShutdownTurnsReadinessOffRefusesNewWorkAndFinishesQ
             grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   EXPECT_EQ(Health(server_.channel().get(), "sepconv", &code),
             grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  // The refusal is held until gRPC's Shutdown has begun (after the drain),
+  // so its client cannot race the GOAWAY.
   inference::ModelInferResponse refused;
-  grpc::Status status =
-      Infer(MakeInferRequest("sepconv", dims, RandomTensor(Elements(dims), 21), true), &refused);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  grpc::Status status;
+  std::thread refused_client([&] {
+    status =
+        Infer(MakeInferRequest("sepconv", dims, RandomTensor(Elements(dims), 21), true), &refused);
+  });
+  absl::SleepFor(absl::Milliseconds(200));
   EXPECT_FALSE(queued_done.HasBeenNotified());
 
   gated->Release();
   shutdown.join();
+  refused_client.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   ASSERT_TRUE(queued_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_TRUE(queued_status.ok()) << queued_status.error_message();
   EXPECT_EQ(OutputFloats(queued_response), std::vector<float>(64 * 4 * 4, 1.0f));
