@@ -194,8 +194,10 @@ TEST(ShutdownTest, SigtermWhileSixteenClientsSendAnswersAcceptedAndRefusesLater)
 
 TEST(ShutdownTest, RequestsQueuedAtSigtermAreComputedNotDropped) {
   // A long batching delay keeps every client's first request queued when
-  // the signal arrives; the drain must compute them all.
-  ServerProcess server({"--max_batch_size=64", "--max_queue_delay_us=10000000"});
+  // the signal arrives (a fixed delay: the adaptive one starts lone requests
+  // at once); the drain must compute them all.
+  ServerProcess server(
+      {"--max_batch_size=64", "--max_queue_delay_us=10000000", "--adaptive_queue_delay=false"});
   ASSERT_GT(server.port(), 0) << server.log();
   std::vector<Outcome> first(kClients);
   std::vector<Outcome> later(kClients);
@@ -213,8 +215,8 @@ TEST(ShutdownTest, RequestsQueuedAtSigtermAreComputedNotDropped) {
   EXPECT_EQ(server.WaitForExit(absl::Seconds(30)), 0) << server.log();
   for (int c = 0; c < kClients; ++c) {
     EXPECT_EQ(first[c].ok_correct, 1) << "client " << c;
-    EXPECT_EQ(later[c].unavailable, 1) << "client " << c << ": "
-                                       << (later[c].other.empty() ? "OK" : later[c].other.front());
+    EXPECT_EQ(later[c].unavailable, 1)
+        << "client " << c << ": " << (later[c].other.empty() ? "OK" : later[c].other.front());
   }
 }
 
