@@ -36,6 +36,7 @@
 #include "grpc_service.grpc.pb.h"
 #include "server/auth.h"
 #include "server/model_registry.h"
+#include "server/repository_control.h"
 #include "server/request_limits.h"
 #include "server/request_log.h"
 #include "server/stream_infer.h"
@@ -56,6 +57,10 @@ struct InferenceServiceOptions {
   // ModelStreamInfer: requests one stream may have in the server at once
   // (read and not yet answered); the flow-control bound (stream_infer.h).
   int stream_max_in_flight = 16;
+  // Triton's repository extension (RepositoryIndex, RepositoryModelLoad /
+  // Unload); null: no repository, the index comes from the registry and
+  // load / unload answer UNAVAILABLE(kModelControlDisabled).
+  std::shared_ptr<RepositoryControl> control;
 };
 
 // What the inference path needs from the transport carrying one request.
@@ -120,6 +125,22 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* context,
                                             const inference::ModelStatisticsRequest* request,
                                             inference::ModelStatisticsResponse* response) override;
+
+  // Repository control (server/repository_rpcs.cc; auth as above).
+  // RepositoryIndex: the control's index (ready=true: READY rows only).
+  // RepositoryModelLoad / Unload: RepositoryControl::Load / Unload, run on
+  // the calling gRPC thread (rare control calls; unload waits for the
+  // model's queue to drain); load `parameters` (config or file overrides)
+  // are INVALID_ARGUMENT.
+  grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* context,
+                                            const inference::RepositoryIndexRequest* request,
+                                            inference::RepositoryIndexResponse* response) override;
+  grpc::ServerUnaryReactor* RepositoryModelLoad(
+      grpc::CallbackServerContext* context, const inference::RepositoryModelLoadRequest* request,
+      inference::RepositoryModelLoadResponse* response) override;
+  grpc::ServerUnaryReactor* RepositoryModelUnload(
+      grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
+      inference::RepositoryModelUnloadResponse* response) override;
 
   // OK when auth is off or the call carries a valid token.
   absl::Status Authenticate(const grpc::CallbackServerContext& context) const;

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "server/auth.h"
 #include "server/cpu_budget.h"
@@ -61,7 +62,12 @@ ABSL_FLAG(std::string, model_repository, "",
           "DIR/<model>/<version>/model.onnx); empty serves the built-in model 'sepconv'.");
 ABSL_FLAG(std::string, model_control_mode, "none",
           "'none': load the repository once at startup; 'poll': rescan it every "
-          "--repository_poll_secs and load, reload or unload what changed.");
+          "--repository_poll_secs and load, reload or unload what changed; 'explicit': load "
+          "only --load_model models, then what RepositoryModelLoad/Unload (sepconv-client "
+          "load/unload) ask for.");
+ABSL_FLAG(std::vector<std::string>, load_model, {},
+          "explicit mode: a model to load at startup ('*': all); repeatable, or "
+          "comma-separated.");
 ABSL_FLAG(int, repository_poll_secs, 15, "Seconds between repository scans in poll mode.");
 
 // Security and limits.
@@ -139,6 +145,25 @@ int WaitForSignal() {
     char byte = 0;
     if (read(signal_pipe[0], &byte, 1) == 1) return byte;
   }
+}
+
+// Every --load_model on the command line: Abseil keeps only a flag's last
+// occurrence, while --load_model repeats (as Triton's --load-model does).
+std::vector<std::string> LoadModelArgs(int argc, char** argv) {
+  std::vector<std::string> names;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if ((arg == "--load_model" || arg == "-load_model") && i + 1 < argc) {
+      arg = argv[++i];
+    } else if (!absl::ConsumePrefix(&arg, "--load_model=") &&
+               !absl::ConsumePrefix(&arg, "-load_model=")) {
+      continue;
+    }
+    for (absl::string_view name : absl::StrSplit(arg, ',', absl::SkipEmpty())) {
+      names.emplace_back(name);
+    }
+  }
+  return names;
 }
 
 absl::StatusOr<ServerOptions> OptionsFromFlags() {
@@ -244,7 +269,7 @@ void ReloadTokens(const ServerOptions& options) {
   }
 }
 
-int Run() {
+int Run(const std::vector<std::string>& load_models) {
   absl::StatusOr<ServerOptions> options = OptionsFromFlags();
   if (options.ok()) {
     if (absl::Status s = AddSecurityOptions(&*options); !s.ok()) options = s;
@@ -261,16 +286,26 @@ int Run() {
   auto registry = std::make_shared<ModelRegistry>();
   const std::string repository = absl::GetFlag(FLAGS_model_repository);
   const std::string mode = absl::GetFlag(FLAGS_model_control_mode);
-  if (mode != "none" && mode != "poll") {
-    std::fprintf(stderr, "sepconv-server: --model_control_mode='%s': expected none or poll\n",
+  if (mode != "none" && mode != "poll" && mode != "explicit") {
+    std::fprintf(stderr,
+                 "sepconv-server: --model_control_mode='%s': expected none, poll or explicit\n",
                  mode.c_str());
+    return 2;
+  }
+  if (mode == "explicit" && repository.empty()) {
+    std::fprintf(stderr,
+                 "sepconv-server: --model_control_mode=explicit needs --model_repository\n");
+    return 2;
+  }
+  if (mode != "explicit" && !load_models.empty()) {
+    std::fprintf(stderr, "sepconv-server: --load_model needs --model_control_mode=explicit\n");
     return 2;
   }
   if (mode == "poll" && absl::GetFlag(FLAGS_repository_poll_secs) < 1) {
     std::fprintf(stderr, "sepconv-server: --repository_poll_secs must be >= 1\n");
     return 2;
   }
-  std::unique_ptr<RepositorySync> sync;
+  std::shared_ptr<RepositorySync> sync;
   if (repository.empty()) {
     if (absl::Status s = AddDefaultModel(*options, metrics.get(), registry.get()); !s.ok()) {
       std::fprintf(stderr, "sepconv-server: default model: %s\n", s.ToString().c_str());
@@ -281,13 +316,17 @@ int Run() {
                                         ? absl::Seconds(absl::GetFlag(FLAGS_repository_poll_secs))
                                         : absl::ZeroDuration();
     absl::StatusOr<std::unique_ptr<RepositorySync>> started =
-        RepositorySync::Start(repository, *options, metrics.get(), registry, interval);
+        mode == "explicit"
+            ? RepositorySync::StartExplicit(repository, *options, metrics.get(), registry,
+                                            load_models)
+            : RepositorySync::Start(repository, *options, metrics.get(), registry, interval);
     if (!started.ok()) {
       std::fprintf(stderr, "sepconv-server: --model_repository: %s\n",
                    started.status().ToString().c_str());
       return 1;
     }
     sync = *std::move(started);
+    options->service.control = sync;  // RepositoryIndex, RepositoryModelLoad/Unload
   }
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(*options, registry, metrics.get());
   if (!server.ok()) {
@@ -329,5 +368,5 @@ int main(int argc, char** argv) {
       "With no --model_repository it serves the built-in model 'sepconv' "
       "(32 -> 64 channels, 3x3, stride 1).");
   absl::ParseCommandLine(argc, argv);
-  return sepconv::Run();
+  return sepconv::Run(sepconv::LoadModelArgs(argc, argv));
 }

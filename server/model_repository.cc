@@ -223,6 +223,20 @@ ModelConfig DefaultModelConfig(const SchedulerOptions& defaults) {
   return config;
 }
 
+absl::StatusOr<std::vector<std::string>> ListModelFolders(const std::string& root) {
+  std::vector<std::string> names;
+  absl::Status listed = ListFolder(fs::path(root), [&](const fs::directory_entry& entry) {
+    std::error_code ec;
+    const std::string name = entry.path().filename().string();
+    if (!name.empty() && name[0] != '.' && entry.is_directory(ec)) names.push_back(name);
+  });
+  if (!listed.ok()) {
+    return absl::Status(listed.code(), absl::StrCat("model repository: ", listed.message()));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 ModelRepository::ModelRepository(RepositoryOptions options) : options_(std::move(options)) {}
 
 absl::StatusOr<RepositoryDiff> ModelRepository::Poll() {
@@ -237,21 +251,42 @@ absl::StatusOr<RepositoryDiff> ModelRepository::Poll() {
   }
 }
 
-absl::StatusOr<RepositoryDiff> ModelRepository::Scan() {
-  const fs::path root(options_.root);
-  std::vector<std::string> names;
-  absl::Status listed = ListFolder(root, [&](const fs::directory_entry& entry) {
-    std::error_code ec;
-    const std::string name = entry.path().filename().string();
-    if (!name.empty() && name[0] != '.' && entry.is_directory(ec)) names.push_back(name);
-  });
-  if (!listed.ok()) {
-    return absl::Status(listed.code(), absl::StrCat("model repository: ", listed.message()));
+absl::StatusOr<RepositoryDiff> ModelRepository::PollModel(const std::string& name) {
+  std::error_code ec;
+  if (name.empty() || name[0] == '.' || name.find('/') != std::string::npos ||
+      !fs::is_directory(fs::path(options_.root) / name, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("no model '", name, "' in the model repository '", options_.root, "'"));
   }
-  std::sort(names.begin(), names.end());
+  try {
+    return ScanModels({name}, /*whole_repository=*/false);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("scan of model '", name, "' failed: ", e.what()));
+  }
+}
 
+void ModelRepository::Forget(const std::string& name) {
+  for (auto it = known_.lower_bound({name, 0}); it != known_.end() && it->first.first == name;) {
+    it = known_.erase(it);
+  }
+}
+
+absl::StatusOr<RepositoryDiff> ModelRepository::Scan() {
+  absl::StatusOr<std::vector<std::string>> names = ListModelFolders(options_.root);
+  if (!names.ok()) return names.status();
+  return ScanModels(*names, /*whole_repository=*/true);
+}
+
+absl::StatusOr<RepositoryDiff> ModelRepository::ScanModels(const std::vector<std::string>& names,
+                                                           bool whole_repository) {
+  const fs::path root(options_.root);
   RepositoryDiff diff;
   std::map<Key, Known> now;
+  if (!whole_repository) {
+    for (const auto& [key, known] : known_) {
+      if (std::find(names.begin(), names.end(), key.first) == names.end()) now[key] = known;
+    }
+  }
   auto report = [&](Key key, const std::string& fingerprint, auto load) {
     auto old = known_.find(key);
     if (old == known_.end()) {

@@ -74,6 +74,11 @@ struct RepositoryDiff {
 SchedulerOptions SchedulerOptionsFromConfig(const ModelConfig& config,
                                             const SchedulerOptions& defaults);
 
+// The model folders of the repository at `root` (names not starting with
+// '.'), sorted. NOT_FOUND / PERMISSION_DENIED / UNAVAILABLE when `root`
+// cannot be listed.
+absl::StatusOr<std::vector<std::string>> ListModelFolders(const std::string& root);
+
 // The config a model without config.pbtxt gets: batching as `defaults` say.
 ModelConfig DefaultModelConfig(const SchedulerOptions& defaults);
 
@@ -89,6 +94,12 @@ class ModelRepository {
   // vanishes or cannot be read mid-scan is a model-level failure (version 0),
   // so the versions it had stay loaded until a later Poll no longer lists it.
   absl::StatusOr<RepositoryDiff> Poll();
+  // The same for the one model `name` (explicit model control): the other
+  // models' state is left as it is. NOT_FOUND when ROOT has no folder `name`.
+  absl::StatusOr<RepositoryDiff> PollModel(const std::string& name);
+  // Forgets what was loaded for `name`, so that the next Poll or PollModel
+  // reports it as added (after an unload, or to retry a failed load).
+  void Forget(const std::string& name);
 
   const RepositoryOptions& options() const { return options_; }
 
@@ -99,6 +110,10 @@ class ModelRepository {
   using Key = std::pair<std::string, int64_t>;
 
   absl::StatusOr<RepositoryDiff> Scan();
+  // Scans `names`; with `whole_repository`, known models not among them
+  // count as removed, otherwise they are kept as they were.
+  absl::StatusOr<RepositoryDiff> ScanModels(const std::vector<std::string>& names,
+                                            bool whole_repository);
 
   RepositoryOptions options_;
   std::map<Key, Known> known_;

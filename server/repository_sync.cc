@@ -95,7 +95,8 @@ absl::Status ApplyRepositoryDiff(const RepositoryDiff& diff, const ServerOptions
 
 RepositorySync::RepositorySync(const std::string& root, const ServerOptions& options,
                                Metrics* metrics, std::shared_ptr<ModelRegistry> registry)
-    : options_(options),
+    : root_(root),
+      options_(options),
       metrics_(metrics),
       registry_(std::move(registry)),
       repository_(RepositoryOptions{root, options.ModelSchedulerOptions(), {}}) {}
@@ -111,6 +112,74 @@ absl::StatusOr<std::unique_ptr<RepositorySync>> RepositorySync::Start(
     sync->thread_ = std::thread([s = sync.get(), poll_interval] { s->Loop(poll_interval); });
   }
   return sync;
+}
+
+absl::StatusOr<std::unique_ptr<RepositorySync>> RepositorySync::StartExplicit(
+    const std::string& root, const ServerOptions& options, Metrics* metrics,
+    std::shared_ptr<ModelRegistry> registry, const std::vector<std::string>& load_models) {
+  std::unique_ptr<RepositorySync> sync(
+      new RepositorySync(root, options, metrics, std::move(registry)));
+  sync->explicit_ = true;
+  if (absl::StatusOr<std::vector<std::string>> names = ListModelFolders(root); !names.ok()) {
+    return names.status();
+  }
+  for (const std::string& name : load_models) {
+    const absl::Status status = name == "*" ? sync->PollOnce() : sync->Load(name);
+    if (absl::IsNotFound(status) && name != "*") return status;
+  }
+  return sync;
+}
+
+std::vector<ModelIndexEntry> RepositorySync::Index() const {
+  std::vector<ModelIndexEntry> index = IndexFromRegistry(*registry_);
+  absl::StatusOr<std::vector<std::string>> folders = ListModelFolders(root_);
+  if (!folders.ok()) return index;
+  for (const std::string& name : *folders) {
+    if (!registry_->Versions(name).ok()) index.push_back({name, "", "UNAVAILABLE", "unloaded"});
+  }
+  std::sort(index.begin(), index.end(), [](const ModelIndexEntry& a, const ModelIndexEntry& b) {
+    return a.name != b.name ? a.name < b.name : a.version < b.version;
+  });
+  return index;
+}
+
+absl::Status RepositorySync::Load(const std::string& name) {
+  if (!explicit_) return absl::UnavailableError(kModelControlDisabled);
+  absl::MutexLock lock(&poll_mu_);
+  // Not serving (never loaded, unloaded or failed): load from scratch, so
+  // that unchanged files are loaded (or fail) again.
+  if (!registry_->IsReady(name, "")) repository_.Forget(name);
+  absl::StatusOr<RepositoryDiff> diff = repository_.PollModel(name);
+  if (!diff.ok()) return diff.status();
+  absl::Status status = ApplyRepositoryDiff(*diff, options_, metrics_, registry_.get());
+  if (!status.ok()) return status;
+  if (registry_->IsReady(name, "")) return absl::OkStatus();
+  absl::StatusOr<std::shared_ptr<ServedModel>> found = registry_->Find(name, "");
+  return found.ok() ? absl::UnavailableError(absl::StrCat("model '", name, "' is not ready"))
+                    : found.status();
+}
+
+absl::Status RepositorySync::Unload(const std::string& name) {
+  if (!explicit_) return absl::UnavailableError(kModelControlDisabled);
+  absl::MutexLock lock(&poll_mu_);
+  absl::StatusOr<std::vector<VersionStatus>> versions = registry_->Versions(name);
+  if (!versions.ok()) {
+    absl::StatusOr<std::vector<std::string>> folders = ListModelFolders(root_);
+    if (folders.ok() && std::find(folders->begin(), folders->end(), name) == folders->end()) {
+      return absl::NotFoundError(
+          absl::StrCat("no model '", name, "' in the model repository '", root_, "'"));
+    }
+    return absl::OkStatus();  // known, not loaded
+  }
+  // Out of the registry first (new requests: NOT_FOUND), then drain each.
+  std::vector<std::shared_ptr<ServedModel>> removed;
+  for (const VersionStatus& version : *versions) {
+    removed.push_back(registry_->Remove(name, version.version));
+  }
+  for (std::shared_ptr<ServedModel>& model : removed) Retire(std::move(model), options_);
+  repository_.Forget(name);
+  std::fprintf(stderr, "sepconv-server: unloaded model '%s'\n", name.c_str());
+  return absl::OkStatus();
 }
 
 RepositorySync::~RepositorySync() { Stop(); }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -18,6 +19,7 @@
 #include "server/metrics.h"
 #include "server/model_registry.h"
 #include "server/model_repository.h"
+#include "server/repository_control.h"
 #include "server/server.h"
 
 namespace sepconv {
@@ -29,14 +31,29 @@ namespace sepconv {
 absl::Status ApplyRepositoryDiff(const RepositoryDiff& diff, const ServerOptions& options,
                                  Metrics* metrics, ModelRegistry* registry);
 
-class RepositorySync {
+// Model control modes (Triton's): none loads everything once; poll also
+// rescans periodically; explicit loads only what is named, at start-up and
+// through Load / Unload (the RepositoryControl RPCs). Load and Unload answer
+// UNAVAILABLE(kModelControlDisabled) outside explicit mode.
+class RepositorySync : public RepositoryControl {
  public:
   // Polls once (NOT_FOUND etc. when the root cannot be listed); with a
   // positive `poll_interval`, keeps polling in the background.
   static absl::StatusOr<std::unique_ptr<RepositorySync>> Start(
       const std::string& root, const ServerOptions& options, Metrics* metrics,
       std::shared_ptr<ModelRegistry> registry, absl::Duration poll_interval);
-  ~RepositorySync();
+  // Explicit mode: loads only `load_models` ("*" = every model). A name with
+  // no folder is NOT_FOUND; a model that fails to load is listed as not
+  // ready with its reason (as in mode none) and the start goes on.
+  static absl::StatusOr<std::unique_ptr<RepositorySync>> StartExplicit(
+      const std::string& root, const ServerOptions& options, Metrics* metrics,
+      std::shared_ptr<ModelRegistry> registry, const std::vector<std::string>& load_models);
+  ~RepositorySync() override;
+
+  // RepositoryControl (see repository_control.h).
+  std::vector<ModelIndexEntry> Index() const override;
+  absl::Status Load(const std::string& name) override;
+  absl::Status Unload(const std::string& name) override;
 
   // Stops polling (waits for a poll in progress). Idempotent.
   void Stop();
@@ -48,6 +65,8 @@ class RepositorySync {
                  std::shared_ptr<ModelRegistry> registry);
   void Loop(absl::Duration interval);
 
+  const std::string root_;
+  bool explicit_ = false;  // set before the sync is shared
   const ServerOptions options_;
   Metrics* const metrics_;
   const std::shared_ptr<ModelRegistry> registry_;
