@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/text_format.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "grpc_service.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -451,6 +452,75 @@ class GrpcClient : public Client {
         });
   }
 
+  absl::StatusOr<std::string> ModelConfigText(const std::string& model,
+                                              const std::string& version) override {
+    inference::ModelConfigRequest request;
+    request.set_name(model);
+    request.set_version(version);
+    return Unary<inference::ModelConfigRequest, inference::ModelConfigResponse>(
+        &inference::GRPCInferenceService::Stub::ModelConfig, request,
+        [](const inference::ModelConfigResponse& r) {
+          std::string text;
+          google::protobuf::TextFormat::PrintToString(r.config(), &text);
+          return text;
+        });
+  }
+
+  absl::StatusOr<std::vector<ModelStats>> ModelStatistics(const std::string& model,
+                                                          const std::string& version) override {
+    inference::ModelStatisticsRequest request;
+    request.set_name(model);
+    request.set_version(version);
+    return Unary<inference::ModelStatisticsRequest, inference::ModelStatisticsResponse>(
+        &inference::GRPCInferenceService::Stub::ModelStatistics, request,
+        [](const inference::ModelStatisticsResponse& r) {
+          auto duration = [](const inference::StatisticDuration& d) {
+            return DurationStat{d.count(), d.ns()};
+          };
+          std::vector<ModelStats> out;
+          for (const inference::ModelStatistics& s : r.model_stats()) {
+            const inference::InferStatistics& i = s.inference_stats();
+            out.push_back({s.name(), s.version(), s.last_inference(), s.inference_count(),
+                           s.execution_count(), duration(i.success()), duration(i.fail()),
+                           duration(i.queue()), duration(i.compute_input()),
+                           duration(i.compute_infer()), duration(i.compute_output())});
+          }
+          return out;
+        });
+  }
+
+  absl::StatusOr<std::vector<IndexEntry>> RepositoryIndex(bool ready_only) override {
+    inference::RepositoryIndexRequest request;
+    request.set_ready(ready_only);
+    return Unary<inference::RepositoryIndexRequest, inference::RepositoryIndexResponse>(
+        &inference::GRPCInferenceService::Stub::RepositoryIndex, request,
+        [](const inference::RepositoryIndexResponse& r) {
+          std::vector<IndexEntry> out;
+          for (const auto& m : r.models()) {
+            out.push_back({m.name(), m.version(), m.state(), m.reason()});
+          }
+          return out;
+        });
+  }
+
+  absl::Status LoadModel(const std::string& model, absl::Duration deadline) override {
+    inference::RepositoryModelLoadRequest request;
+    request.set_model_name(model);
+    return Unary<inference::RepositoryModelLoadRequest, inference::RepositoryModelLoadResponse>(
+               &inference::GRPCInferenceService::Stub::RepositoryModelLoad, request,
+               [](const inference::RepositoryModelLoadResponse&) { return true; }, deadline)
+        .status();
+  }
+
+  absl::Status UnloadModel(const std::string& model, absl::Duration deadline) override {
+    inference::RepositoryModelUnloadRequest request;
+    request.set_model_name(model);
+    return Unary<inference::RepositoryModelUnloadRequest, inference::RepositoryModelUnloadResponse>(
+               &inference::GRPCInferenceService::Stub::RepositoryModelUnload, request,
+               [](const inference::RepositoryModelUnloadResponse&) { return true; }, deadline)
+        .status();
+  }
+
   absl::StatusOr<Tensor> Infer(const std::string& model, const std::string& version,
                                const Tensor& input, const InferOptions& options) override {
     absl::StatusOr<inference::ModelInferRequest> request =
@@ -542,10 +612,11 @@ class GrpcClient : public Client {
   }
 
   template <typename Request, typename Response, typename Method, typename Convert>
-  auto Unary(Method method, const Request& request, Convert convert)
+  auto Unary(Method method, const Request& request, Convert convert,
+             absl::Duration deadline = absl::ZeroDuration())
       -> absl::StatusOr<decltype(convert(std::declval<Response>()))> {
     grpc::ClientContext context;
-    SetUp(&context, absl::ZeroDuration());
+    SetUp(&context, deadline);
     Response response;
     absl::Status status = FromGrpc(((*inference_).*method)(&context, request, &response));
     if (!status.ok()) return status;

@@ -107,6 +107,30 @@ struct ServerInfo {
   std::vector<std::string> extensions;
 };
 
+// Triton's statistics extension: a cumulative count and duration.
+struct DurationStat {
+  uint64_t count = 0;
+  uint64_t ns = 0;
+};
+
+// One model version's cumulative statistics (Triton's ModelStatistics).
+struct ModelStats {
+  std::string name;
+  std::string version;
+  uint64_t last_inference_ms = 0;  // since the epoch; 0 = never
+  uint64_t inference_count = 0;    // samples
+  uint64_t execution_count = 0;    // engine executions (batches)
+  DurationStat success, fail, queue, compute_input, compute_infer, compute_output;
+};
+
+// One row of Triton's repository index.
+struct IndexEntry {
+  std::string name;
+  std::string version;  // empty for a model that is not loaded
+  std::string state;    // "READY", "UNAVAILABLE", ...
+  std::string reason;
+};
+
 // A ModelInfer request serialised once, to be sent many times without
 // re-encoding (what a load generator needs). Immutable; thread-safe to share.
 class PreparedRequest {
@@ -169,6 +193,24 @@ class Client {
   virtual absl::StatusOr<ModelInfo> ModelMetadata(const std::string& model,
                                                   const std::string& version) = 0;
   virtual absl::StatusOr<bool> ModelReady(const std::string& model, const std::string& version) = 0;
+
+  // Triton's extensions. The effective configuration of `model` (empty
+  // version: the one the server picks) in protobuf text format, as a
+  // config.pbtxt would hold it.
+  virtual absl::StatusOr<std::string> ModelConfigText(const std::string& model,
+                                                      const std::string& version) = 0;
+  // Statistics per model version; empty model = every model, empty version
+  // = every version.
+  virtual absl::StatusOr<std::vector<ModelStats>> ModelStatistics(const std::string& model,
+                                                                  const std::string& version) = 0;
+  // The repository's models (only those ready for inference with
+  // `ready_only`).
+  virtual absl::StatusOr<std::vector<IndexEntry>> RepositoryIndex(bool ready_only) = 0;
+  // Loads (or reloads) / unloads `model`; the server must run with
+  // --model_control_mode=explicit (else UNAVAILABLE, as Triton answers).
+  // Returns when the server has done it; `deadline` zero = the default.
+  virtual absl::Status LoadModel(const std::string& model, absl::Duration deadline) = 0;
+  virtual absl::Status UnloadModel(const std::string& model, absl::Duration deadline) = 0;
 
   // Runs `input` (FP32, input named "input") through `model`; returns the
   // first output. The response's form (raw or typed) follows the request's;

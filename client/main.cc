@@ -1,6 +1,7 @@
 // sepconv-client: health, metadata, infer and bench against a KServe v2 gRPC
-// server. Exit status: 0 success, 1 failure (the server said no, or could not
-// be reached), 2 bad usage. Every failure prints one line on stderr.
+// server, and Triton's config, stats, index, load and unload. Exit status: 0 success, 1 failure
+// (the server said no, or could not be reached), 2 bad usage. Every failure prints one line on
+// stderr.
 
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -72,6 +74,7 @@ ABSL_FLAG(int64_t, drain_timeout_ms, 0,
 ABSL_FLAG(std::string, metrics_url, "",
           "bench: server's Prometheus endpoint for the queue/compute split, "
           "e.g. http://localhost:8002/metrics");
+ABSL_FLAG(bool, ready, false, "index: list only the models ready for inference");
 ABSL_FLAG(std::string, csv, "", "bench: write CSV here ('-' for stdout)");
 ABSL_FLAG(std::string, json, "", "bench: write JSON here ('-' for stdout)");
 ABSL_FLAG(std::string, plot, "", "bench: write a latency-vs-throughput PNG here (needs gnuplot)");
@@ -107,6 +110,17 @@ const std::vector<Command>& Commands() {
         "window_ms", "max_windows",      "stability_pct", "channels", "max_in_flight",
         "streaming", "drain_timeout_ms", "metrics_url",   "csv",      "json",
         "plot"}},
+      {"config",
+       "print the model's effective configuration (config.pbtxt text format)",
+       {"model", "model_version"}},
+      {"stats",
+       "print cumulative statistics per model version (all models unless --model)",
+       {"model", "model_version"}},
+      {"index", "list the repository's models, their versions and states", {"ready"}},
+      {"load", "load or reload --model from the repository (server in explicit mode)", {"model"}},
+      {"unload",
+       "unload --model after its queued requests finish (server in explicit mode)",
+       {"model"}},
   };
   return *commands;
 }
@@ -240,6 +254,67 @@ int Metadata(Client& client) {
   absl::StatusOr<bool> ready = client.ModelReady(model, version);
   if (!ready.ok()) return Fail("metadata", ready.status());
   std::cout << "ready: " << (*ready ? "true" : "false") << "\n";
+  return kOk;
+}
+
+int Config(Client& client) {
+  absl::StatusOr<std::string> config =
+      client.ModelConfigText(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_model_version));
+  if (!config.ok()) return Fail("config", config.status());
+  std::cout << *config;
+  return kOk;
+}
+
+// "count / mean us" of a cumulative duration.
+std::string Mean(const DurationStat& d) {
+  if (d.count == 0) return "0";
+  return absl::StrFormat("%d / %.1f us", d.count, static_cast<double>(d.ns) / d.count / 1e3);
+}
+
+// Whether --model was on the command line (stats: otherwise every model).
+bool model_given = false;
+
+int Stats(Client& client) {
+  const std::string model = model_given ? absl::GetFlag(FLAGS_model) : "";
+  absl::StatusOr<std::vector<ModelStats>> stats =
+      client.ModelStatistics(model, absl::GetFlag(FLAGS_model_version));
+  if (!stats.ok()) return Fail("stats", stats.status());
+  for (const ModelStats& s : *stats) {
+    std::cout << "model: " << s.name << " version " << s.version << "\n"
+              << "  inference_count: " << s.inference_count << "\n"
+              << "  execution_count: " << s.execution_count << "\n"
+              << "  last_inference: "
+              << (s.last_inference_ms == 0
+                      ? std::string("never")
+                      : absl::FormatTime(
+                            absl::FromUnixMillis(static_cast<int64_t>(s.last_inference_ms)),
+                            absl::UTCTimeZone()))
+              << "\n"
+              << "  success (count / mean): " << Mean(s.success) << "\n"
+              << "  fail: " << Mean(s.fail) << "\n"
+              << "  queue: " << Mean(s.queue) << "\n"
+              << "  compute_infer (per execution): " << Mean(s.compute_infer) << "\n";
+  }
+  return kOk;
+}
+
+int Index(Client& client) {
+  absl::StatusOr<std::vector<IndexEntry>> index =
+      client.RepositoryIndex(absl::GetFlag(FLAGS_ready));
+  if (!index.ok()) return Fail("index", index.status());
+  for (const IndexEntry& e : *index) {
+    std::cout << absl::StrFormat("%-20s %-8s %-12s %s\n", e.name,
+                                 e.version.empty() ? "-" : e.version, e.state, e.reason);
+  }
+  return kOk;
+}
+
+int LoadOrUnload(Client& client, const std::string& command) {
+  const std::string model = absl::GetFlag(FLAGS_model);
+  const absl::Status status = command == "load" ? client.LoadModel(model, absl::ZeroDuration())
+                                                : client.UnloadModel(model, absl::ZeroDuration());
+  if (!status.ok()) return Fail(command, status);
+  std::cout << command << "ed " << model << "\n";
   return kOk;
 }
 
@@ -437,6 +512,9 @@ int Main(int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h" || arg == "-help" || arg == "help") {
       help = true;
+    } else if (absl::StartsWith(arg, "--model=") || absl::StartsWith(arg, "-model=") ||
+               arg == "--model" || arg == "-model") {
+      model_given = true;
     } else if (arg[0] != '-' && command.empty()) {
       command = arg;
     }
@@ -465,6 +543,10 @@ int Main(int argc, char** argv) {
   if (!client.ok()) return Fail(command, client.status());
   if (command == "health") return Health(**client);
   if (command == "metadata") return Metadata(**client);
+  if (command == "config") return Config(**client);
+  if (command == "stats") return Stats(**client);
+  if (command == "index") return Index(**client);
+  if (command == "load" || command == "unload") return LoadOrUnload(**client, command);
   return Infer(**client);
 }
 
