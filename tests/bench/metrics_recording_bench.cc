@@ -35,10 +35,10 @@ Metrics& SharedMetrics() {
 }
 
 ModelMetrics* SharedModel() {
-  static ModelMetrics* model =
-      new std::shared_ptr<ModelMetrics>(SharedMetrics().ForModel({"sepconv", "1", 1, 32, 64}))
-          ->get();
-  return model;
+  // Held for the process's lifetime: releasing the handle removes the series.
+  static auto* model =
+      new std::shared_ptr<ModelMetrics>(SharedMetrics().ForModel({"sepconv", "1", 1, 32, 64}));
+  return model->get();
 }
 
 void BM_RecordRequest(benchmark::State& state) {
