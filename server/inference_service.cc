@@ -1,6 +1,9 @@
 #include "server/inference_service.h"
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <memory>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -23,6 +26,32 @@ constexpr char kPlatform[] = "sepconv_onednn";
 absl::Status ShuttingDownError() {
   return absl::UnavailableError("server is shutting down; not accepting new requests");
 }
+
+// ModelInfer's reactor: turns the client's cancel into the request's
+// Cancellation event. Frees itself when the call is done.
+class InferReactor final : public grpc::ServerUnaryReactor {
+ public:
+  const std::shared_ptr<Cancellation>& cancellation() const { return cancellation_; }
+  void OnCancel() override { cancellation_->Cancel(); }
+  void OnDone() override { delete this; }
+
+ private:
+  const std::shared_ptr<Cancellation> cancellation_ = std::make_shared<Cancellation>();
+};
+
+// Job ids for Scheduler::Cancel, unique in the process.
+uint64_t NextJobId() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Links one submitted job to its call's Cancellation: the hook registered
+// after Submit, unregistered when the job is done, whichever comes first.
+struct CancelLink {
+  absl::Mutex mu;
+  uint64_t hook ABSL_GUARDED_BY(mu) = 0;
+  bool done ABSL_GUARDED_BY(mu) = false;
+};
 
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const absl::Status& status) {
@@ -140,11 +169,10 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   if (grpc_deadline != std::chrono::system_clock::time_point::max()) {
     call.deadline = absl::FromChrono(grpc_deadline);
   }
-  call.is_cancelled = [context] { return context->IsCancelled(); };
   call.peer = context->peer();
-  // DefaultReactor may be called only once per RPC; context and request
-  // live until Finish.
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // Context, request and response live until OnDone, which frees the reactor.
+  auto* reactor = new InferReactor();
+  call.cancellation = reactor->cancellation();
   Infer(*request, response, std::move(call),
         [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); });
   return reactor;
@@ -184,7 +212,7 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
       status = ShuttingDownError();
       break;
     }
-    status = SubmitInfer(**model, request, response, call, done);
+    status = SubmitInfer(*model, request, response, call, done);
     if (status.ok()) return;
     if (status.code() != absl::StatusCode::kUnavailable || shutting_down()) break;
     absl::StatusOr<std::shared_ptr<ServedModel>> again =
@@ -218,10 +246,11 @@ void InferenceService::ReleaseRefusals() {
   for (absl::AnyInvocable<void()>& refuse : held) refuse();
 }
 
-absl::Status InferenceService::SubmitInfer(const ServedModel& model,
+absl::Status InferenceService::SubmitInfer(const std::shared_ptr<ServedModel>& served,
                                            const inference::ModelInferRequest& request,
                                            inference::ModelInferResponse* response, InferCall& call,
                                            absl::AnyInvocable<void(absl::Status)>& done) {
+  const ServedModel& model = *served;
   absl::StatusOr<ValidatedInfer> validated = ValidateInferRequest(request, model.spec());
   if (!validated.ok()) return validated.status();
   if (absl::Status limited =
@@ -235,11 +264,12 @@ absl::Status InferenceService::SubmitInfer(const ServedModel& model,
 
   InputTensor input = InputFromRequest(request, *validated);
   auto job = std::make_unique<InferenceJob>();
+  const uint64_t id = NextJobId();
+  job->id = id;
   job->dims = validated->input_dims;
   job->input = input.data();
   job->output = *output;
   job->deadline = RequestDeadline(call, *validated);
-  job->is_cancelled = call.is_cancelled;
   // `done` moves into the job only when the scheduler takes it: a refused
   // submit leaves it with the caller (the retry or the failure report).
   // The job owns the metrics handle: the version may be unloaded before it
@@ -247,8 +277,19 @@ absl::Status InferenceService::SubmitInfer(const ServedModel& model,
   auto finish = std::make_shared<absl::AnyInvocable<void(absl::Status)>>();
   // The job outlives its done call, which reads the scheduler's timings.
   const InferenceJob* timed = job.get();
+  auto link = call.cancellation != nullptr ? std::make_shared<CancelLink>() : nullptr;
   job->done = [this, &request, peer = call.peer, metrics = model.metrics_handle(),
-               start = call.start, finish, timed, input = std::move(input)](absl::Status status) {
+               start = call.start, finish, timed, input = std::move(input),
+               cancellation = call.cancellation, link](absl::Status status) {
+    if (link != nullptr) {
+      uint64_t hook;
+      {
+        absl::MutexLock lock(&link->mu);
+        link->done = true;
+        hook = link->hook;
+      }
+      cancellation->Unregister(hook);
+    }
     Record(metrics.get(), status.code(), start);
     if (metrics != nullptr && status.ok()) {
       metrics->RequestOverhead(absl::Now() - start - timed->queue_time - timed->compute_time);
@@ -258,8 +299,26 @@ absl::Status InferenceService::SubmitInfer(const ServedModel& model,
   };
   *finish = std::move(done);
   absl::Status submitted = model.scheduler().Submit(std::move(job));
-  if (!submitted.ok()) done = std::move(*finish);
-  return submitted;
+  if (!submitted.ok()) {
+    done = std::move(*finish);
+    return submitted;
+  }
+  if (link != nullptr) {
+    // After Submit: a cancel that came earlier runs the hook at once, and it
+    // still finds the job. The hook keeps the model version only weakly.
+    const uint64_t hook =
+        call.cancellation->Register([weak = std::weak_ptr<ServedModel>(served), id] {
+          if (std::shared_ptr<ServedModel> alive = weak.lock()) alive->scheduler().Cancel(id);
+        });
+    bool done_already;
+    {
+      absl::MutexLock lock(&link->mu);
+      done_already = link->done;
+      if (!done_already) link->hook = hook;
+    }
+    if (done_already) call.cancellation->Unregister(hook);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace sepconv

@@ -35,6 +35,7 @@
 #include "absl/time/time.h"
 #include "grpc_service.grpc.pb.h"
 #include "server/auth.h"
+#include "server/cancellation.h"
 #include "server/model_registry.h"
 #include "server/repository_control.h"
 #include "server/request_limits.h"
@@ -68,8 +69,10 @@ struct InferCall {
   absl::Status auth;                             // Authenticate's result for the call
   absl::Time start;                              // when the request arrived
   absl::Time deadline = absl::InfiniteFuture();  // the transport's deadline
-  std::function<bool()> is_cancelled;            // may be empty
-  std::string peer;                              // for the failure log
+  // Fired when the client cancels; null means never. A request still queued
+  // when it fires ends CANCELLED without being computed.
+  std::shared_ptr<Cancellation> cancellation;
+  std::string peer;  // for the failure log
 };
 
 class InferenceService final : public inference::GRPCInferenceService::CallbackService {
@@ -152,15 +155,15 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   // outcome in the model version's metrics, writes failures to the request
   // log, fills `response` on OK, then calls `done` exactly once: inline when
   // the request fails before reaching the batcher, otherwise on a scheduler
-  // thread. `request` and `response` must stay alive until `done` runs;
-  // `call.is_cancelled` must stay callable until then.
+  // thread. `request` and `response` must stay alive until `done` runs.
   void Infer(const inference::ModelInferRequest& request, inference::ModelInferResponse* response,
              InferCall call, absl::AnyInvocable<void(absl::Status)> done);
 
  private:
   // Validates and submits one request to `model`; on OK the scheduler now
   // owns calling `done`.
-  absl::Status SubmitInfer(const ServedModel& model, const inference::ModelInferRequest& request,
+  absl::Status SubmitInfer(const std::shared_ptr<ServedModel>& model,
+                           const inference::ModelInferRequest& request,
                            inference::ModelInferResponse* response, InferCall& call,
                            absl::AnyInvocable<void(absl::Status)>& done);
   // Writes one failed request to the request log, if any.

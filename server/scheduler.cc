@@ -26,16 +26,16 @@ void NameThread(std::thread& thread, const std::string& name) {
 }
 
 // Workers and a reaper share one mutex-protected BatchQueue. Workers wait on
-// work_cv_ for a batch to become ready; the reaper drops expired and
-// cancelled jobs while every worker is busy computing; Shutdown waits on
-// drained_cv_ for the queue to empty.
+// work_cv_ for a batch to become ready; the reaper drops expired jobs at
+// their deadline while every worker is busy computing; Cancel takes a queued
+// job out as the cancel arrives; Shutdown waits on drained_cv_ for the queue
+// to empty.
 class BatchingScheduler final : public Scheduler {
  public:
   BatchingScheduler(const SchedulerOptions& options, ModelMetrics* metrics)
       : clock_(options.clock != nullptr ? options.clock : Clock::Real()),
         metrics_(metrics),
         max_queue_size_(static_cast<size_t>(options.max_queue_size)),
-        cancel_poll_interval_(options.cancel_poll_interval),
         queue_(options) {}
 
   ~BatchingScheduler() override { Shutdown(clock_->Now()); }
@@ -111,6 +111,23 @@ class BatchingScheduler final : public Scheduler {
     drained_cv_.SignalAll();
   }
 
+  void Cancel(uint64_t id) override {
+    QueuedJob cancelled;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled = queue_.Remove(id);
+      if (cancelled.job == nullptr) return;  // taken for a batch, finished or unknown
+      // Workers waiting for this job's batch-mates, and the reaper waiting
+      // for its deadline, re-decide without it.
+      work_cv_.Signal();
+      if (stopping_ && queue_.empty()) drained_cv_.SignalAll();
+    }
+    Finish(cancelled, absl::CancelledError("request cancelled while queued; it was not computed"));
+    // After the +1 of its Submit, which happened under the lock it was
+    // removed under.
+    if (metrics_ != nullptr) metrics_->PendingAdd(-1);
+  }
+
   int64_t queued() const override {
     absl::MutexLock lock(&mu_);
     return static_cast<int64_t>(queue_.size());
@@ -152,8 +169,8 @@ class BatchingScheduler final : public Scheduler {
     }
   }
 
-  // Drops expired and cancelled jobs while the workers are busy, waking at
-  // the earliest deadline and every cancel_poll_interval_.
+  // Drops expired jobs while the workers are busy, waking only at the
+  // earliest deadline (Submit wakes it when a job brings an earlier one).
   void ReaperLoop() {
     std::vector<DroppedJob> dropped;
     for (;;) {
@@ -165,7 +182,7 @@ class BatchingScheduler final : public Scheduler {
         const absl::Time now = clock_->Now();
         const absl::Time earliest_deadline = queue_.Sweep(now, &dropped);
         if (dropped.empty()) {
-          reaper_wake_at_ = std::min(earliest_deadline, now + cancel_poll_interval_);
+          reaper_wake_at_ = earliest_deadline;
           clock_->WaitUntil(&reaper_cv_, &mu_, reaper_wake_at_);
         } else if (stopping_ && queue_.empty()) {
           drained_cv_.SignalAll();
@@ -220,7 +237,6 @@ class BatchingScheduler final : public Scheduler {
   Clock* const clock_;
   ModelMetrics* const metrics_;
   const size_t max_queue_size_;
-  const absl::Duration cancel_poll_interval_;
   std::vector<std::unique_ptr<Executor>> executors_;
   std::vector<std::thread> threads_;
 

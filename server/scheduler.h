@@ -39,9 +39,6 @@ struct SchedulerOptions {
   int max_queue_size = 1024;
   // Worker threads, each with its own Executor.
   int instances = 1;
-  // How often queued jobs are polled for cancellation while every worker is
-  // busy (deadlines are enforced at their exact time regardless).
-  absl::Duration cancel_poll_interval = absl::Milliseconds(5);
   // Time source for delays and deadlines; null means real time. Tests inject
   // a fake one. Not owned; must outlive the Scheduler.
   Clock* clock = nullptr;
@@ -49,14 +46,13 @@ struct SchedulerOptions {
 
 // One request's work. The pointers stay valid until `done` has been called.
 struct InferenceJob {
+  // Names the job for Scheduler::Cancel; chosen by the caller, unique among
+  // the jobs of one Scheduler (e.g. from a process-wide counter).
+  uint64_t id = 0;
   Dims4 dims;                    // this job's NCHW input shape
   const float* input = nullptr;  // dims.n * C * H * W floats
   float* output = nullptr;       // room for the model's output for `dims`
   absl::Time deadline = absl::InfiniteFuture();
-  // Polled before compute; a cancelled job is dropped with CANCELLED. May be
-  // empty. Called with a scheduler lock held: must be cheap and must not call
-  // into the Scheduler.
-  std::function<bool()> is_cancelled;
   // Called exactly once, on a scheduler thread (or on the thread calling
   // Shutdown), never under a scheduler lock, with OK or the reason the job was not computed:
   // DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE or the engine's error. The job
@@ -91,6 +87,14 @@ class Scheduler {
   // Must not be called from a `done` callback. The destructor calls
   // Shutdown(now) unless it already ran.
   virtual void Shutdown(absl::Time deadline) = 0;
+
+  // Cancellation as an event: if the job `id` is still queued, takes it out
+  // and finishes it CANCELLED (not computed) before returning, on this
+  // thread; if it was already taken for a batch, already finished, or is
+  // unknown, does nothing (a running job completes normally). Never blocks
+  // on computation. Must not be called under a lock that a `done` callback
+  // takes.
+  virtual void Cancel(uint64_t id) = 0;
 
   // Jobs currently queued (not yet picked for a batch).
   virtual int64_t queued() const = 0;

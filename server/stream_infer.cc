@@ -1,6 +1,5 @@
 #include "server/stream_infer.h"
 
-#include <atomic>
 #include <chrono>
 #include <deque>
 #include <optional>
@@ -11,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/cancellation.h"
 #include "server/inference_service.h"
 #include "server/status_util.h"
 
@@ -80,11 +80,12 @@ class StreamInferReactor final
   }
 
   void OnCancel() override {
-    cancelled_.store(true);
     {
       absl::MutexLock lock(&mu_);
       broken_ = true;
     }
+    // Queued requests of this stream end CANCELLED at once, uncomputed.
+    cancellation_->Cancel();
     Advance();
   }
 
@@ -109,8 +110,8 @@ class StreamInferReactor final
     call.start = absl::Now();
     call.deadline = deadline_;
     call.peer = peer_;
+    call.cancellation = cancellation_;
     std::shared_ptr<StreamInferReactor> self = shared_from_this();
-    call.is_cancelled = [self] { return self->cancelled_.load(); };
     service_->Infer(slot->request, &slot->response, std::move(call),
                     [self, slot](absl::Status status) {
                       {
@@ -195,7 +196,7 @@ class StreamInferReactor final
   const absl::Status auth_;
   const std::string peer_;
   absl::Time deadline_ = absl::InfiniteFuture();
-  std::atomic<bool> cancelled_{false};
+  const std::shared_ptr<Cancellation> cancellation_ = std::make_shared<Cancellation>();
   std::shared_ptr<StreamInferReactor> self_;  // until OnDone
 
   absl::Mutex mu_;

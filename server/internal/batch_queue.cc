@@ -46,11 +46,6 @@ absl::Status ValidateSchedulerOptions(const SchedulerOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("instances must be >= 1, got ", options.instances));
   }
-  if (options.cancel_poll_interval <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cancel_poll_interval must be > 0, got ",
-                     absl::FormatDuration(options.cancel_poll_interval)));
-  }
   return absl::OkStatus();
 }
 
@@ -72,25 +67,23 @@ void BatchQueue::Push(std::unique_ptr<InferenceJob> job, absl::Time now) {
                                   static_cast<double>(job->dims.n));
   }
   last_arrival_ = std::max(last_arrival_, now);
+  earliest_deadline_ = std::min(earliest_deadline_, job->deadline);
   jobs_.push_back(QueuedJob{std::move(job), now});
 }
 
 absl::Time BatchQueue::Sweep(absl::Time now, std::vector<DroppedJob>* dropped) {
+  if (now < earliest_deadline_) return earliest_deadline_;
   absl::Time earliest = absl::InfiniteFuture();
   bool any_dropped = false;
   for (QueuedJob& queued : jobs_) {
     const InferenceJob& job = *queued.job;
-    absl::Status why;
-    if (job.deadline <= now) {
-      why = absl::DeadlineExceededError(
-          absl::StrCat("deadline exceeded after ", absl::FormatDuration(now - queued.enqueued),
-                       " in the queue; the request was not computed"));
-    } else if (job.is_cancelled && job.is_cancelled()) {
-      why = absl::CancelledError("request cancelled while queued; it was not computed");
-    } else {
+    if (job.deadline > now) {
       earliest = std::min(earliest, job.deadline);
       continue;
     }
+    absl::Status why = absl::DeadlineExceededError(
+        absl::StrCat("deadline exceeded after ", absl::FormatDuration(now - queued.enqueued),
+                     " in the queue; the request was not computed"));
     samples_ -= job.dims.n;
     if (&job == held_job_) held_job_ = nullptr;
     dropped->push_back(DroppedJob{std::move(queued), std::move(why)});
@@ -101,7 +94,20 @@ absl::Time BatchQueue::Sweep(absl::Time now, std::vector<DroppedJob>* dropped) {
                                [](const QueuedJob& queued) { return queued.job == nullptr; }),
                 jobs_.end());
   }
+  earliest_deadline_ = earliest;
   return earliest;
+}
+
+QueuedJob BatchQueue::Remove(uint64_t id) {
+  auto it = std::find_if(jobs_.begin(), jobs_.end(),
+                         [id](const QueuedJob& queued) { return queued.job->id == id; });
+  if (it == jobs_.end()) return QueuedJob{};
+  QueuedJob removed = std::move(*it);
+  jobs_.erase(it);
+  samples_ -= removed.job->dims.n;
+  if (removed.job.get() == held_job_) held_job_ = nullptr;
+  if (jobs_.empty()) earliest_deadline_ = absl::InfiniteFuture();
+  return removed;
 }
 
 bool BatchQueue::MayBeReady() const {
@@ -143,6 +149,7 @@ void BatchQueue::Extract(const std::vector<size_t>& indices, std::vector<QueuedJ
     samples_ -= jobs_[i].job->dims.n;
     batch->push_back(std::move(jobs_[i]));
   }
+  if (indices.size() == jobs_.size()) earliest_deadline_ = absl::InfiniteFuture();
   if (indices.back() + 1 == indices.size()) {  // a prefix: the common case
     jobs_.erase(jobs_.begin(), jobs_.begin() + static_cast<std::ptrdiff_t>(indices.size()));
     return;
@@ -207,6 +214,7 @@ std::vector<QueuedJob> BatchQueue::TakeAll() {
                              std::make_move_iterator(jobs_.end()));
   jobs_.clear();
   samples_ = 0;
+  earliest_deadline_ = absl::InfiniteFuture();
   held_job_ = nullptr;
   return all;
 }

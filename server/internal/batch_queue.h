@@ -66,10 +66,15 @@ class BatchQueue {
 
   void Push(std::unique_ptr<InferenceJob> job, absl::Time now);
 
-  // Moves every job whose deadline is at or before `now` (DEADLINE_EXCEEDED)
-  // or whose is_cancelled() is true (CANCELLED) to `dropped`. Returns the
-  // earliest deadline among the jobs left (InfiniteFuture if none).
+  // Moves every job whose deadline is at or before `now` to `dropped`
+  // (DEADLINE_EXCEEDED). Returns the earliest deadline among the jobs left
+  // (InfiniteFuture if none). Scans the queue only when some deadline may
+  // have passed, so a pass with nothing to drop costs O(1).
   absl::Time Sweep(absl::Time now, std::vector<DroppedJob>* dropped);
+
+  // Takes the queued job with this id out of the queue and returns it; an
+  // empty QueuedJob (null job) if no queued job has it.
+  QueuedJob Remove(uint64_t id);
 
   // If a batch may start at `now` (see the policy above; `draining` means
   // start without waiting), appends its jobs, in arrival order, to `batch`
@@ -109,6 +114,9 @@ class BatchQueue {
   const bool adaptive_;
   std::deque<QueuedJob> jobs_;
   int64_t samples_ = 0;
+  // At or before the earliest deadline of a queued job (InfiniteFuture when
+  // none): exact after a Sweep, possibly early after jobs left otherwise.
+  absl::Time earliest_deadline_ = absl::InfiniteFuture();
   std::vector<size_t> scratch_;  // indices of the batch being formed
 
   // Adaptive delay estimates, in seconds; negative while unknown.

@@ -386,6 +386,8 @@ class GatedScheduler : public Scheduler {
     jobs_.push_back(std::move(job));
     return absl::OkStatus();
   }
+  // Held jobs count as running: a cancel does not stop them.
+  void Cancel(uint64_t) override {}
   void Shutdown(absl::Time) override {
     std::vector<std::unique_ptr<InferenceJob>> jobs;
     {

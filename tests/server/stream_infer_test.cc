@@ -36,8 +36,8 @@ using Stream =
     grpc::ClientReaderWriter<inference::ModelInferRequest, inference::ModelStreamInferResponse>;
 
 // Holds every job until Release(); afterwards completes jobs at once
-// (output all 1.0, or CANCELLED when the job's call is cancelled). Records
-// the most jobs it ever held.
+// (output all 1.0). Cancel finishes a held job CANCELLED at once, as the real
+// scheduler does with a queued one. Records the most jobs it ever held.
 class HoldingScheduler : public Scheduler {
  public:
   absl::Status Submit(std::unique_ptr<InferenceJob> job) override {
@@ -55,6 +55,19 @@ class HoldingScheduler : public Scheduler {
     return absl::OkStatus();
   }
   void Shutdown(absl::Time) override { Release(); }
+  void Cancel(uint64_t id) override {
+    std::unique_ptr<InferenceJob> cancelled;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it =
+          std::find_if(held_.begin(), held_.end(), [id](const auto& job) { return job->id == id; });
+      if (it == held_.end()) return;
+      cancelled = std::move(*it);
+      held_.erase(it);
+      ++cancelled_seen_;
+    }
+    cancelled->done(absl::CancelledError("cancelled"));
+  }
   int64_t queued() const override {
     absl::MutexLock lock(&mu_);
     return static_cast<int64_t>(held_.size());
@@ -76,18 +89,10 @@ class HoldingScheduler : public Scheduler {
     }
     Complete(jobs);
   }
-  // Whether every held job's call reports cancelled, waiting up to 10 s.
-  bool WaitHeldCancelled() const {
-    for (int i = 0; i < 2000; ++i) {
-      {
-        absl::MutexLock lock(&mu_);
-        bool all = !held_.empty();
-        for (const auto& job : held_) all = all && job->is_cancelled && job->is_cancelled();
-        if (all) return true;
-      }
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    return false;
+  // Whether `n` held jobs were cancelled, waiting up to 10 s.
+  bool WaitCancelled(int n) const {
+    for (int i = 0; i < 2000 && cancelled_seen() < n; ++i) absl::SleepFor(absl::Milliseconds(5));
+    return cancelled_seen() >= n;
   }
   bool WaitHeld(int64_t n) const {
     for (int i = 0; i < 2000 && queued() < n; ++i) absl::SleepFor(absl::Milliseconds(5));
@@ -95,16 +100,8 @@ class HoldingScheduler : public Scheduler {
   }
 
  private:
-  void Complete(std::vector<std::unique_ptr<InferenceJob>>& jobs) {
+  static void Complete(std::vector<std::unique_ptr<InferenceJob>>& jobs) {
     for (auto& job : jobs) {
-      if (job->is_cancelled && job->is_cancelled()) {
-        {
-          absl::MutexLock lock(&mu_);
-          ++cancelled_seen_;
-        }
-        job->done(absl::CancelledError("cancelled"));
-        continue;
-      }
       std::fill(job->output, job->output + 64 * job->dims.n * job->dims.h * job->dims.w, 1.0f);
       job->done(absl::OkStatus());
     }
@@ -324,9 +321,10 @@ TEST(StreamInferTest, ClientCancelMidStreamDropsHeldJobsAndTheServerKeepsServing
     }
     EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
-  // The server has seen the cancel; the held jobs now run against a stream
-  // that is gone.
-  ASSERT_TRUE(held->WaitHeldCancelled());
+  // The server turned the cancel into Scheduler::Cancel of every held job;
+  // nothing is left to run against the stream that is gone.
+  ASSERT_TRUE(held->WaitCancelled(kBound));
+  EXPECT_EQ(held->queued(), 0);
   held->Release();
   EXPECT_EQ(held->cancelled_seen(), kBound);
 

@@ -2,6 +2,7 @@
 
 #include "server/internal/batch_queue.h"
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -25,6 +26,7 @@ class BatchQueueTest : public ::testing::Test {
     job->dims.n = n;
     job->deadline = deadline;
     job->done = [](absl::Status) {};
+    job->id = reinterpret_cast<uintptr_t>(job.get());  // unique while queued
     const InferenceJob* id = job.get();
     queue.Push(std::move(job), at);
     return id;
@@ -165,25 +167,41 @@ TEST_F(BatchQueueTest, DrainingDoesNotWaitForTheDelay) {
   EXPECT_EQ(Take(queue, kT0, /*draining=*/true), (Ids{a}));
 }
 
-TEST_F(BatchQueueTest, SweepDropsExpiredAndCancelledOnly) {
+TEST_F(BatchQueueTest, SweepDropsExpiredOnly) {
   BatchQueue queue(Options(8, absl::Hours(1)));
   Push(queue, kShapeA, 1, kT0, kT0 + absl::Seconds(1));  // expires
   const InferenceJob* later = Push(queue, kShapeA, 1, kT0, kT0 + absl::Seconds(5));
   const InferenceJob* forever = Push(queue, kShapeA, 1);
-  auto cancelled = std::make_unique<InferenceJob>();
-  cancelled->dims = kShapeA;
-  cancelled->done = [](absl::Status) {};
-  cancelled->is_cancelled = [] { return true; };
-  queue.Push(std::move(cancelled), kT0);
 
   std::vector<DroppedJob> dropped;
+  EXPECT_EQ(queue.Sweep(kT0, &dropped), kT0 + absl::Seconds(1));
+  EXPECT_TRUE(dropped.empty());
   const absl::Time earliest = queue.Sweep(kT0 + absl::Seconds(1), &dropped);
-  ASSERT_EQ(dropped.size(), 2u);
+  ASSERT_EQ(dropped.size(), 1u);
   EXPECT_EQ(dropped[0].status.code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(dropped[1].status.code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(earliest, kT0 + absl::Seconds(5));
   EXPECT_EQ(queue.size(), 2u);
+  EXPECT_EQ(queue.samples(), 2);
   EXPECT_EQ(Take(queue, kT0, /*draining=*/true), (Ids{later, forever}));
+}
+
+TEST_F(BatchQueueTest, RemoveTakesOnlyTheNamedQueuedJob) {
+  BatchQueue queue(Options(8, absl::Hours(1)));
+  const InferenceJob* a = Push(queue, kShapeA, 1);
+  const InferenceJob* b = Push(queue, kShapeA, 2, kT0, kT0 + absl::Seconds(1));
+  const InferenceJob* c = Push(queue, kShapeA, 1);
+  QueuedJob removed = queue.Remove(b->id);
+  EXPECT_EQ(removed.job.get(), b);
+  EXPECT_EQ(queue.size(), 2u);
+  EXPECT_EQ(queue.samples(), 2);
+  EXPECT_EQ(queue.Remove(b->id).job, nullptr);  // no longer queued
+  EXPECT_EQ(queue.Remove(0).job, nullptr);      // never queued
+  // The removed job's deadline no longer matters to the sweep.
+  std::vector<DroppedJob> dropped;
+  EXPECT_EQ(queue.Sweep(kT0 + absl::Seconds(2), &dropped), absl::InfiniteFuture());
+  EXPECT_TRUE(dropped.empty());
+  EXPECT_EQ(Take(queue, kT0, /*draining=*/true), (Ids{a, c}));
+  EXPECT_EQ(queue.Remove(a->id).job, nullptr);  // taken for a batch
 }
 
 TEST_F(BatchQueueTest, MayBeReadyOnlyWhenAPushCanHaveCompletedABatch) {

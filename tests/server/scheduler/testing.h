@@ -6,6 +6,7 @@
 // and a job helper that owns its buffers and collects its status.
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -194,20 +195,14 @@ class TestRequest {
     output_.assign(input_.size(), 0.0f);
   }
 
-  // A job writing into this request; `deadline` and `cancelled` optional.
-  std::unique_ptr<InferenceJob> Job(absl::Time deadline = absl::InfiniteFuture(),
-                                    const bool* cancelled = nullptr) {
+  // A job writing into this request, with this request's id().
+  std::unique_ptr<InferenceJob> Job(absl::Time deadline = absl::InfiniteFuture()) {
     auto job = std::make_unique<InferenceJob>();
+    job->id = id_;
     job->dims = dims_;
     job->input = input_.data();
     job->output = output_.data();
     job->deadline = deadline;
-    if (cancelled != nullptr) {
-      job->is_cancelled = [this, cancelled] {
-        absl::MutexLock lock(&mu_);
-        return *cancelled;
-      };
-    }
     job->done = [this](absl::Status status) {
       absl::MutexLock lock(&mu_);
       ++done_calls_;
@@ -216,10 +211,8 @@ class TestRequest {
     return job;
   }
 
-  void SetCancelled(bool* flag) {
-    absl::MutexLock lock(&mu_);
-    *flag = true;
-  }
+  // Unique among TestRequests of the process (for Scheduler::Cancel).
+  uint64_t id() const { return id_; }
 
   // Waits for done; nullopt on timeout.
   std::optional<absl::Status> Wait() {
@@ -247,7 +240,13 @@ class TestRequest {
   const Dims4& dims() const { return dims_; }
 
  private:
+  static uint64_t NextId() {
+    static std::atomic<uint64_t> next{1};
+    return next.fetch_add(1);
+  }
+
   const Dims4 dims_;
+  const uint64_t id_ = NextId();
   std::vector<float> input_;
   std::vector<float> output_;
   mutable absl::Mutex mu_;
