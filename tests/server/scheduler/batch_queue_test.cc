@@ -190,6 +190,7 @@ TEST_F(BatchQueueTest, RemoveTakesOnlyTheNamedQueuedJob) {
   const InferenceJob* a = Push(queue, kShapeA, 1);
   const InferenceJob* b = Push(queue, kShapeA, 2, kT0, kT0 + absl::Seconds(1));
   const InferenceJob* c = Push(queue, kShapeA, 1);
+  const uint64_t a_id = a->id;  // `a` is freed once taken below
   QueuedJob removed = queue.Remove(b->id);
   EXPECT_EQ(removed.job.get(), b);
   EXPECT_EQ(queue.size(), 2u);
@@ -201,7 +202,7 @@ TEST_F(BatchQueueTest, RemoveTakesOnlyTheNamedQueuedJob) {
   EXPECT_EQ(queue.Sweep(kT0 + absl::Seconds(2), &dropped), absl::InfiniteFuture());
   EXPECT_TRUE(dropped.empty());
   EXPECT_EQ(Take(queue, kT0, /*draining=*/true), (Ids{a, c}));
-  EXPECT_EQ(queue.Remove(a->id).job, nullptr);  // taken for a batch
+  EXPECT_EQ(queue.Remove(a_id).job, nullptr);  // taken for a batch
 }
 
 TEST_F(BatchQueueTest, MayBeReadyOnlyWhenAPushCanHaveCompletedABatch) {
