@@ -53,13 +53,6 @@ struct CancelLink {
   bool done ABSL_GUARDED_BY(mu) = false;
 };
 
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
-                                    const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 void Record(ModelMetrics* metrics, absl::StatusCode code, absl::Time start) {
   if (metrics != nullptr) metrics->RequestDone(code, absl::Now() - start);
 }
@@ -116,47 +109,47 @@ grpc::ServerUnaryReactor* InferenceService::ServerLive(grpc::CallbackServerConte
                                                        const inference::ServerLiveRequest*,
                                                        inference::ServerLiveResponse* response) {
   response->set_live(true);
-  return FinishNow(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* InferenceService::ServerReady(grpc::CallbackServerContext* context,
                                                         const inference::ServerReadyRequest*,
                                                         inference::ServerReadyResponse* response) {
   response->set_ready(!shutting_down() && registry_->AllModelsReady());
-  return FinishNow(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelReady(grpc::CallbackServerContext* context,
                                                        const inference::ModelReadyRequest* request,
                                                        inference::ModelReadyResponse* response) {
   response->set_ready(!shutting_down() && registry_->IsReady(request->name(), request->version()));
-  return FinishNow(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
     grpc::CallbackServerContext* context, const inference::ServerMetadataRequest*,
     inference::ServerMetadataResponse* response) {
-  if (absl::Status auth = Authenticate(*context); !auth.ok()) return FinishNow(context, auth);
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return FinishUnary(context, auth);
   response->set_name(kServerName);
   response->set_version(SEPCONV_VERSION);
-  return FinishNow(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
     grpc::CallbackServerContext* context, const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
-  if (absl::Status auth = Authenticate(*context); !auth.ok()) return FinishNow(context, auth);
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return FinishUnary(context, auth);
   absl::StatusOr<std::shared_ptr<ServedModel>> model =
       registry_->Find(request->name(), request->version());
-  if (!model.ok()) return FinishNow(context, model.status());
+  if (!model.ok()) return FinishUnary(context, model.status());
   absl::StatusOr<std::vector<VersionStatus>> versions = registry_->Versions(request->name());
-  if (!versions.ok()) return FinishNow(context, versions.status());
+  if (!versions.ok()) return FinishUnary(context, versions.status());
   response->set_name(request->name());
   for (const VersionStatus& version : *versions) response->add_versions(version.version);
   response->set_platform(kPlatform);
   AddTensorMetadata(kInputName, (*model)->spec().InChannels(), response->add_inputs());
   AddTensorMetadata(kOutputName, (*model)->spec().OutChannels(), response->add_outputs());
-  return FinishNow(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerContext* context,

@@ -11,12 +11,6 @@
 namespace sepconv {
 namespace {
 
-grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 void SetDuration(uint64_t count, uint64_t ns, inference::StatisticDuration* out) {
   out->set_count(count);
   out->set_ns(ns);
@@ -43,35 +37,35 @@ void FillStatistics(const ServedModel& model, inference::ModelStatistics* out) {
 grpc::ServerUnaryReactor* InferenceService::ModelConfig(
     grpc::CallbackServerContext* context, const inference::ModelConfigRequest* request,
     inference::ModelConfigResponse* response) {
-  if (absl::Status auth = Authenticate(*context); !auth.ok()) return Finish(context, auth);
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return FinishUnary(context, auth);
   absl::StatusOr<std::shared_ptr<ServedModel>> model =
       registry_->Find(request->name(), request->version());
-  if (!model.ok()) return Finish(context, model.status());
+  if (!model.ok()) return FinishUnary(context, model.status());
   *response->mutable_config() = (*model)->config();
-  return Finish(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
     grpc::CallbackServerContext* context, const inference::ModelStatisticsRequest* request,
     inference::ModelStatisticsResponse* response) {
-  if (absl::Status auth = Authenticate(*context); !auth.ok()) return Finish(context, auth);
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return FinishUnary(context, auth);
   if (!request->name().empty()) {
     // NOT_FOUND (unknown model or version) or UNAVAILABLE (not ready).
     absl::StatusOr<std::shared_ptr<ServedModel>> found =
         registry_->Find(request->name(), request->version());
-    if (!found.ok()) return Finish(context, found.status());
+    if (!found.ok()) return FinishUnary(context, found.status());
   }
   for (const std::shared_ptr<ServedModel>& model : registry_->LoadedModels()) {
     if (!request->name().empty() && model->name() != request->name()) continue;
     if (!request->version().empty() && model->version() != request->version()) continue;
     if (model->metrics() == nullptr) {
-      return Finish(context,
-                    absl::UnavailableError("statistics are kept by the metrics, which are off "
-                                           "(--metrics_port=0)"));
+      return FinishUnary(context,
+                         absl::UnavailableError("statistics are kept by the metrics, which are off "
+                                                "(--metrics_port=0)"));
     }
     FillStatistics(*model, response->add_model_stats());
   }
-  return Finish(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 }  // namespace sepconv

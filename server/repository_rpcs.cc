@@ -12,12 +12,6 @@
 namespace sepconv {
 namespace {
 
-grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 // What load and unload have in common: auth, explicit mode, a model name.
 absl::Status CheckControl(const absl::Status& auth, const RepositoryControl* control,
                           const std::string& model_name) {
@@ -32,7 +26,7 @@ absl::Status CheckControl(const absl::Status& auth, const RepositoryControl* con
 grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
     grpc::CallbackServerContext* context, const inference::RepositoryIndexRequest* request,
     inference::RepositoryIndexResponse* response) {
-  if (absl::Status auth = Authenticate(*context); !auth.ok()) return Finish(context, auth);
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return FinishUnary(context, auth);
   const std::vector<ModelIndexEntry> index =
       options_.control != nullptr ? options_.control->Index() : IndexFromRegistry(*registry_);
   for (const ModelIndexEntry& entry : index) {
@@ -43,7 +37,7 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
     model->set_state(entry.state);
     model->set_reason(entry.reason);
   }
-  return Finish(context, absl::OkStatus());
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
@@ -58,7 +52,7 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
   }
   // Blocks this gRPC thread while the model loads: a rare control call.
   if (status.ok()) status = options_.control->Load(request->model_name());
-  return Finish(context, status);
+  return FinishUnary(context, status);
 }
 
 grpc::ServerUnaryReactor* InferenceService::RepositoryModelUnload(
@@ -68,7 +62,7 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelUnload(
       CheckControl(Authenticate(*context), options_.control.get(), request->model_name());
   // Blocks this gRPC thread until the model's requests have drained.
   if (status.ok()) status = options_.control->Unload(request->model_name());
-  return Finish(context, status);
+  return FinishUnary(context, status);
 }
 
 }  // namespace sepconv

@@ -7,6 +7,8 @@
 // code outside the canonical range becomes UNKNOWN rather than garbage.
 // Pure functions; thread-safe.
 
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/server_callback.h>
 #include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
@@ -15,6 +17,11 @@ namespace sepconv {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// Ends a unary callback RPC at once with `status` converted; returns the
+// call's default reactor, which the handler returns to gRPC.
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
+                                      const absl::Status& status);
 
 }  // namespace sepconv
 
