@@ -398,8 +398,11 @@ grep -q '^process_start_time_seconds' "$work/metrics.txt" || die "/metrics has n
 log "/metrics: $(grep -c '^sepconv_' "$work/metrics.txt") sepconv_ samples"
 
 # SIGTERM while a closed-loop load runs: the server drains and exits 0.
+# --stability_pct=0.001: the bench never stops early as "stable" (on a quiet
+# machine three windows agree within 1.5 s), so the load lasts until SIGTERM.
 "$host_client" bench --server="127.0.0.1:$grpc_port" --shape=1,32,56,56 --concurrency=8 \
-  --warmup_ms=0 --window_ms=500 --max_windows=30 --timeout_ms=5000 >"$work/bench.log" 2>&1 &
+  --warmup_ms=0 --window_ms=500 --max_windows=30 --stability_pct=0.001 --timeout_ms=5000 \
+  >"$work/bench.log" 2>&1 &
 bench_pid=$!
 pids+=("$bench_pid")
 sleep 2
