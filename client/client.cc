@@ -10,13 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/text_format.h"
-#include "google/protobuf/wire_format_lite.h"
 #include "grpc_service.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/support/proto_buffer_reader.h"
 #include "health.grpc.pb.h"
 
 namespace sepconv::client {
@@ -59,12 +56,11 @@ absl::StatusOr<inference::ModelInferRequest> BuildRequest(const std::string& mod
   return request;
 }
 
-// Checks the first output of `response` against its own shape. `raw_size` is
-// the byte size of the first raw_output_contents (-1: none, typed contents);
-// when `values` is given, the values are copied out (from `raw` if raw).
-absl::Status ReadOutput(const inference::ModelInferResponse& response, int64_t raw_size,
-                        const std::string* raw, std::vector<int64_t>* shape, int64_t* bytes,
-                        std::vector<float>* values) {
+// Checks the first output of `response` (raw, in the first
+// raw_output_contents, or typed) against its own shape; when `values` is
+// given, copies the values out.
+absl::Status ReadOutput(const inference::ModelInferResponse& response, std::vector<int64_t>* shape,
+                        int64_t* bytes, std::vector<float>* values) {
   if (response.outputs_size() == 0) return absl::DataLossError("response has no outputs");
   const auto& output = response.outputs(0);
   if (output.datatype() != "FP32") {
@@ -75,7 +71,9 @@ absl::Status ReadOutput(const inference::ModelInferResponse& response, int64_t r
   absl::StatusOr<int64_t> count = ElementCount(*shape);
   if (!count.ok()) return absl::DataLossError(count.status().message());
   const int64_t want = *count * static_cast<int64_t>(sizeof(float));
-  if (raw_size >= 0) {
+  if (response.raw_output_contents_size() > 0) {
+    const std::string& raw = response.raw_output_contents(0);
+    const auto raw_size = static_cast<int64_t>(raw.size());
     if (raw_size != want) {
       return absl::DataLossError(absl::StrCat("output of shape ", ShapeString(*shape), " has ",
                                               raw_size, " raw bytes, expected ", want));
@@ -83,7 +81,7 @@ absl::Status ReadOutput(const inference::ModelInferResponse& response, int64_t r
     *bytes = raw_size;
     if (values != nullptr) {
       values->resize(static_cast<size_t>(*count));
-      if (want > 0) std::memcpy(values->data(), raw->data(), static_cast<size_t>(want));
+      if (want > 0) std::memcpy(values->data(), raw.data(), static_cast<size_t>(want));
     }
     return absl::OkStatus();
   }
@@ -97,38 +95,14 @@ absl::Status ReadOutput(const inference::ModelInferResponse& response, int64_t r
   return absl::OkStatus();
 }
 
-// Reads a serialised ModelInferResponse without copying the raw output bytes
-// (a load generator only checks their size): everything but field 6
-// (raw_output_contents) goes to `header`, whose first raw size is returned
-// (-1 when there is none).
-absl::StatusOr<int64_t> ScanResponse(grpc::ByteBuffer* buffer,
-                                     inference::ModelInferResponse* header) {
-  using google::protobuf::internal::WireFormatLite;
-  grpc::ProtoBufferReader reader(buffer);
-  google::protobuf::io::CodedInputStream in(&reader);
-  in.SetTotalBytesLimit(INT32_MAX);
-  int64_t raw_size = -1;
-  const absl::Status bad = absl::DataLossError("unparsable ModelInferResponse");
-  while (const uint32_t tag = in.ReadTag()) {
-    const int field = WireFormatLite::GetTagFieldNumber(tag);
-    const bool delimited =
-        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
-    uint32_t length = 0;
-    if (field == inference::ModelInferResponse::kRawOutputContentsFieldNumber && delimited) {
-      if (!in.ReadVarint32(&length) || !in.Skip(static_cast<int>(length))) return bad;
-      if (raw_size < 0) raw_size = length;
-    } else if (field == inference::ModelInferResponse::kOutputsFieldNumber && delimited) {
-      std::string bytes;
-      if (!in.ReadVarint32(&length) || !in.ReadString(&bytes, static_cast<int>(length)) ||
-          !header->add_outputs()->ParseFromString(bytes)) {
-        return bad;
-      }
-    } else if (!WireFormatLite::SkipField(&in, tag)) {
-      return bad;
-    }
+// Parses a response as gRPC's generated stubs do (no size limit of its own:
+// the channel's max receive size has bounded it already).
+template <typename Message>
+absl::Status ParseResponse(grpc::ByteBuffer* buffer, Message* message) {
+  if (!grpc::SerializationTraits<Message>::Deserialize(buffer, message).ok()) {
+    return absl::DataLossError(absl::StrCat("unparsable ", Message::descriptor()->name()));
   }
-  if (!in.ConsumedEntireMessage()) return bad;
-  return raw_size;
+  return absl::OkStatus();
 }
 
 class GrpcPreparedRequest : public PreparedRequest {
@@ -300,18 +274,12 @@ class GrpcInferStream final : public InferStream,
     if (!ok) return;  // the server ended the stream: OnDone follows
     AsyncInferResult result;
     inference::ModelStreamInferResponse answer;
-    grpc::ProtoBufferReader reader(&read_);
-    if (!answer.ParseFromZeroCopyStream(&reader)) {
-      result.status = absl::DataLossError("unparsable ModelStreamInferResponse");
-    } else if (!answer.error_message().empty()) {
+    result.status = ParseResponse(&read_, &answer);
+    if (result.status.ok() && !answer.error_message().empty()) {
       result.status = FromErrorMessage(answer.error_message());
-    } else {
+    } else if (result.status.ok()) {
       const inference::ModelInferResponse& response = answer.infer_response();
-      const int64_t raw_size = response.raw_output_contents_size() > 0
-                                   ? static_cast<int64_t>(response.raw_output_contents(0).size())
-                                   : -1;
-      result.status = ReadOutput(response, raw_size, nullptr, &result.output_shape,
-                                 &result.output_bytes, nullptr);
+      result.status = ReadOutput(response, &result.output_shape, &result.output_bytes, nullptr);
     }
     Pending pending;
     {
@@ -533,10 +501,7 @@ class GrpcClient : public Client {
     if (!status.ok()) return status;
     Tensor output;
     int64_t bytes = 0;
-    const bool raw = response.raw_output_contents_size() > 0;
-    status = ReadOutput(
-        response, raw ? static_cast<int64_t>(response.raw_output_contents(0).size()) : -1,
-        raw ? &response.raw_output_contents(0) : nullptr, &output.shape, &bytes, &output.data);
+    status = ReadOutput(response, &output.shape, &bytes, &output.data);
     if (!status.ok()) return status;
     return output;
   }
@@ -589,12 +554,12 @@ class GrpcClient : public Client {
           result.latency = absl::Now() - self->start;
           result.status = FromGrpc(status);
           if (result.status.ok()) {
-            inference::ModelInferResponse header;
-            absl::StatusOr<int64_t> raw_size = ScanResponse(&self->response, &header);
-            result.status = raw_size.ok()
-                                ? ReadOutput(header, *raw_size, nullptr, &result.output_shape,
-                                             &result.output_bytes, nullptr)
-                                : raw_size.status();
+            inference::ModelInferResponse response;
+            result.status = ParseResponse(&self->response, &response);
+            if (result.status.ok()) {
+              result.status =
+                  ReadOutput(response, &result.output_shape, &result.output_bytes, nullptr);
+            }
           }
           self->done(std::move(result));
           self.reset();
