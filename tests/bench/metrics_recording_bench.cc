@@ -24,7 +24,7 @@
 #include "engine/random_model.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
-#include "server/metrics.h"
+#include "server/metrics/metrics.h"
 
 namespace sepconv {
 namespace {

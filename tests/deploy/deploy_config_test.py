@@ -22,7 +22,7 @@ import unittest
 import yaml
 
 ARGS = None
-METRICS_PATH = None  # what server/metrics.cc registers with the exposer
+METRICS_PATH = None  # what server/metrics/metrics.cc registers with the exposer
 
 
 def read(*parts):
@@ -427,7 +427,7 @@ def main():
     ARGS, rest = parser.parse_known_args()
     global METRICS_PATH
     METRICS_PATH = re.search(r'RegisterCollectable\([^,]+,\s*"([^"]+)"',
-                             read("server", "metrics.cc")).group(1)
+                             read("server", "metrics", "metrics.cc")).group(1)
     if not ARGS.server:  # run only what can be checked, never a skip
         del ServerFlagsTest.test_binary_agrees_with_source
     unittest.main(argv=[sys.argv[0], "-v"] + rest)

@@ -3,7 +3,7 @@
 
 - deploy/grafana/dashboards/*.json parse; every PromQL query in them (panel
   targets and template variables) names only metrics the server exports
-  (read from server/metrics.cc and server/process_metrics.cc), recording
+  (read from server/metrics/metrics.cc and process_metrics.cc), recording
   rules defined in deploy/prometheus/rules.yml, or `up`;
 - every expression in rules.yml names only such metrics too;
 - every dashboard query is valid PromQL (promtool check rules on a generated
@@ -34,13 +34,13 @@ GRAFANA_VARS = [(r"\$__all", ".*"), (r"\$__rate_interval", "1m"), (r"\$__interva
 def exported_metrics(root):
     """Sample names the server exports: family names plus histogram suffixes."""
     names = set()
-    with open(os.path.join(root, "server/metrics.cc")) as f:
+    with open(os.path.join(root, "server/metrics/metrics.cc")) as f:
         code = f.read()
     for kind, name in re.findall(r'Build(Counter|Gauge|Histogram)\(\)\s*\.Name\("([^"]+)"\)', code):
         names.add(name)
         if kind == "Histogram":
             names.update({name + "_bucket", name + "_sum", name + "_count"})
-    with open(os.path.join(root, "server/process_metrics.cc")) as f:
+    with open(os.path.join(root, "server/metrics/process_metrics.cc")) as f:
         names.update(re.findall(r'Family\(\s*"(process_[a-z_]+)"', f.read()))
     return names
 
@@ -143,7 +143,7 @@ def main():
                  "sepconv_flops_total", "sepconv_standard_conv_flops_total",
                  "sepconv_model_info", "process_cpu_seconds_total", "process_open_fds"]:
         if name not in known:
-            sys.exit(f"FAIL: could not read metric {name} from server/*.cc")
+            sys.exit(f"FAIL: could not read metric {name} from server/metrics/*.cc")
     rule_list = rules(args.root)
 
     # The checker must be able to fail.

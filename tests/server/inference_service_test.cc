@@ -3,7 +3,7 @@
 // (code, message, metrics, and the server still serving), health, reflection,
 // concurrent clients and graceful shutdown.
 
-#include "server/inference_service.h"
+#include "server/grpc/inference_service.h"
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/dynamic_message.h>
@@ -19,7 +19,7 @@
 #include "engine/random_model.h"
 #include "engine/reference.h"
 #include "health.grpc.pb.h"
-#include "server/served_model.h"
+#include "server/models/served_model.h"
 #include "server_test_util.h"
 
 namespace sepconv {

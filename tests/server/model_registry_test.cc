@@ -1,7 +1,7 @@
 // Unit tests of server/model_registry: lookup rules, version order, readiness,
 // and replacing/removing versions while a request holds the old one.
 
-#include "server/model_registry.h"
+#include "server/models/model_registry.h"
 
 #include <gtest/gtest.h>
 

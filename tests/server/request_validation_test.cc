@@ -2,7 +2,7 @@
 // test per malformed request (exact code, message naming the field), and the
 // zero-copy conversions in both directions.
 
-#include "server/request_validation.h"
+#include "server/grpc/request_validation.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <map>
 
 #include "engine/random_model.h"
-#include "server/tensor_conversion.h"
+#include "server/grpc/tensor_conversion.h"
 #include "server_test_util.h"
 
 namespace sepconv {

@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/random_model.h"
-#include "server/served_model.h"
+#include "server/models/served_model.h"
 
 namespace sepconv::testing {
 

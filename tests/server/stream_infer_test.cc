@@ -3,7 +3,7 @@
 // staying open, the token checked per stream, the per-stream in-flight bound,
 // cancellation mid-stream and shutdown with a stream open.
 
-#include "server/stream_infer.h"
+#include "server/grpc/stream_infer.h"
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -18,8 +18,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/random_model.h"
-#include "server/auth.h"
-#include "server/served_model.h"
+#include "server/core/auth.h"
+#include "server/models/served_model.h"
 #include "server_test_util.h"
 
 namespace sepconv {

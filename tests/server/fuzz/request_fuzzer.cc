@@ -18,8 +18,8 @@
 #include "engine/random_model.h"
 #include "engine/reference.h"
 #include "grpc_service.pb.h"
-#include "server/request_validation.h"
-#include "server/tensor_conversion.h"
+#include "server/grpc/request_validation.h"
+#include "server/grpc/tensor_conversion.h"
 
 namespace sepconv {
 namespace {

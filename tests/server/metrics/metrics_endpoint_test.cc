@@ -10,7 +10,7 @@
 #include "exposition.h"
 #include "gtest/gtest.h"
 #include "http_get.h"
-#include "server/metrics.h"
+#include "server/metrics/metrics.h"
 
 namespace sepconv {
 namespace {

@@ -1,7 +1,7 @@
 // The exposition text after known sequences of recordings carries exactly the
 // expected counts, sums and bucket counts.
 
-#include "server/metrics.h"
+#include "server/metrics/metrics.h"
 
 #include <cmath>
 #include <map>

@@ -1,6 +1,6 @@
 // Process metrics track the real process: descriptors, CPU time, memory.
 
-#include "server/process_metrics.h"
+#include "server/metrics/process_metrics.h"
 
 #include <fcntl.h>
 #include <unistd.h>

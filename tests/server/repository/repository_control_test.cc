@@ -19,7 +19,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/repository_sync.h"
+#include "server/models/repository_sync.h"
 #include "server_test_util.h"
 #include "tests/engine/loader/onnx_test_graph.h"
 

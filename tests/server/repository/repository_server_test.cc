@@ -18,7 +18,7 @@
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
-#include "server/repository_sync.h"
+#include "server/models/repository_sync.h"
 #include "server_test_util.h"
 #include "tests/engine/loader/onnx_test_graph.h"
 

@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
-#include "server/repository_sync.h"
+#include "server/models/repository_sync.h"
 #include "server_test_util.h"
 #include "tests/engine/loader/npy_reader.h"
 

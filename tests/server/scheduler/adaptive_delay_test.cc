@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "server/internal/batch_queue.h"
-#include "server/scheduler.h"
+#include "server/batching/internal/batch_queue.h"
+#include "server/batching/scheduler.h"
 #include "testing.h"
 
 namespace sepconv {

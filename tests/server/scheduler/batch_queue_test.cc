@@ -1,6 +1,6 @@
 // The batching policy on its own: no threads, explicit times.
 
-#include "server/internal/batch_queue.h"
+#include "server/batching/internal/batch_queue.h"
 
 #include <cstdint>
 #include <memory>

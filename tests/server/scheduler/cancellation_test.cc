@@ -1,7 +1,7 @@
-// server/cancellation.h: hooks run once, on Cancel or at once when late;
+// server/core/cancellation.h: hooks run once, on Cancel or at once when late;
 // Unregister stops them; concurrent use is safe (run under ASan/TSan too).
 
-#include "server/cancellation.h"
+#include "server/core/cancellation.h"
 
 #include <atomic>
 #include <cstdint>

@@ -1,6 +1,6 @@
 // cpu_budget against fake /proc/self/cgroup + /sys/fs/cgroup trees.
 
-#include "server/cpu_budget.h"
+#include "server/batching/cpu_budget.h"
 
 #include <filesystem>
 #include <fstream>

@@ -2,7 +2,7 @@
 // Every wait is bounded (kTestTimeout); "nothing happened yet" checks give the
 // scheduler real time to misbehave before looking.
 
-#include "server/scheduler.h"
+#include "server/batching/scheduler.h"
 
 #include <atomic>
 #include <memory>

@@ -20,9 +20,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/executor.h"
-#include "server/internal/clock.h"
-#include "server/metrics.h"
-#include "server/scheduler.h"
+#include "server/batching/internal/clock.h"
+#include "server/metrics/metrics.h"
+#include "server/batching/scheduler.h"
 
 namespace sepconv {
 namespace testing {

@@ -1,7 +1,7 @@
-// Unit tests of server/auth.h: token file parsing, the fixed-time comparison
+// Unit tests of server/core/auth.h: token file parsing, the fixed-time comparison
 // and reloading.
 
-#include "server/auth.h"
+#include "server/core/auth.h"
 
 #include <unistd.h>
 

@@ -1,6 +1,6 @@
-// Unit tests of server/request_limits.h.
+// Unit tests of server/core/request_limits.h.
 
-#include "server/request_limits.h"
+#include "server/core/request_limits.h"
 
 #include "gtest/gtest.h"
 

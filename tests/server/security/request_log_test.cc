@@ -1,7 +1,7 @@
-// Unit tests of server/request_log.h: format, escaping and rate limiting on a
+// Unit tests of server/core/request_log.h: format, escaping and rate limiting on a
 // fake clock.
 
-#include "server/request_log.h"
+#include "server/core/request_log.h"
 
 #include <string>
 #include <vector>

@@ -1,6 +1,6 @@
-// Unit tests of server/tls.h: the checks made before gRPC sees the files.
+// Unit tests of server/core/tls.h: the checks made before gRPC sees the files.
 
-#include "server/tls.h"
+#include "server/grpc/grpc_tls.h"
 
 #include <fstream>
 
