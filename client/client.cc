@@ -15,18 +15,12 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "health.grpc.pb.h"
+#include "proto/status_convert.h"
 
 namespace sepconv::client {
 namespace {
 
 constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer";
-
-// The client's one conversion from grpc::Status: the codes are the same
-// numbers; the message keeps the server's words.
-absl::Status FromGrpc(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-}
 
 absl::StatusOr<inference::ModelInferRequest> BuildRequest(const std::string& model,
                                                           const std::string& version,
@@ -183,21 +177,6 @@ class CallRegistry {
 
 constexpr char kModelStreamInferMethod[] = "/inference.GRPCInferenceService/ModelStreamInfer";
 
-// A status from a ModelStreamInferResponse's error_message ("<CODE>: text"
-// from sepconv-serve; Triton sends the text alone).
-absl::Status FromErrorMessage(const std::string& message) {
-  const size_t colon = message.find(": ");
-  if (colon != std::string::npos) {
-    for (int code = 1; code <= 16; ++code) {
-      const auto c = static_cast<absl::StatusCode>(code);
-      if (message.compare(0, colon, absl::StatusCodeToString(c)) == 0) {
-        return absl::Status(c, message.substr(colon + 2));
-      }
-    }
-  }
-  return absl::UnknownError(message);
-}
-
 // ModelStreamInfer on gRPC's callback API over the generic stub, so prepared
 // requests go out without re-encoding. A hold keeps the call open for Send
 // until Close half-closes it.
@@ -276,7 +255,7 @@ class GrpcInferStream final : public InferStream,
     inference::ModelStreamInferResponse answer;
     result.status = ParseResponse(&read_, &answer);
     if (result.status.ok() && !answer.error_message().empty()) {
-      result.status = FromErrorMessage(answer.error_message());
+      result.status = FromStreamErrorMessage(answer.error_message());
     } else if (result.status.ok()) {
       const inference::ModelInferResponse& response = answer.infer_response();
       result.status = ReadOutput(response, &result.output_shape, &result.output_bytes, nullptr);
@@ -302,13 +281,13 @@ class GrpcInferStream final : public InferStream,
     {
       absl::MutexLock lock(&mu_);
       ended_ = true;
-      status_ = FromGrpc(status);
+      status_ = FromGrpcStatus(status);
       unanswered.swap(answers_);
     }
     for (Pending& pending : unanswered) {
       AsyncInferResult result;
       result.status = status.ok() ? absl::DataLossError("the stream ended before this answer")
-                                  : FromGrpc(status);
+                                  : FromGrpcStatus(status);
       result.latency = absl::Now() - pending.start;
       pending.done(std::move(result));
     }
@@ -363,7 +342,7 @@ class GrpcClient : public Client {
     grpc::health::v1::HealthCheckRequest request;
     request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
-    absl::Status status = FromGrpc(health_->Check(&context, request, &response));
+    absl::Status status = FromGrpcStatus(health_->Check(&context, request, &response));
     if (!status.ok()) return status;
     return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
   }
@@ -497,7 +476,7 @@ class GrpcClient : public Client {
     grpc::ClientContext context;
     SetUp(&context, options.deadline);
     inference::ModelInferResponse response;
-    absl::Status status = FromGrpc(inference_->ModelInfer(&context, *request, &response));
+    absl::Status status = FromGrpcStatus(inference_->ModelInfer(&context, *request, &response));
     if (!status.ok()) return status;
     Tensor output;
     int64_t bytes = 0;
@@ -516,7 +495,7 @@ class GrpcClient : public Client {
     bool own = false;
     grpc::Status serialized =
         grpc::SerializationTraits<inference::ModelInferRequest>::Serialize(*request, &buffer, &own);
-    if (!serialized.ok()) return FromGrpc(serialized);
+    if (!serialized.ok()) return FromGrpcStatus(serialized);
     const int64_t samples = input.shape.empty() ? 1 : input.shape[0];
     return std::make_shared<GrpcPreparedRequest>(std::move(buffer), samples);
   }
@@ -552,7 +531,7 @@ class GrpcClient : public Client {
           std::shared_ptr<CallRegistry> calls = std::move(registry);
           AsyncInferResult result;
           result.latency = absl::Now() - self->start;
-          result.status = FromGrpc(status);
+          result.status = FromGrpcStatus(status);
           if (result.status.ok()) {
             inference::ModelInferResponse response;
             result.status = ParseResponse(&self->response, &response);
@@ -583,7 +562,7 @@ class GrpcClient : public Client {
     grpc::ClientContext context;
     SetUp(&context, deadline);
     Response response;
-    absl::Status status = FromGrpc(((*inference_).*method)(&context, request, &response));
+    absl::Status status = FromGrpcStatus(((*inference_).*method)(&context, request, &response));
     if (!status.ok()) return status;
     return convert(response);
   }
