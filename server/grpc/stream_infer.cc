@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "proto/status_convert.h"
 #include "server/core/cancellation.h"
 #include "server/grpc/inference_service.h"
 #include "server/grpc/status_util.h"
@@ -182,8 +182,7 @@ class StreamInferReactor final
       out_.mutable_infer_response()->Swap(&slot->response);
       return;
     }
-    out_.set_error_message(
-        absl::StrCat(absl::StatusCodeToString(slot->status.code()), ": ", slot->status.message()));
+    out_.set_error_message(ToStreamErrorMessage(slot->status));
     inference::ModelInferResponse* answer = out_.mutable_infer_response();
     answer->set_model_name(slot->request.model_name());
     answer->set_model_version(slot->request.model_version());
