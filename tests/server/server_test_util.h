@@ -16,9 +16,9 @@
 #include "absl/status/status.h"
 #include "engine/model_spec.h"
 #include "grpc_service.grpc.pb.h"
+#include "server/grpc/server.h"
 #include "server/metrics/metrics.h"
 #include "server/models/model_registry.h"
-#include "server/grpc/server.h"
 
 namespace sepconv::testing {
 

@@ -17,8 +17,8 @@
 #include "absl/strings/str_split.h"
 #include "client/client.h"
 #include "client/npy.h"
-#include "server/models/repository_sync.h"
 #include "server/grpc/server.h"
+#include "server/models/repository_sync.h"
 
 namespace sepconv {
 namespace {

@@ -19,9 +19,9 @@
 #include "exposition.h"
 #include "gtest/gtest.h"
 #include "http_get.h"
+#include "server/grpc/server.h"
 #include "server/metrics/metrics.h"
 #include "server/models/model_registry.h"
-#include "server/grpc/server.h"
 
 namespace sepconv {
 namespace {

@@ -20,9 +20,9 @@
 #include "engine/random_model.h"
 #include "grpc_service.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "server/grpc/server.h"
 #include "server/metrics/metrics.h"
 #include "server/models/model_registry.h"
-#include "server/grpc/server.h"
 
 namespace sepconv {
 namespace {

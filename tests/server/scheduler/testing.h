@@ -21,8 +21,8 @@
 #include "absl/time/time.h"
 #include "engine/executor.h"
 #include "server/batching/internal/clock.h"
-#include "server/metrics/metrics.h"
 #include "server/batching/scheduler.h"
+#include "server/metrics/metrics.h"
 
 namespace sepconv {
 namespace testing {

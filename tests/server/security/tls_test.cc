@@ -1,10 +1,9 @@
 // Unit tests of server/core/tls.h: the checks made before gRPC sees the files.
 
-#include "server/grpc/grpc_tls.h"
-
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "server/grpc/grpc_tls.h"
 #include "tests/server/security/test_pki.h"
 
 namespace sepconv {
