@@ -19,13 +19,10 @@
 #include "absl/time/time.h"
 #include "engine/model_spec.h"
 #include "grpc_service.pb.h"
+#include "server/core/infer_request.h"
 
 namespace sepconv {
 
-// The model's tensor names and wire datatype (DESIGN.md).
-inline constexpr char kInputName[] = "input";
-inline constexpr char kOutputName[] = "output";
-inline constexpr char kDatatypeFp32[] = "FP32";
 // The KServe request parameter carrying a timeout in microseconds.
 inline constexpr char kTimeoutParameter[] = "timeout";
 
