@@ -1,7 +1,8 @@
 # Run by sepconv_check_layer (layers.cmake) as `cmake -P`: fails when a file
-# of LAYER includes a project header outside ALLOW, or (unless FRONTEND) a
-# gRPC or HTTP header. Writes STAMP when all is well.
+# of LAYER includes a project header outside ALLOW, a header matching FORBID,
+# or (unless FRONTEND) a gRPC or HTTP header. Writes STAMP when all is well.
 string(REPLACE "|" ";" allow "${ALLOW}")
+string(REPLACE "|" ";" forbid "${FORBID}")
 string(REPLACE "|" ";" files "${FILES}")
 set(errors "")
 foreach(file ${files})
@@ -17,6 +18,11 @@ foreach(file ${files})
        OR header MATCHES "httplib")
       set(protocol_header TRUE)
     endif()
+    foreach(pattern ${forbid})
+      if(header MATCHES "${pattern}")
+        string(APPEND errors "  ${file}: ${line}: forbidden in layer ${LAYER} (${pattern})\n")
+      endif()
+    endforeach()
     if(protocol_header AND NOT FRONTEND)
       string(APPEND errors "  ${file}: ${line}: a protocol type below the frontends\n")
       continue()

@@ -1,25 +1,43 @@
-# sepconv_check_layer(TARGET DIR [FRONTEND] ALLOW prefix...): before TARGET
-# builds, checks every quoted #include in server/DIR: a project header
-# (engine/..., server/..., a generated *.pb.h) must start with one of the
-# ALLOW prefixes, i.e. belong to a layer TARGET links. Unless FRONTEND is
-# given, gRPC and HTTP headers (grpc/, grpcpp/, grpc_service*, health*,
-# httplib) are refused too: the core and the model layer are protocol-free.
-# A violation fails the build, naming the file, the line and the layer.
+# sepconv_check_layer(TARGET DIR [FRONTEND] [CHECK name] [GLOBS pattern...]
+#                     ALLOW prefix... [FORBID regex...]):
+# before TARGET builds, checks every #include of the files matching GLOBS
+# (default: every .h and .cc below DIR, relative to the calling CMakeLists):
+# a project header (engine/..., server/..., client/..., a generated *.pb.h)
+# must start with one of the ALLOW prefixes, i.e. belong to a layer TARGET
+# links, and no header may match a FORBID regex. Unless FRONTEND is given,
+# gRPC and HTTP headers (grpc/, grpcpp/, grpc_service*, health*, httplib)
+# are refused too: the engine, the model layer and the core are
+# protocol-free. A violation fails the build, naming file, line and layer.
+# CHECK names the check when a target has more than one.
 function(sepconv_check_layer target dir)
-  cmake_parse_arguments(ARG "FRONTEND" "" "ALLOW" ${ARGN})
-  file(GLOB_RECURSE files CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${dir}/*.h
-       ${CMAKE_CURRENT_SOURCE_DIR}/${dir}/*.cc)
-  set(stamp ${CMAKE_CURRENT_BINARY_DIR}/${target}.layer_ok)
+  cmake_parse_arguments(ARG "FRONTEND" "CHECK" "ALLOW;FORBID;GLOBS" ${ARGN})
+  if(NOT ARG_GLOBS)
+    set(ARG_GLOBS *.h *.cc)
+  endif()
+  if(NOT ARG_CHECK)
+    set(ARG_CHECK ${target})
+  endif()
+  set(globs)
+  foreach(glob ${ARG_GLOBS})
+    list(APPEND globs ${CMAKE_CURRENT_SOURCE_DIR}/${dir}/${glob})
+  endforeach()
+  if(ARG_GLOBS MATCHES "/")
+    file(GLOB files CONFIGURE_DEPENDS ${globs})
+  else()
+    file(GLOB_RECURSE files CONFIGURE_DEPENDS ${globs})
+  endif()
+  set(stamp ${CMAKE_CURRENT_BINARY_DIR}/${ARG_CHECK}.layer_ok)
   string(REPLACE ";" "|" allow "${ARG_ALLOW}")
+  string(REPLACE ";" "|" forbid "${ARG_FORBID}")
   string(REPLACE ";" "|" file_list "${files}")
   add_custom_command(
     OUTPUT ${stamp}
-    COMMAND ${CMAKE_COMMAND} -DLAYER=${target} "-DALLOW=${allow}" "-DFILES=${file_list}"
-            -DFRONTEND=${ARG_FRONTEND} -DSTAMP=${stamp}
+    COMMAND ${CMAKE_COMMAND} -DLAYER=${ARG_CHECK} "-DALLOW=${allow}" "-DFORBID=${forbid}"
+            "-DFILES=${file_list}" -DFRONTEND=${ARG_FRONTEND} -DSTAMP=${stamp}
             -P ${PROJECT_SOURCE_DIR}/server/check_layer.cmake
     DEPENDS ${files} ${PROJECT_SOURCE_DIR}/server/check_layer.cmake
-    COMMENT "Checking the includes of layer ${target}"
+    COMMENT "Checking the includes of layer ${ARG_CHECK}"
     VERBATIM)
-  add_custom_target(${target}_layer_check DEPENDS ${stamp})
-  add_dependencies(${target} ${target}_layer_check)
+  add_custom_target(${ARG_CHECK}_layer_check DEPENDS ${stamp})
+  add_dependencies(${target} ${ARG_CHECK}_layer_check)
 endfunction()
