@@ -358,14 +358,9 @@ class KubernetesTest(unittest.TestCase):
         self.assertIn("cpu", limits)
         self.assertIn("memory", limits)
         self.assertIn("cpu", self.container["resources"]["requests"])
-        threads = self.flags.get("threads", "0")
-        if threads == "0":
-            return  # the server reads the cgroup quota itself
-        var = re.fullmatch(r"\$\((\w+)\)", threads).group(1)
-        env = {e["name"]: e for e in self.container["env"]}
-        ref = env[var]["valueFrom"]["resourceFieldRef"]
-        self.assertEqual(ref["resource"], "limits.cpu")
-        self.assertEqual(str(ref.get("divisor", "1")), "1")
+        # The server's own budget (cgroup quota less one CPU for gRPC) is the
+        # measured best; --threads=<limit> would give OpenMP every CPU.
+        self.assertNotIn("threads", self.flags)
 
     def served_models(self):
         """Model names the ConfigMap volume places under --model_repository."""
