@@ -1,7 +1,8 @@
 #ifndef SEPCONV_SERVER_METRICS_METRICS_H_
 #define SEPCONV_SERVER_METRICS_METRICS_H_
 
-// The Prometheus metrics of ../shared/DESIGN.md, built with prometheus-cpp.
+// The Prometheus metrics (README "Watching it" lists them), built with
+// prometheus-cpp.
 // An injected object (never a global): main creates one Metrics, the service
 // and the schedulers record through the ModelMetrics handle of their model.
 // A version's handle is shared: its ServedModel and every request or job
