@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <list>
 #include <map>
 #include <new>
@@ -59,25 +60,56 @@ class OneDnnExecutor final : public Executor {
     if (!out.ok()) return out.status();
     if (options_.threads > 0) omp_set_num_threads(options_.threads);
     return Guarded([&]() -> absl::StatusOr<FlopCount> {
-      const int64_t micro = MicroBatchSize(*model_, chw, *n, tuning_.micro_batch);
-      const int64_t in_sample = chw.c * chw.h * chw.w, out_sample = out->c * out->h * out->w;
-      FlopCount flops;
-      Cursor cursor;
-      for (int64_t start = 0; start < *n; start += micro) {
-        const int64_t size = std::min(micro, *n - start);
-        absl::StatusOr<Plan*> plan = GetPlan(Dims4{size, chw.c, chw.h, chw.w});
-        if (!plan.ok()) return plan.status();
-        NextMicroBatch(items, size, in_sample, out_sample, cursor);
-        (*plan)->Execute(chunk_, stream_);
-        flops += (*plan)->flops();
+      const Dims4 input{*n, chw.c, chw.h, chw.w};
+      int64_t micro = MicroBatchSize(*model_, chw, *n, tuning_.micro_batch);
+      if (tuning_.micro_batch == 0 && *n > 1 && options_.tune_budget_ms > 0) {
+        absl::Status failed;
+        const std::vector<int64_t> candidates = MicroBatchCandidates(micro, *n);
+        micro = internal::ChooseMicroBatch(
+                    *model_, input, candidates, absl::Milliseconds(options_.tune_budget_ms),
+                    [&](int64_t m) {
+                      if (failed.ok()) failed = RunInMicroBatches(items, input, *out, m).status();
+                    })
+                    .micro_batch;
+        if (!failed.ok()) return failed;
       }
-      return flops;
+      return RunInMicroBatches(items, input, *out, micro);
     });
   }
 
   const ModelSpec& model() const override { return *model_; }
 
  private:
+  // The batch `items` (of shape `input`, output `out`) in micro-batches of
+  // `micro` samples.
+  absl::StatusOr<FlopCount> RunInMicroBatches(absl::Span<const BatchItem> items, const Dims4& input,
+                                              const Dims4& out, int64_t micro) {
+    const int64_t in_sample = input.c * input.h * input.w, out_sample = out.c * out.h * out.w;
+    FlopCount flops;
+    Cursor cursor;
+    for (int64_t start = 0; start < input.n; start += micro) {
+      const int64_t size = std::min(micro, input.n - start);
+      absl::StatusOr<Plan*> plan = GetPlan(Dims4{size, input.c, input.h, input.w});
+      if (!plan.ok()) return plan.status();
+      NextMicroBatch(items, size, in_sample, out_sample, cursor);
+      (*plan)->Execute(chunk_, stream_);
+      flops += (*plan)->flops();
+    }
+    return flops;
+  }
+
+  // What the micro-batch tuner times for a batch of n: the size-based
+  // default first, then powers of two and the whole batch.
+  static std::vector<int64_t> MicroBatchCandidates(int64_t fallback, int64_t n) {
+    std::vector<int64_t> candidates = {fallback};
+    for (int64_t m : {int64_t{1}, int64_t{2}, int64_t{4}, int64_t{8}, n}) {
+      if (m <= n && std::find(candidates.begin(), candidates.end(), m) == candidates.end()) {
+        candidates.push_back(m);
+      }
+    }
+    return candidates;
+  }
+
   using Key = std::tuple<int64_t, int64_t, int64_t>;  // n, h, w
   // Position in the concatenation of the items: item index, samples of it
   // already consumed.

@@ -24,10 +24,13 @@ struct ExecutorOptions {
   // Plans (primitives + buffers) kept per input shape; the least recently
   // used is dropped beyond this.
   int max_cached_shapes = 64;
-  // Time allowed for choosing a new input shape's internal layout by timing
-  // the candidates on this CPU (see engine/internal/plan_tuner.h); the
-  // choice is remembered process-wide per layer shapes, input shape and
-  // thread count, so each is tuned once. 0 times one candidate only.
+  // Time allowed for choosing a new input shape's internal layout, and a
+  // new batch size's micro-batch (samples per execution, for batches of
+  // more than one sample), by timing the candidates on this CPU (see
+  // engine/internal/plan_tuner.h); the choices are remembered process-wide
+  // per layer shapes, input shape (and batch size and thread count for the
+  // micro-batch), so each is tuned once. 0 times one layout only and takes
+  // the size-based micro-batch.
   int tune_budget_ms = 300;
   // Input shapes (full NCHW) Create warms before returning (see Warm): a
   // shape the model rejects fails Create.

@@ -1,5 +1,7 @@
 #include "engine/internal/plan_tuner.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <optional>
 #include <string>
@@ -33,6 +35,8 @@ struct Choices {
   absl::Mutex tuning;
   absl::Mutex mu;
   absl::flat_hash_map<std::string, ActivationLayout> layout ABSL_GUARDED_BY(mu);
+  // Keyed by ChoiceKey, batch size and threads.
+  absl::flat_hash_map<std::string, int64_t> micro_batch ABSL_GUARDED_BY(mu);
 };
 
 Choices& TheChoices() {
@@ -91,30 +95,40 @@ TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const Flop
   std::vector<float> out_data(static_cast<size_t>(out.n * out.c * out.h * out.w));
   const BatchItem item{in_data.data(), out_data.data(), input.n};
   const absl::Span<const BatchItem> items(&item, 1);
-  absl::Duration best_time = absl::InfiniteDuration();
-  std::vector<ActivationLayout> tried;
-  for (ActivationLayout candidate : Candidates()) {
-    if (result.plan != nullptr && absl::Now() - start >= budget) break;
-    auto plan = std::make_unique<Plan>(model, input, flops, candidate, weights, engine, stream);
-    // A layout without JIT kernels here falls back to one already tried.
+  struct Candidate {
+    std::unique_ptr<Plan> plan;
+    ActivationLayout layout;
+    absl::Duration best = absl::InfiniteDuration();
+  };
+  std::vector<Candidate> candidates;
+  for (ActivationLayout layout : Candidates()) {
+    if (!candidates.empty() && absl::Now() - start >= budget) break;
+    auto plan = std::make_unique<Plan>(model, input, flops, layout, weights, engine, stream);
+    // A layout without JIT kernels here falls back to one already built.
     const ActivationLayout effective = plan->layout();
-    if (std::find(tried.begin(), tried.end(), effective) != tried.end()) continue;
-    tried.push_back(effective);
-    plan->Execute(items, stream);  // first run: boundaries, caches
-    absl::Duration plan_best = absl::InfiniteDuration();
-    for (int run = 0; run < kTimedRuns; ++run) {
-      if (run > 0 && absl::Now() - start >= budget) break;
-      const absl::Time t0 = absl::Now();
-      plan->Execute(items, stream);
-      plan_best = std::min(plan_best, absl::Now() - t0);
+    if (std::any_of(candidates.begin(), candidates.end(),
+                    [&](const Candidate& c) { return c.layout == effective; })) {
+      continue;
     }
-    ++result.candidates_timed;
-    if (plan_best < best_time) {
-      best_time = plan_best;
-      result.layout = effective;
-      result.plan = std::move(plan);
+    plan->Execute(items, stream);  // first run: boundaries, caches
+    candidates.push_back(Candidate{std::move(plan), effective});
+  }
+  // Timed rounds interleave the candidates, so that a burst of load from
+  // other processes hits them alike rather than one of them.
+  for (int round = 0; round < kTimedRuns; ++round) {
+    if (round > 0 && absl::Now() - start >= budget) break;
+    for (Candidate& candidate : candidates) {
+      const absl::Time t0 = absl::Now();
+      candidate.plan->Execute(items, stream);
+      candidate.best = std::min(candidate.best, absl::Now() - t0);
     }
   }
+  Candidate& best =
+      *std::min_element(candidates.begin(), candidates.end(),
+                        [](const Candidate& a, const Candidate& b) { return a.best < b.best; });
+  result.candidates_timed = static_cast<int>(candidates.size());
+  result.layout = best.layout;
+  result.plan = std::move(best.plan);
   {
     absl::MutexLock lock(&choices.mu);
     choices.layout.emplace(key, result.layout);
@@ -127,6 +141,65 @@ void ClearTunedChoices() {
   Choices& choices = TheChoices();
   absl::MutexLock lock(&choices.mu);
   choices.layout.clear();
+  choices.micro_batch.clear();
+}
+
+MicroBatchChoice ChooseMicroBatch(const ModelSpec& model, const Dims4& input,
+                                  absl::Span<const int64_t> candidates, absl::Duration budget,
+                                  absl::FunctionRef<void(int64_t)> run) {
+  const absl::Time start = absl::Now();
+  const std::string key =
+      absl::StrCat(ChoiceKey(model, input), "|n", input.n, "|t", omp_get_max_threads());
+  Choices& choices = TheChoices();
+  auto find = [&]() -> std::optional<int64_t> {
+    absl::MutexLock lock(&choices.mu);
+    auto it = choices.micro_batch.find(key);
+    if (it == choices.micro_batch.end()) return std::nullopt;
+    return it->second;
+  };
+  MicroBatchChoice result;
+  if (std::optional<int64_t> known = find()) {
+    result.micro_batch = *known;
+    return result;
+  }
+  // The first run, untimed, also chooses the layout (BuildTunedPlan takes
+  // the tuning lock itself, so it must be done before we take it).
+  run(candidates.front());
+  absl::MutexLock tuning(&choices.tuning);
+  if (std::optional<int64_t> known = find()) {
+    result.micro_batch = *known;
+    result.spent = absl::Now() - start;
+    return result;
+  }
+  struct Candidate {
+    int64_t micro_batch;
+    absl::Duration best = absl::InfiniteDuration();
+  };
+  std::vector<Candidate> timed;
+  for (int64_t micro : candidates) {
+    if (!timed.empty() && absl::Now() - start >= budget) break;
+    if (micro != candidates.front()) run(micro);  // builds its plans
+    timed.push_back(Candidate{micro});
+  }
+  for (int round = 0; round < kTimedRuns; ++round) {
+    if (round > 0 && absl::Now() - start >= budget) break;
+    for (Candidate& candidate : timed) {  // interleaved, as for layouts
+      const absl::Time t0 = absl::Now();
+      run(candidate.micro_batch);
+      candidate.best = std::min(candidate.best, absl::Now() - t0);
+    }
+  }
+  result.micro_batch =
+      std::min_element(timed.begin(), timed.end(), [](const Candidate& a, const Candidate& b) {
+        return a.best < b.best;
+      })->micro_batch;
+  result.candidates_timed = static_cast<int>(timed.size());
+  {
+    absl::MutexLock lock(&choices.mu);
+    choices.micro_batch.emplace(key, result.micro_batch);
+  }
+  result.spent = absl::Now() - start;
+  return result;
 }
 
 }  // namespace internal

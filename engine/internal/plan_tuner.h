@@ -18,7 +18,9 @@
 #include <cstdint>
 #include <memory>
 
+#include "absl/functional/function_ref.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "engine/flops.h"
 #include "engine/internal/onednn_plan.h"
 #include "engine/internal/onednn_weights.h"
@@ -35,13 +37,32 @@ struct TuneResult {
   absl::Duration spent;                               // building and timing
 };
 
-// The plan for `input` in the fastest layout. Candidates are timed until
-// `budget` is spent (the first is always timed; each is built, run once, then
-// timed up to 3 runs, the best kept), so tuning one shape costs about
-// budget + one candidate's build and run.
+// The plan for `input` in the fastest layout. Candidates are built and run
+// once while `budget` lasts (the first always), then timed in up to 3
+// interleaved rounds (the first round always), the best run of each kept,
+// so tuning one shape costs about budget + one round.
 TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
                           WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream,
                           absl::Duration budget);
+
+struct MicroBatchChoice {
+  int64_t micro_batch = 0;
+  int candidates_timed = 0;  // 0: the choice was cached
+  absl::Duration spent;
+};
+
+// The fastest micro-batch (samples per plan execution) for a batch of
+// `input.n` samples, among `candidates` (the first is the default, what runs
+// if the budget ends early). `run(m)` runs the whole batch once in
+// micro-batches of m (building the plans it needs on its first call). Each
+// candidate is run once untimed, then up to 3 timed rounds interleave them,
+// the best of each kept, within `budget` (the first candidate is always
+// timed). Remembered process-wide per ChoiceKey, batch size and OpenMP
+// thread count; a remembered choice calls no `run`. Thread-safe as
+// BuildTunedPlan (timings are serialized with it).
+MicroBatchChoice ChooseMicroBatch(const ModelSpec& model, const Dims4& input,
+                                  absl::Span<const int64_t> candidates, absl::Duration budget,
+                                  absl::FunctionRef<void(int64_t)> run);
 
 // Forgets every remembered choice (tests and benchmarks that measure tuning).
 void ClearTunedChoices();

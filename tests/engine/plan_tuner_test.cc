@@ -117,6 +117,41 @@ TEST_F(PlanTunerTest, ZeroBudgetTimesOnlyTheFirstCandidate) {
   ExpectCorrect(model, input, *result.plan);
 }
 
+// The micro-batch tuner runs every candidate, keeps the fastest (here the
+// only one that does not sleep), remembers it per batch size, and with no
+// budget times the default only.
+TEST_F(PlanTunerTest, MicroBatchTimedOnceThenRemembered) {
+  const ModelSpec model = MakeRandomModel({Spec(8, 8)}, 1).value();
+  const Dims4 input{6, 8, 9, 9};
+  const std::vector<int64_t> candidates = {3, 1, 2, 6};
+  std::vector<int64_t> runs;
+  auto run = [&](int64_t micro) {
+    runs.push_back(micro);
+    if (micro != 2) absl::SleepFor(absl::Milliseconds(3));
+  };
+  MicroBatchChoice first = ChooseMicroBatch(model, input, candidates, absl::Seconds(10), run);
+  EXPECT_EQ(first.micro_batch, 2);
+  EXPECT_EQ(first.candidates_timed, 4);
+  for (int64_t micro : candidates) {
+    EXPECT_GE(std::count(runs.begin(), runs.end(), micro), 2) << micro;  // built, timed
+  }
+
+  runs.clear();
+  MicroBatchChoice again = ChooseMicroBatch(model, input, candidates, absl::Seconds(10), run);
+  EXPECT_EQ(again.micro_batch, 2);
+  EXPECT_EQ(again.candidates_timed, 0);
+  EXPECT_TRUE(runs.empty());
+
+  // Another batch size is another choice; no budget times the default only.
+  runs.clear();
+  const Dims4 other{5, 8, 9, 9};
+  MicroBatchChoice unbudgeted =
+      ChooseMicroBatch(model, other, candidates, absl::ZeroDuration(), run);
+  EXPECT_EQ(unbudgeted.micro_batch, 3);
+  EXPECT_EQ(unbudgeted.candidates_timed, 1);
+  EXPECT_EQ(runs, (std::vector<int64_t>{3, 3}));
+}
+
 }  // namespace
 }  // namespace internal
 }  // namespace sepconv
