@@ -89,11 +89,12 @@ class OneDnnExecutor final : public Executor {
     Cursor cursor;
     for (int64_t start = 0; start < input.n; start += micro) {
       const int64_t size = std::min(micro, input.n - start);
-      absl::StatusOr<Plan*> plan = GetPlan(Dims4{size, input.c, input.h, input.w});
-      if (!plan.ok()) return plan.status();
+      absl::StatusOr<Cached*> cached = GetPlan(Dims4{size, input.c, input.h, input.w});
+      if (!cached.ok()) return cached.status();
       NextMicroBatch(items, size, in_sample, out_sample, cursor);
-      (*plan)->Execute(chunk_, stream_);
-      flops += (*plan)->flops();
+      Plan& plan = *(*cached)->plan;
+      plan.Execute(chunk_, stream_, (*cached)->own_arena ? *(*cached)->own_arena : arena_);
+      flops += plan.flops();
     }
     return flops;
   }
@@ -134,7 +135,12 @@ class OneDnnExecutor final : public Executor {
       if (cursor.taken == item.samples) cursor = Cursor{cursor.item + 1, 0};
     }
   }
-  using Lru = std::list<std::pair<Key, std::unique_ptr<Plan>>>;
+  struct Cached {
+    Key key;
+    std::unique_ptr<Plan> plan;
+    std::unique_ptr<internal::Arena> own_arena;  // only with tuning_.arena_per_plan
+  };
+  using Lru = std::list<Cached>;
 
   // The batch size, or INVALID_ARGUMENT for empty/malformed items.
   absl::StatusOr<int64_t> CheckItems(const Dims4& chw, absl::Span<const BatchItem> items) const {
@@ -162,32 +168,53 @@ class OneDnnExecutor final : public Executor {
   }
 
   // The plan for `input` (most recently used first), built on first use.
-  absl::StatusOr<Plan*> GetPlan(const Dims4& input) {
+  absl::StatusOr<Cached*> GetPlan(const Dims4& input) {
     const Key key{input.n, input.h, input.w};
     auto found = index_.find(key);
     if (found != index_.end()) {
       plans_.splice(plans_.begin(), plans_, found->second);
-      return plans_.front().second.get();
+      return &plans_.front();
     }
     absl::StatusOr<FlopCount> flops = CountFlops(*model_, input);  // validates the shape
     if (!flops.ok()) return flops.status();
+    std::unique_ptr<internal::Arena> own_arena;
+    if (tuning_.arena_per_plan) own_arena = std::make_unique<internal::Arena>();
+    internal::Arena& arena = own_arena ? *own_arena : arena_;
     std::unique_ptr<Plan> plan;
     if (tuning_.layout == ActivationLayout::kAuto) {
-      plan = internal::BuildTunedPlan(*model_, input, *flops, weights_, engine_, stream_,
+      plan = internal::BuildTunedPlan(*model_, input, *flops, weights_, engine_, stream_, arena,
                                       absl::Milliseconds(options_.tune_budget_ms))
                  .plan;
     } else {
       plan = std::make_unique<Plan>(*model_, input, *flops, tuning_.layout, weights_, engine_,
                                     stream_);
     }
-    plans_.emplace_front(key, std::move(plan));
+    cached_bytes_ += plan->ArenaBytes();
+    plans_.push_front(Cached{key, std::move(plan), std::move(own_arena)});
     index_[key] = plans_.begin();
+    Evict();
+    return &plans_.front();
+  }
+
+  // Drops least recently used plans (never the newest) beyond
+  // max_cached_shapes plans or max_cached_plan_bytes of working memory, and
+  // gives back arena memory that only dropped plans needed.
+  void Evict() {
     const size_t capacity = static_cast<size_t>(std::max(1, options_.max_cached_shapes));
-    while (plans_.size() > capacity) {
-      index_.erase(plans_.back().first);
+    const size_t max_bytes =
+        static_cast<size_t>(std::max<int64_t>(0, options_.max_cached_plan_bytes));
+    bool evicted = false;
+    while (plans_.size() > 1 && (plans_.size() > capacity || cached_bytes_ > max_bytes)) {
+      Cached& last = plans_.back();
+      cached_bytes_ -= last.plan->ArenaBytes();
+      index_.erase(last.key);
       plans_.pop_back();
+      evicted = true;
     }
-    return plans_.front().second.get();
+    if (!evicted) return;
+    size_t needed = 0;
+    for (const Cached& cached : plans_) needed = std::max(needed, cached.plan->ArenaBytes());
+    if (arena_.capacity() > needed) arena_.Release();  // re-grown to fit by the next run
   }
 
   const std::shared_ptr<const ModelSpec> model_;
@@ -196,8 +223,10 @@ class OneDnnExecutor final : public Executor {
   dnnl::engine engine_;
   dnnl::stream stream_;
   WeightCache weights_;
+  internal::Arena arena_;  // every plan's working memory (one runs at a time)
   Lru plans_;
   std::map<Key, Lru::iterator> index_;
+  size_t cached_bytes_ = 0;       // the plans' ArenaBytes()
   std::vector<BatchItem> chunk_;  // one micro-batch's pieces, reused
 };
 
@@ -212,6 +241,10 @@ absl::StatusOr<std::unique_ptr<Executor>> CreateOneDnnExecutor(
   if (options.tune_budget_ms < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("ExecutorOptions.tune_budget_ms must be >= 0, got ", options.tune_budget_ms));
+  }
+  if (options.max_cached_plan_bytes < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ExecutorOptions.max_cached_plan_bytes must be >= 0, got ", options.max_cached_plan_bytes));
   }
   if (options.threads < 0) {
     return absl::InvalidArgumentError(

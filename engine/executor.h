@@ -21,9 +21,14 @@ namespace sepconv {
 struct ExecutorOptions {
   // Intra-op (OpenMP) threads used by Run; 0 keeps the OpenMP default.
   int threads = 0;
-  // Plans (primitives + buffers) kept per input shape; the least recently
-  // used is dropped beyond this.
+  // Plans (primitives, per input shape) kept; the least recently used is
+  // dropped beyond this many, or when the working memory the kept plans
+  // need (activations, depthwise output, scratchpad; all run in one
+  // grow-only buffer of the executor, as large as the largest kept plan
+  // needs) adds up to more than max_cached_plan_bytes. The plan just used
+  // is always kept.
   int max_cached_shapes = 64;
+  int64_t max_cached_plan_bytes = int64_t{512} << 20;
   // Time allowed for choosing a new input shape's internal layout, and a
   // new batch size's micro-batch (samples per execution, for batches of
   // more than one sample), by timing the candidates on this CPU (see

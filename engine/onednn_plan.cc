@@ -241,25 +241,26 @@ Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
   output_sample_bytes_ =
       memory::desc({n, output_.c, output_.h, output_.w}, kF32, tag_).get_size() / n;
 
-  // Pass 2: buffers once, then the steps. Layer input and output share
-  // `activations_` (the input is dead once the depthwise convs have run).
-  activations_ = Allocate(pds.act_bytes);
-  mid_ = Allocate(pds.mid_bytes);
-  scratchpad_ = Allocate(scratch_bytes);
-  scratchpad_memory_ = memory(memory::desc({static_cast<int64_t>(scratchpad_.bytes)},
-                                           memory::data_type::u8, memory::format_tag::x),
-                              engine, scratchpad_.data.get());
+  // Pass 2: the arena's layout, then the steps. Layer input and output
+  // share the activations (the input is dead once the depthwise convs have
+  // run).
+  mid_offset_ = RoundUp64(pds.act_bytes);
+  scratch_offset_ = mid_offset_ + RoundUp64(pds.mid_bytes);
+  scratch_bytes_ = RoundUp64(std::max<size_t>(scratch_bytes, 1));
+  arena_bytes_ = scratch_offset_ + scratch_bytes_;
+  scratchpad_memory_ = ArenaMemory(memory::desc({static_cast<int64_t>(scratch_bytes_)},
+                                                memory::data_type::u8, memory::format_tag::x),
+                                   scratch_offset_);
   const memory& scratch = scratchpad_memory_;
-  char* mid_data = static_cast<char*>(mid_.data.get());
   for (size_t i = 0; i < pds.layers.size(); ++i) {
     const LayerPds& p = pds.layers[i];
     const int64_t parts = static_cast<int64_t>(p.dw.size());
     for (int64_t j = 0; j < parts; ++j) {
       const Conv::primitive_desc& pd = p.dw[j];
       Step dw{Conv(pd),
-              {{DNNL_ARG_SRC, memory(pd.src_desc(), engine, activations_.data.get())},
+              {{DNNL_ARG_SRC, ArenaMemory(pd.src_desc(), 0)},
                {DNNL_ARG_WEIGHTS, weights.Depthwise(i, j, pd.weights_desc(), stream)},
-               {DNNL_ARG_DST, memory(pd.dst_desc(), engine, mid_data + j * p.part_bytes)},
+               {DNNL_ARG_DST, ArenaMemory(pd.dst_desc(), mid_offset_ + j * p.part_bytes)},
                {DNNL_ARG_SCRATCHPAD, scratch}},
               pd.impl_info_str()};
       if (model.layers[i].spec.depthwise_bias) {
@@ -272,9 +273,9 @@ Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
     for (int64_t j = 0; j < parts; ++j) {
       const Conv::primitive_desc& pd = p.pw[j];
       Step pw{Conv(pd),
-              {{DNNL_ARG_SRC, memory(pd.src_desc(), engine, mid_data + j * p.part_bytes)},
+              {{DNNL_ARG_SRC, ArenaMemory(pd.src_desc(), mid_offset_ + j * p.part_bytes)},
                {DNNL_ARG_WEIGHTS, weights.Pointwise(i, j, pd.weights_desc(), stream)},
-               {DNNL_ARG_DST, memory(pd.dst_desc(), engine, activations_.data.get())},
+               {DNNL_ARG_DST, ArenaMemory(pd.dst_desc(), 0)},
                {DNNL_ARG_SCRATCHPAD, scratch}},
               pd.impl_info_str()};
       if (j == 0 && model.layers[i].spec.pointwise_bias) {
@@ -318,7 +319,7 @@ Plan::DirectOutput& Plan::DirectOutputFor(int64_t samples) {
               {DNNL_ARG_WEIGHTS, out.mid},
               {DNNL_ARG_DST, out.dst},
               {DNNL_ARG_SCRATCHPAD, scratchpad_memory_}};
-  if (pd.scratchpad_desc().get_size() > scratchpad_.bytes) {
+  if (pd.scratchpad_desc().get_size() > scratch_bytes_) {
     out.own_scratchpad = Allocate(pd.scratchpad_desc().get_size());
     out.args[DNNL_ARG_SCRATCHPAD] =
         memory(pd.scratchpad_desc(), engine_, out.own_scratchpad.data.get());
@@ -379,8 +380,21 @@ std::vector<std::string> Plan::ImplNames() const {
   return names;
 }
 
-void Plan::Execute(absl::Span<const BatchItem> items, dnnl::stream& stream) {
-  char* activations = static_cast<char*>(activations_.data.get());
+memory Plan::ArenaMemory(const memory::desc& desc, size_t offset) {
+  memory m(desc, engine_, DNNL_MEMORY_NONE);
+  bindings_.emplace_back(m, offset);
+  return m;
+}
+
+void Plan::Bind(char* base) {
+  for (auto& [m, offset] : bindings_) m.set_data_handle(base + offset);
+  bound_ = base;
+}
+
+void Plan::Execute(absl::Span<const BatchItem> items, dnnl::stream& stream,
+                   internal::Arena& arena) {
+  char* activations = arena.Reserve(arena_bytes_);
+  if (activations != bound_) Bind(activations);
   // Each item's NCHW samples go straight into their slice of the batch (N
   // is outermost in every internal layout, so a slice is contiguous).
   int64_t offset = 0;
@@ -395,7 +409,7 @@ void Plan::Execute(absl::Span<const BatchItem> items, dnnl::stream& stream) {
   offset = 0;
   if (direct_output_) {
     // Straight from the last depthwise output (nhwc) into each item's NCHW.
-    char* mid = static_cast<char*>(mid_.data.get());
+    char* mid = activations + mid_offset_;
     const size_t mid_sample_bytes = sizeof(float) * last_mid_channels_ * output_.h * output_.w;
     for (const BatchItem& item : items) {
       DirectOutput& out = DirectOutputFor(item.samples);

@@ -65,7 +65,7 @@ std::string ChoiceKey(const ModelSpec& model, const Dims4& input) {
 
 TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
                           WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream,
-                          absl::Duration budget) {
+                          Arena& arena, absl::Duration budget) {
   const absl::Time start = absl::Now();
   const std::string key = ChoiceKey(model, input);
   TuneResult result;
@@ -110,7 +110,7 @@ TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const Flop
                     [&](const Candidate& c) { return c.layout == effective; })) {
       continue;
     }
-    plan->Execute(items, stream);  // first run: boundaries, caches
+    plan->Execute(items, stream, arena);  // first run: boundaries, caches
     candidates.push_back(Candidate{std::move(plan), effective});
   }
   // Timed rounds interleave the candidates, so that a burst of load from
@@ -119,7 +119,7 @@ TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const Flop
     if (round > 0 && absl::Now() - start >= budget) break;
     for (Candidate& candidate : candidates) {
       const absl::Time t0 = absl::Now();
-      candidate.plan->Execute(items, stream);
+      candidate.plan->Execute(items, stream, arena);
       candidate.best = std::min(candidate.best, absl::Now() - t0);
     }
   }

@@ -17,6 +17,7 @@
 #include "absl/types/span.h"
 #include "engine/executor.h"
 #include "engine/flops.h"
+#include "engine/internal/arena.h"
 #include "engine/internal/onednn_weights.h"
 #include "engine/model_spec.h"
 #include "oneapi/dnnl/dnnl.hpp"
@@ -43,8 +44,11 @@ struct OneDnnTuning {
   // Samples per execution of the primitives: a larger batch runs as a
   // sequence of micro-batches so that one micro-batch's activations stay in
   // cache instead of streaming every layer through DRAM. 0 = automatic
-  // (MicroBatchSize).
+  // (MicroBatchSize, then timed; see ExecutorOptions.tune_budget_ms).
   int64_t micro_batch = 0;
+  // Each plan in its own arena instead of one per executor (how plans held
+  // their buffers before; for the memory benchmark).
+  bool arena_per_plan = false;
 };
 
 // The micro-batch for a batch of `n` samples of shape `chw`: `requested`
@@ -55,14 +59,13 @@ inline constexpr int64_t kMicroBatchBytes = int64_t{16} << 20;
 int64_t MicroBatchSize(const ModelSpec& model, const Dims4& chw, int64_t n, int64_t requested);
 
 // Everything to run the model on one input shape [n, c, h, w]: primitives
-// created once, activation buffers (a layer's input/output and its
-// depthwise output) and one shared scratchpad allocated once, boundary
-// reorders per item size. A layer with depth multiplier > 1 runs in parts
-// (see WeightCache) so that every convolution has a JIT kernel. The layout
-// asked for is a preference: if oneDNN has no JIT kernel for some layer in
-// it (it would fall back to a reference kernel, 100x slower), the plan runs
-// in nhwc. With kNhwcDirect, a last layer in parts ends as with kNhwc
-// (output reorder).
+// created once and boundary reorders per item size. Its buffers (a layer's
+// input/output, its depthwise output, one shared scratchpad) live in the
+// executor's Arena, bound at Execute: ArenaBytes() of it. A layer with depth multiplier > 1 runs in
+// parts (see WeightCache) so that every convolution has a JIT kernel. The layout asked for is a
+// preference: if oneDNN has no JIT kernel for some layer in it (it would fall back to a reference
+// kernel, 100x slower), the plan runs in nhwc. With kNhwcDirect, a last layer in parts ends as with
+// kNhwc (output reorder).
 class Plan {
  public:
   Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops, ActivationLayout layout,
@@ -71,8 +74,12 @@ class Plan {
   Plan& operator=(const Plan&) = delete;
 
   // Runs `items` (whose samples sum to the plan's n; validated by the
-  // caller) and waits for the result.
-  void Execute(absl::Span<const BatchItem> items, dnnl::stream& stream);
+  // caller) in `arena` (grown to ArenaBytes() if smaller; its contents are
+  // dead between calls) and waits for the result.
+  void Execute(absl::Span<const BatchItem> items, dnnl::stream& stream, internal::Arena& arena);
+
+  // The working memory Execute needs from its arena.
+  size_t ArenaBytes() const { return arena_bytes_; }
 
   const FlopCount& flops() const { return flops_; }
   // The layout the plan runs in (kNhwc when the one asked for fell back).
@@ -119,12 +126,22 @@ class Plan {
   Boundary MakeBoundary(const dnnl::memory::desc& user, const dnnl::memory::desc& internal,
                         bool to_internal);
 
+  // Points every buffer argument at its offset in the arena at `base`.
+  void Bind(char* base);
+  // A memory of `desc` whose data lives at `offset` in the arena (bound at
+  // Execute).
+  dnnl::memory ArenaMemory(const dnnl::memory::desc& desc, size_t offset);
+
   dnnl::engine engine_;
   FlopCount flops_;
   dnnl::memory::format_tag tag_;
   Dims4 input_, output_;
   size_t input_sample_bytes_ = 0, output_sample_bytes_ = 0;
-  Buffer activations_, mid_, scratchpad_;
+  // Arena layout: activations at 0, then the depthwise output, then the
+  // scratchpad, each 64-byte aligned.
+  size_t mid_offset_ = 0, scratch_offset_ = 0, scratch_bytes_ = 0, arena_bytes_ = 0;
+  std::vector<std::pair<dnnl::memory, size_t>> bindings_;  // memory, offset
+  char* bound_ = nullptr;                                  // arena base bound
   dnnl::memory scratchpad_memory_;
   std::vector<Step> steps_;
   std::map<int64_t, Boundary> inputs_, outputs_;

@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "engine/flops.h"
+#include "engine/internal/arena.h"
 #include "engine/internal/onednn_plan.h"
 #include "engine/internal/onednn_weights.h"
 #include "engine/model_spec.h"
@@ -41,9 +42,10 @@ struct TuneResult {
 // once while `budget` lasts (the first always), then timed in up to 3
 // interleaved rounds (the first round always), the best run of each kept,
 // so tuning one shape costs about budget + one round.
+// Timing runs use `arena` (the caller's executor's).
 TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
                           WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream,
-                          absl::Duration budget);
+                          Arena& arena, absl::Duration budget);
 
 struct MicroBatchChoice {
   int64_t micro_batch = 0;

@@ -266,6 +266,37 @@ TEST(ExecutorTest, PlanCacheReuseAndEviction) {
   }
 }
 
+// Plans of several shapes share one arena: each finds it holding the other
+// shapes' data (blocked layouts' padded channels included: 12 and 20
+// channels are no multiple of 8 or 16) and still gives the reference's
+// answer, bit-identical to plans that own their buffers; a byte budget so
+// small that every new plan evicts the others (and frees the arena) changes
+// nothing either.
+TEST(ExecutorTest, SharedArenaMatchesPerPlanBuffers) {
+  LayerSpec s = Spec(12, 20);
+  s.stride = 2;
+  const ModelSpec model = MakeRandomModel({s, Spec(20, 12)}, 23).value();
+  const Dims4 shapes[] = {{3, 12, 21, 19}, {1, 12, 9, 9}, {2, 12, 30, 8}, {1, 12, 9, 9}};
+  for (ActivationLayout layout : kLayouts) {
+    for (int64_t max_bytes : {int64_t{1} << 30, int64_t{0}}) {
+      SCOPED_TRACE(absl::StrCat("layout ", static_cast<int>(layout), " bytes ", max_bytes));
+      ExecutorOptions options;
+      options.max_cached_plan_bytes = max_bytes;
+      auto shared = internal::CreateOneDnnExecutor(std::make_shared<const ModelSpec>(model),
+                                                   options, OneDnnTuning{layout, 0, false});
+      auto own = internal::CreateOneDnnExecutor(std::make_shared<const ModelSpec>(model), options,
+                                                OneDnnTuning{layout, 0, true});
+      ASSERT_TRUE(shared.ok() && own.ok());
+      for (int round = 0; round < 2; ++round) {
+        for (const Dims4& dims : shapes) {
+          const std::vector<float> input = Input(dims, static_cast<uint32_t>(dims.h + round));
+          EXPECT_EQ(RunAndCheck(**shared, dims, input), RunAndCheck(**own, dims, input));
+        }
+      }
+    }
+  }
+}
+
 TEST(ExecutorTest, ThreadOptionsGiveTheSameAnswer) {
   const ModelSpec model = DefaultModel();
   const Dims4 dims{2, 32, 12, 12};
@@ -341,6 +372,11 @@ TEST(ExecutorTest, CreateRejectsInvalidModels) {
       absl::StatusCode::kInvalidArgument);
   options.threads = 0;
   options.tune_budget_ms = -1;
+  EXPECT_EQ(
+      Executor::Create(std::make_shared<const ModelSpec>(DefaultModel()), options).status().code(),
+      absl::StatusCode::kInvalidArgument);
+  options.tune_budget_ms = 0;
+  options.max_cached_plan_bytes = -1;
   EXPECT_EQ(
       Executor::Create(std::make_shared<const ModelSpec>(DefaultModel()), options).status().code(),
       absl::StatusCode::kInvalidArgument);

@@ -37,7 +37,8 @@ std::vector<std::string> ImplNamesOf(const ModelSpec& model, const Dims4& input,
   std::vector<float> in(static_cast<size_t>(input.n * input.c * input.h * input.w), 0.5f);
   std::vector<float> result(static_cast<size_t>(out.n * out.c * out.h * out.w));
   const BatchItem item{in.data(), result.data(), input.n};
-  plan.Execute(absl::MakeConstSpan(&item, 1), stream);
+  internal::Arena arena;
+  plan.Execute(absl::MakeConstSpan(&item, 1), stream, arena);
   return plan.ImplNames();
 }
 

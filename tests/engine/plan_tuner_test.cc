@@ -40,7 +40,7 @@ class PlanTunerTest : public ::testing::Test {
 
   TuneResult Tune(const ModelSpec& model, const Dims4& input, absl::Duration budget) {
     return BuildTunedPlan(model, input, CountFlops(model, input).value(), *weights_, engine_,
-                          stream_, budget);
+                          stream_, arena_, budget);
   }
 
   // Runs `plan` on a varied input; checks the reference's answer and that no
@@ -51,7 +51,7 @@ class PlanTunerTest : public ::testing::Test {
     const Dims4 out = InferOutputShape(model, input).value();
     std::vector<float> result(static_cast<size_t>(out.n * out.c * out.h * out.w), NAN);
     const BatchItem item{in.data(), result.data(), input.n};
-    plan.Execute(absl::MakeConstSpan(&item, 1), stream_);
+    plan.Execute(absl::MakeConstSpan(&item, 1), stream_, arena_);
     const std::vector<float> expected = ReferenceForward(model, input, in).value();
     double diff = 0, scale = 1e-30;
     for (size_t i = 0; i < expected.size(); ++i) {
@@ -67,6 +67,7 @@ class PlanTunerTest : public ::testing::Test {
   dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream_{engine_};
   std::unique_ptr<WeightCache> weights_;
+  Arena arena_;
 };
 
 TEST_F(PlanTunerTest, TimesOnceThenReusesTheChoice) {
