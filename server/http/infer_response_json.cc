@@ -1,0 +1,98 @@
+#include "server/http/infer_response_json.h"
+
+#include <charconv>
+#include <cstdint>
+#include <utility>
+
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace sepconv {
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void WriteString(Writer& writer, const std::string& s) {
+  writer.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+size_t Elements(const Dims4& d) {
+  return static_cast<size_t>(d.n) * static_cast<size_t>(d.c) * static_cast<size_t>(d.h) *
+         static_cast<size_t>(d.w);
+}
+
+}  // namespace
+
+InferResponseBuilder::InferResponseBuilder(std::string id, bool binary)
+    : id_(std::move(id)), binary_(binary) {}
+
+std::string InferResponseBuilder::Header(bool with_data) const {
+  rapidjson::StringBuffer buffer;
+  Writer writer(buffer);
+  writer.StartObject();
+  writer.Key("model_name");
+  WriteString(writer, result_.model_name);
+  writer.Key("model_version");
+  WriteString(writer, result_.model_version);
+  if (!id_.empty()) {
+    writer.Key("id");
+    WriteString(writer, id_);
+  }
+  writer.Key("outputs");
+  writer.StartArray();
+  writer.StartObject();
+  writer.Key("name");
+  writer.String(kOutputName);
+  writer.Key("datatype");
+  writer.String(kDatatypeFp32);
+  writer.Key("shape");
+  writer.StartArray();
+  for (int64_t d : {result_.output_dims.n, result_.output_dims.c, result_.output_dims.h,
+                    result_.output_dims.w}) {
+    writer.Int64(d);
+  }
+  writer.EndArray();
+  if (with_data) {
+    writer.Key("data");
+    writer.StartArray();
+    char number[32];
+    for (float f : floats_) {
+      const auto [end, ec] = std::to_chars(number, number + sizeof(number), f);
+      writer.RawValue(number, static_cast<size_t>(end - number), rapidjson::kNumberType);
+    }
+    writer.EndArray();
+  } else {
+    writer.Key("parameters");
+    writer.StartObject();
+    writer.Key("binary_data_size");
+    writer.Uint64(Elements(result_.output_dims) * sizeof(float));
+    writer.EndObject();
+  }
+  writer.EndObject();
+  writer.EndArray();
+  writer.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+float* InferResponseBuilder::Allocate(const InferResult& result) {
+  result_ = result;
+  const size_t count = Elements(result.output_dims);
+  if (!binary_) {
+    floats_.assign(count, 0.0f);
+    return floats_.data();
+  }
+  body_ = Header(/*with_data=*/false);
+  body_.append((4 - body_.size() % 4) % 4, ' ');  // JSON allows trailing blanks
+  header_length_ = body_.size();
+  body_.resize(header_length_ + count * sizeof(float));
+  // std::string's buffer comes from operator new (aligned for any float) and
+  // the header length is a multiple of 4.
+  return reinterpret_cast<float*>(body_.data() + header_length_);
+}
+
+std::string InferResponseBuilder::Finish() {
+  if (binary_) return std::move(body_);
+  return Header(/*with_data=*/true);
+}
+
+}  // namespace sepconv
