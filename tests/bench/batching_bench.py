@@ -16,62 +16,23 @@ import argparse
 import csv
 import io
 import os
-import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testing"))
+from sepconv_testing import LoggedProcess, free_port  # noqa: E402
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
+class ServerProcess(LoggedProcess):
     """sepconv-server on 127.0.0.1 with a free gRPC port and metrics port."""
 
     def __init__(self, binary, extra_flags):
         self.metrics_port = free_port()
-        self.log = tempfile.NamedTemporaryFile(mode="w+", prefix="batching_bench_server_",
-                                               suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
-            [binary, "--address=127.0.0.1", "--grpc_port=0",
-             f"--metrics_port={self.metrics_port}", "--exit_timeout_secs=10"] + extra_flags,
-            stdout=self.log, stderr=self.log)
-        self.grpc_port = self._wait_for_port(timeout_s=60)
-
-    def _wait_for_port(self, timeout_s):
-        deadline = time.monotonic() + timeout_s
-        pattern = re.compile(r"on gRPC port (\d+)")
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sepconv-server exited: {self._log_text()}")
-            match = pattern.search(self._log_text())
-            if match:
-                return int(match.group(1))
-            time.sleep(0.05)
-        raise RuntimeError(f"sepconv-server did not start in {timeout_s}s: {self._log_text()}")
-
-    def _log_text(self):
-        with open(self.log.name) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        os.unlink(self.log.name)
-        return self.proc.returncode
+        super().__init__([binary, "--address=127.0.0.1", "--grpc_port=0",
+                          f"--metrics_port={self.metrics_port}", "--exit_timeout_secs=10"]
+                         + extra_flags, "batching_bench_server_")
+        self.grpc_port = self.wait_for_port(r"on gRPC port (\d+)", timeout=60)
 
 
 def run_mode(args, server_flags):

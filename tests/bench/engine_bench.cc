@@ -31,6 +31,7 @@
 #include "engine/internal/plan_tuner.h"
 #include "engine/random_model.h"
 #include "oneapi/dnnl/dnnl.hpp"
+#include "tests/testing/tensors.h"
 
 namespace sepconv {
 namespace {
@@ -62,17 +63,8 @@ class IterationTimer {
   std::vector<double> times_;
 };
 
-std::vector<float> RandomTensor(int64_t elements, uint32_t seed) {
-  std::vector<float> values(static_cast<size_t>(elements));
-  uint32_t state = seed * 2654435761u + 1;
-  for (float& v : values) {
-    state = state * 1664525u + 1013904223u;
-    v = static_cast<float>(state >> 8) / static_cast<float>(1 << 23) - 1.0f;
-  }
-  return values;
-}
-
-int64_t Elements(const Dims4& d) { return d.n * d.c * d.h * d.w; }
+using testing::Elements;
+using testing::RandomTensor;
 
 int64_t WeightElements(const ModelSpec& model) {
   int64_t total = 0;

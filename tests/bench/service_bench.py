@@ -21,14 +21,13 @@ import csv
 import io
 import os
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testing"))
+from sepconv_testing import LoggedProcess, free_port, scrape_sums  # noqa: E402
 
 # name -> (extra flags, extra environment). "default" must stay first: it is
 # what a user who runs the image as it is gets.
@@ -43,64 +42,22 @@ CONFIGS = {
 }
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Process:
+class Process(LoggedProcess):
     """A server on 127.0.0.1; `pattern` finds its gRPC port in its log."""
 
     def __init__(self, argv, pattern, env=None):
-        self.log = tempfile.NamedTemporaryFile(mode="w+", prefix="service_bench_", suffix=".log",
-                                               delete=False)
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, env=full_env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{argv[0]} exited: {self.text()}")
-            match = re.search(pattern, self.text())
-            if match:
-                self.port = int(match.group(1))
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"{argv[0]} did not start: {self.text()}")
-
-    def text(self):
-        with open(self.log.name) as f:
-            return f.read()
+        super().__init__(argv, "service_bench_", env)
+        self.port = self.wait_for_port(pattern)
 
     def minflt(self):
         with open(f"/proc/{self.proc.pid}/stat") as f:
             # Fields after the parenthesised command name; minflt is field 10.
             return int(f.read().rsplit(")", 1)[1].split()[7])
 
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        os.unlink(self.log.name)
-
 
 def scrape(metrics_port):
     """Sums of the series this bench reads, over every label set."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    sums = {}
-    for line in text.splitlines():
-        match = re.match(r"^(sepconv_overhead_duration_seconds_(?:sum|count))(?:\{[^}]*\})? (\S+)$",
-                         line)
-        if match:
-            sums[match.group(1)] = sums.get(match.group(1), 0.0) + float(match.group(2))
-    return sums
+    return scrape_sums(metrics_port, names=r"sepconv_overhead_duration_seconds_(?:sum|count)")
 
 
 def bench(args, port, concurrency, metrics_port=None):

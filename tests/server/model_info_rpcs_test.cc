@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "exposition.h"
+#include "tests/testing/exposition.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "http_get.h"
+#include "tests/testing/http_get.h"
 #include "server_test_util.h"
 
 namespace sepconv {

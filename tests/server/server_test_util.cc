@@ -6,23 +6,12 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "engine/random_model.h"
 #include "server/models/served_model.h"
 
 namespace sepconv::testing {
-
-int64_t Elements(const Dims4& d) { return d.n * d.c * d.h * d.w; }
-
-std::vector<float> RandomTensor(int64_t elements, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> values(elements);
-  for (float& v : values) v = uniform(rng);
-  return values;
-}
 
 inference::ModelInferRequest MakeInferRequest(const std::string& model, const Dims4& dims,
                                               const std::vector<float>& data, bool raw) {

@@ -19,13 +19,9 @@
 #include "server/grpc/server.h"
 #include "server/metrics/metrics.h"
 #include "server/models/model_registry.h"
+#include "tests/testing/tensors.h"
 
 namespace sepconv::testing {
-
-int64_t Elements(const Dims4& d);
-
-// Uniform in [-1, 1), reproducible from `seed`.
-std::vector<float> RandomTensor(int64_t elements, uint64_t seed);
 
 // A request for the model's `input` with `data` in raw_input_contents
 // (raw=true) or in contents.fp32_contents.

@@ -3,18 +3,13 @@
 // ones UNAVAILABLE (the service refuses, or the port is closed), and the
 // process exits 0.
 
-#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <string>
 #include <thread>
@@ -27,6 +22,7 @@
 #include "engine/random_model.h"
 #include "engine/reference.h"
 #include "server_test_util.h"
+#include "tests/testing/server_process.h"
 
 namespace sepconv {
 namespace {
@@ -39,86 +35,15 @@ using testing::RandomTensor;
 
 constexpr int kClients = 16;
 
-// sepconv-server in a child process on a free loopback port.
-class ServerProcess {
- public:
-  explicit ServerProcess(std::vector<std::string> extra_flags) {
-    int pipe_fds[2];
-    if (pipe2(pipe_fds, O_CLOEXEC) != 0) return;
-    std::vector<std::string> args = {SEPCONV_SERVER_BINARY, "--address=127.0.0.1",
-                                     "--grpc_port=0",       "--metrics_port=0",
-                                     "--threads=1",         "--exit_timeout_secs=20"};
-    args.insert(args.end(), extra_flags.begin(), extra_flags.end());
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(pipe_fds[1], STDERR_FILENO);
-      std::vector<char*> argv;
-      for (std::string& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(pipe_fds[1]);
-    stderr_fd_ = pipe_fds[0];
-    port_ = ReadPort();
-  }
-
-  ~ServerProcess() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (stderr_fd_ >= 0) close(stderr_fd_);
-  }
-
-  int port() const { return port_; }
-  pid_t pid() const { return pid_; }
-
-  // The exit status after at most `timeout`, or -1 (then the child is killed).
-  int WaitForExit(absl::Duration timeout) {
-    const absl::Time end = absl::Now() + timeout;
-    while (absl::Now() < end) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return -1;
-  }
-
-  const std::string& log() const { return log_; }
-
- private:
-  // Reads stderr until the "gRPC port N" line (at most 60 s).
-  int ReadPort() {
-    const absl::Time end = absl::Now() + absl::Seconds(60);
-    const std::string marker = "on gRPC port ";
-    while (absl::Now() < end) {
-      pollfd fd = {stderr_fd_, POLLIN, 0};
-      if (poll(&fd, 1, 200) <= 0) continue;
-      char buffer[512];
-      const ssize_t n = read(stderr_fd_, buffer, sizeof(buffer));
-      if (n <= 0) return 0;
-      log_.append(buffer, n);
-      const size_t at = log_.find(marker);
-      if (at == std::string::npos) continue;
-      const size_t start = at + marker.size();
-      const size_t stop = log_.find(',', start);
-      if (stop == std::string::npos) continue;
-      int port = 0;
-      if (absl::SimpleAtoi(log_.substr(start, stop - start), &port)) return port;
-    }
-    return 0;
-  }
-
-  pid_t pid_ = -1;
-  int stderr_fd_ = -1;
-  int port_ = 0;
-  bool exited_ = false;
-  std::string log_;
-};
+// sepconv-server in a child process on free loopback ports, up and serving;
+// null (and a test failure) when it does not come up.
+std::unique_ptr<testing::ServerProcess> StartServer(std::vector<std::string> flags) {
+  flags.insert(flags.begin(), "--exit_timeout_secs=20");
+  absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server =
+      testing::ServerProcess::Start(SEPCONV_SERVER_BINARY, flags);
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
 
 struct Outcome {
   int ok_correct = 0;
@@ -155,15 +80,15 @@ std::unique_ptr<inference::GRPCInferenceService::Stub> StubFor(int port) {
 }
 
 TEST(ShutdownTest, SigtermWhileSixteenClientsSendAnswersAcceptedAndRefusesLater) {
-  ServerProcess server({});
-  ASSERT_GT(server.port(), 0) << server.log();
+  auto server = StartServer({});
+  ASSERT_NE(server, nullptr);
   std::atomic<bool> signalled{false};
   std::atomic<int> answered{0};
   std::vector<Outcome> outcomes(kClients);
   std::vector<std::thread> clients;
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&, c] {
-      auto stub = StubFor(server.port());
+      auto stub = StubFor(server->grpc_port());
       // Send until a request fails after the signal (bounded).
       for (int i = 0; i < 100000; ++i) {
         const bool after_signal = signalled.load();
@@ -178,9 +103,9 @@ TEST(ShutdownTest, SigtermWhileSixteenClientsSendAnswersAcceptedAndRefusesLater)
     absl::SleepFor(absl::Milliseconds(10));
   }
   signalled.store(true);
-  ASSERT_EQ(kill(server.pid(), SIGTERM), 0);
+  ASSERT_TRUE(server->Signal(SIGTERM).ok());
   for (auto& t : clients) t.join();
-  EXPECT_EQ(server.WaitForExit(absl::Seconds(30)), 0) << server.log();
+  EXPECT_EQ(server->Wait(absl::Seconds(30)).value_or(-1), 0) << server->Log();
 
   int ok = 0;
   for (const Outcome& o : outcomes) {
@@ -196,23 +121,23 @@ TEST(ShutdownTest, RequestsQueuedAtSigtermAreComputedNotDropped) {
   // A long batching delay keeps every client's first request queued when
   // the signal arrives (a fixed delay: the adaptive one starts lone requests
   // at once); the drain must compute them all.
-  ServerProcess server(
+  auto server = StartServer(
       {"--max_batch_size=64", "--max_queue_delay_us=10000000", "--adaptive_queue_delay=false"});
-  ASSERT_GT(server.port(), 0) << server.log();
+  ASSERT_NE(server, nullptr);
   std::vector<Outcome> first(kClients);
   std::vector<Outcome> later(kClients);
   std::vector<std::thread> clients;
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&, c] {
-      auto stub = StubFor(server.port());
+      auto stub = StubFor(server->grpc_port());
       SendOne(stub.get(), c, 0, &first[c]);
       SendOne(stub.get(), c, 1, &later[c]);
     });
   }
   absl::SleepFor(absl::Milliseconds(1500));
-  ASSERT_EQ(kill(server.pid(), SIGTERM), 0);
+  ASSERT_TRUE(server->Signal(SIGTERM).ok());
   for (auto& t : clients) t.join();
-  EXPECT_EQ(server.WaitForExit(absl::Seconds(30)), 0) << server.log();
+  EXPECT_EQ(server->Wait(absl::Seconds(30)).value_or(-1), 0) << server->Log();
   for (int c = 0; c < kClients; ++c) {
     EXPECT_EQ(first[c].ok_correct, 1) << "client " << c;
     EXPECT_EQ(later[c].unavailable, 1)
@@ -234,23 +159,23 @@ TEST(ShutdownTest, SigtermUnderLoadRepeatedEndsOnlyOkOrUnavailable) {
   int64_t requests = 0, ok = 0, unavailable = 0, wrong = 0;
   std::map<std::string, int> other;  // code name -> count
   for (int run = 0; run < runs; ++run) {
-    ServerProcess server({});
-    ASSERT_GT(server.port(), 0) << server.log();
+    auto server = StartServer({});
+    ASSERT_NE(server, nullptr);
     std::atomic<bool> stop{false};
     std::vector<Outcome> outcomes(kClients);
     std::vector<std::thread> clients;
     for (int c = 0; c < kClients; ++c) {
       clients.emplace_back([&, c] {
-        auto stub = StubFor(server.port());
+        auto stub = StubFor(server->grpc_port());
         for (int i = 0; i < 1000000 && !stop.load(); ++i) SendOne(stub.get(), c, i, &outcomes[c]);
       });
     }
     absl::SleepFor(absl::Seconds(2));
-    ASSERT_EQ(kill(server.pid(), SIGTERM), 0);
-    const int exit_code = server.WaitForExit(absl::Seconds(60));
+    ASSERT_TRUE(server->Signal(SIGTERM).ok());
+    const int exit_code = server->Wait(absl::Seconds(60)).value_or(-1);
     stop.store(true);
     for (auto& t : clients) t.join();
-    EXPECT_EQ(exit_code, 0) << server.log();
+    EXPECT_EQ(exit_code, 0) << server->Log();
     for (const Outcome& o : outcomes) {
       ok += o.ok_correct;
       wrong += o.ok_wrong;

@@ -25,7 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
-#include "tests/server/security/server_process.h"
+#include "tests/server/security/sepconv_requests.h"
 #include "tests/server/security/test_pki.h"
 
 ABSL_FLAG(int, soak_secs, 0, "Duration; 0 means $SEPCONV_SOAK_SECS, else 60.");

@@ -22,13 +22,14 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testing"))
+from sepconv_testing import free_port, http_get, wait_for  # noqa: E402
 
 EXPECTED_RATIO = 1 / 64 + 1 / 9
 SCRAPE_SECS = 1
@@ -36,32 +37,6 @@ SCRAPE_SECS = 1
 
 def log(message):
     print(f"[prometheus_test {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read().decode()
-
-
-def wait_for(what, check, timeout):
-    """Polls check() until it returns a truthy value; fails after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as e:  # not up yet
-            last_error = e
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
 
 
 class Prometheus:

@@ -36,7 +36,6 @@ Usage: scale_test.py --server BIN --client BIN --phase balance|roll|join|join_dn
 import argparse
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -44,7 +43,9 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testing"))
+from sepconv_testing import free_port, scrape_sums, wait_for  # noqa: E402
 
 IN_FLIGHT = 16
 SHAPE = "1,32,28,28"
@@ -54,40 +55,6 @@ SERVER_FLAGS = ["--threads=1", "--instances=1", "--exit_timeout_secs=10"]
 
 def log(message):
     print(f"[scale_test {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what, check, timeout):
-    """Polls check() until truthy; fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as e:  # not up yet
-            last = e
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last})")
-
-
-def scrape(metrics_port, address="127.0.0.1"):
-    """{metric name: sum over its label sets} of the server's /metrics."""
-    url = f"http://{address}:{metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    sums = {}
-    for line in text.splitlines():
-        m = re.match(r"^(\w+)(?:\{[^}]*\})?\s+(\S+)$", line)
-        if m:
-            sums[m.group(1)] = sums.get(m.group(1), 0.0) + float(m.group(2))
-    return sums
 
 
 class Replica:
@@ -128,10 +95,10 @@ class Replica:
         return rc
 
     def requests(self):
-        return scrape(self.metrics_port, self.address).get("sepconv_inference_requests_total", 0.0)
+        return scrape_sums(self.metrics_port, self.address).get("sepconv_inference_requests_total", 0.0)
 
     def cpu_seconds(self):
-        return scrape(self.metrics_port, self.address).get("process_cpu_seconds_total", 0.0)
+        return scrape_sums(self.metrics_port, self.address).get("process_cpu_seconds_total", 0.0)
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:

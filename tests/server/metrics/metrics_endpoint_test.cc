@@ -7,9 +7,9 @@
 #include <memory>
 
 #include "absl/status/status.h"
-#include "exposition.h"
+#include "tests/testing/exposition.h"
 #include "gtest/gtest.h"
-#include "http_get.h"
+#include "tests/testing/http_get.h"
 #include "server/metrics/metrics.h"
 
 namespace sepconv {

@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "exposition.h"
+#include "tests/testing/exposition.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"

@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +22,7 @@
 #include "server/grpc/server.h"
 #include "server/metrics/metrics.h"
 #include "server/models/model_registry.h"
+#include "tests/testing/tensors.h"
 
 namespace sepconv {
 namespace {
@@ -30,14 +30,10 @@ namespace {
 constexpr int kClients = 32;
 constexpr Dims4 kInput{1, 32, 56, 56};
 
-int64_t Elements(const Dims4& d) { return d.n * d.c * d.h * d.w; }
+using testing::Elements;
 
 std::vector<float> RandomInput(uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> values(Elements(kInput));
-  for (float& v : values) v = uniform(rng);
-  return values;
+  return testing::RandomTensor(Elements(kInput), seed);
 }
 
 double CounterValue(Metrics& metrics, const std::string& family_name) {

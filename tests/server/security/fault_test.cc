@@ -24,7 +24,7 @@
 #include "absl/synchronization/notification.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "tests/server/security/server_process.h"
+#include "tests/server/security/sepconv_requests.h"
 
 namespace sepconv::testing {
 namespace {

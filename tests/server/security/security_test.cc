@@ -10,7 +10,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "health.grpc.pb.h"
-#include "tests/server/security/server_process.h"
+#include "tests/server/security/sepconv_requests.h"
 #include "tests/server/security/test_pki.h"
 
 namespace sepconv::testing {

@@ -1,5 +1,5 @@
-#ifndef SEPCONV_TESTS_SERVER_METRICS_HTTP_GET_H_
-#define SEPCONV_TESTS_SERVER_METRICS_HTTP_GET_H_
+#ifndef SEPCONV_TESTS_TESTING_HTTP_GET_H_
+#define SEPCONV_TESTS_TESTING_HTTP_GET_H_
 
 // A blocking HTTP/1.0 GET over IPv4 loopback for tests, with a timeout.
 
@@ -22,4 +22,4 @@ absl::StatusOr<HttpResponse> HttpGet(int port, const std::string& path,
 
 }  // namespace sepconv::testing
 
-#endif  // SEPCONV_TESTS_SERVER_METRICS_HTTP_GET_H_
+#endif  // SEPCONV_TESTS_TESTING_HTTP_GET_H_

@@ -1,4 +1,4 @@
-#include "exposition.h"
+#include "tests/testing/exposition.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
-#ifndef SEPCONV_TESTS_SERVER_METRICS_EXPOSITION_H_
-#define SEPCONV_TESTS_SERVER_METRICS_EXPOSITION_H_
+#ifndef SEPCONV_TESTS_TESTING_EXPOSITION_H_
+#define SEPCONV_TESTS_TESTING_EXPOSITION_H_
 
 // A minimal parser of the Prometheus text exposition format for tests: maps
 // each sample (name + sorted labels) to its value, and each family name to
@@ -43,4 +43,4 @@ class Exposition {
 
 }  // namespace sepconv::testing
 
-#endif  // SEPCONV_TESTS_SERVER_METRICS_EXPOSITION_H_
+#endif  // SEPCONV_TESTS_TESTING_EXPOSITION_H_

@@ -1,4 +1,4 @@
-#include "http_get.h"
+#include "tests/testing/http_get.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

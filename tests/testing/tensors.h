@@ -1,0 +1,21 @@
+#ifndef SEPCONV_TESTS_TESTING_TENSORS_H_
+#define SEPCONV_TESTS_TESTING_TENSORS_H_
+
+// Tensors for tests: sizes and reproducible random values. Thread-safe.
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/model_spec.h"
+
+namespace sepconv::testing {
+
+// n * c * h * w.
+inline int64_t Elements(const Dims4& d) { return d.n * d.c * d.h * d.w; }
+
+// Uniform in [-1, 1), reproducible from `seed`.
+std::vector<float> RandomTensor(int64_t elements, uint64_t seed);
+
+}  // namespace sepconv::testing
+
+#endif  // SEPCONV_TESTS_TESTING_TENSORS_H_
