@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the request fuzzer with clang (-fsanitize=fuzzer,address,undefined)
-# in its own build dir and runs it for a bounded time on the seed corpus.
+# Builds the request fuzzers with clang (-fsanitize=fuzzer,address,undefined)
+# in their own build dir and runs each for a bounded time on its seed corpus:
+# request_fuzzer (gRPC request path), then rest_fuzzer (REST parsing path).
 # Environment:
-#   SEPCONV_FUZZ_SECS=N       run time in seconds (default 60)
+#   SEPCONV_FUZZ_SECS=N       request_fuzzer run time in seconds (default 60)
+#   SEPCONV_REST_FUZZ_SECS=N  rest_fuzzer run time in seconds (default 20)
 #   SEPCONV_FUZZ_BUILD_DIR=D  build dir (default <repo>/build-fuzz)
 #   SEPCONV_FUZZ_JOBS=N       build jobs (default 2)
 # Exit status: non-zero when the build fails or the fuzzer finds a crash, a
@@ -12,11 +14,12 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/../../.." && pwd)
 build=${SEPCONV_FUZZ_BUILD_DIR:-$src/build-fuzz}
 secs=${SEPCONV_FUZZ_SECS:-60}
+rest_secs=${SEPCONV_REST_FUZZ_SECS:-20}
 jobs=${SEPCONV_FUZZ_JOBS:-2}
 
 CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSEPCONV_SANITIZE=ON -DSEPCONV_FUZZ=ON -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link" >/dev/null
-cmake --build "$build" --target request_fuzzer make_fuzz_corpus -j "$jobs"
+cmake --build "$build" --target request_fuzzer rest_fuzzer make_fuzz_corpus -j "$jobs"
 
 work=$build/fuzz
 rm -rf "$work/artifacts" "$work/seeds"
@@ -42,3 +45,22 @@ if [ "$status" -ne 0 ] || [ -n "$(ls -A "$work/artifacts")" ]; then
   exit 1
 fi
 echo "request_fuzzer: no findings in ${secs} s"
+
+# The REST parsing path, on its own corpus.
+rest_work=$build/fuzz-rest
+rm -rf "$rest_work/artifacts"
+mkdir -p "$rest_work/corpus" "$rest_work/artifacts"
+set +e
+"$build/tests/server/fuzz/rest_fuzzer" -max_total_time="$rest_secs" -print_final_stats=1 \
+  -timeout=10 -rss_limit_mb=2048 -max_len=16384 -artifact_prefix="$rest_work/artifacts/" \
+  "$rest_work/corpus" "$src/tests/server/fuzz/corpus_rest" >"$rest_work/last_run.log" 2>&1
+status=$?
+set -e
+grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|^"|Recommended dictionary|End of recommended' \
+  "$rest_work/last_run.log" | tail -n 30
+if [ "$status" -ne 0 ] || [ -n "$(ls -A "$rest_work/artifacts")" ]; then
+  echo "rest_fuzzer failed (status $status); artifacts:" >&2
+  ls -l "$rest_work/artifacts" >&2
+  exit 1
+fi
+echo "rest_fuzzer: no findings in ${rest_secs} s"

@@ -1,0 +1,95 @@
+// libFuzzer target over the REST frontend's parsing path: bytes -> the
+// Inference-Header-Content-Length value and the body -> ParseInferRequest ->
+// (when it parses) the response builder, (when not) the error body. An input
+// starting with 'B' carries binary tensor data: the next line is the header
+// length as the client sent it, the rest is the body; any other input is a
+// whole JSON body. Built with -fsanitize=fuzzer,address,undefined by
+// run_fuzz.sh. A broken invariant aborts, so the fuzzer reports the input.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "rapidjson/document.h"
+#include "server/http/http_status.h"
+#include "server/http/infer_request_json.h"
+#include "server/http/infer_response_json.h"
+
+namespace sepconv {
+namespace {
+
+void Require(bool condition, const char* what) {
+  if (!condition) {
+    std::fprintf(stderr, "fuzz invariant broken: %s\n", what);
+    std::abort();
+  }
+}
+
+// What the parser accepted: binary views lie inside the body, one after
+// another, and cover exactly what follows the JSON header.
+void CheckParsed(const RestInferRequest& r, std::optional<size_t> header_length) {
+  const char* next = r.body.data() + header_length.value_or(r.body.size());
+  for (const InferInput& input : r.request.inputs) {
+    if (input.raw.has_value()) {
+      Require(header_length.has_value(), "binary data without a header length");
+      Require(input.raw->data() == next, "binary views are consecutive");
+      next += input.raw->size();
+      Require(!input.fp32.has_value(), "an input has both binary and JSON data");
+    }
+  }
+  Require(next == r.body.data() + r.body.size(), "binary views cover the rest of the body");
+
+  // The response for a small output of the same request, both forms.
+  InferResult result;
+  result.model_name = r.request.model_name;
+  result.model_version = "1";
+  result.output_dims = Dims4{1, 1, 2, 3};
+  InferResponseBuilder builder(r.request.id, r.binary_output);
+  float* out = builder.Allocate(result);
+  for (int i = 0; i < 6; ++i) out[i] = static_cast<float>(i) * 0.1f;
+  const std::string body = builder.Finish();
+  const size_t json_length = r.binary_output ? builder.header_length() : body.size();
+  Require(json_length <= body.size(), "header length within the response");
+  rapidjson::Document doc;
+  doc.Parse(body.data(), json_length);
+  Require(!doc.HasParseError() && doc.IsObject(), "the response header is a JSON object");
+}
+
+}  // namespace
+}  // namespace sepconv
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace sepconv;
+  absl::string_view input(reinterpret_cast<const char*>(data), size);
+  std::optional<size_t> header_length;
+  if (!input.empty() && input[0] == 'B') {
+    input.remove_prefix(1);
+    const size_t eol = input.find('\n');
+    const absl::string_view value = input.substr(0, eol);
+    input.remove_prefix(eol == absl::string_view::npos ? input.size() : eol + 1);
+    absl::StatusOr<size_t> length = ParseHeaderLength(value);
+    if (!length.ok()) {
+      Require(length.status().code() == absl::StatusCode::kInvalidArgument, "header length code");
+      return 0;
+    }
+    header_length = *length;
+  }
+  auto parsed = ParseInferRequest(std::string(input), header_length, "m", "");
+  if (parsed.ok()) {
+    CheckParsed(**parsed, header_length);
+    return 0;
+  }
+  Require(parsed.status().code() == absl::StatusCode::kInvalidArgument, "parse errors are 400s");
+  Require(HttpStatusCode(parsed.status()) == 400, "INVALID_ARGUMENT maps to 400");
+  const std::string error = ErrorJson(parsed.status());
+  rapidjson::Document doc;
+  doc.Parse(error.data(), error.size());
+  Require(!doc.HasParseError() && doc.IsObject() && doc.HasMember("error"),
+          "the error body is {\"error\": ...}");
+  return 0;
+}
