@@ -10,7 +10,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "google/protobuf/text_format.h"
+#include "grpc/grpc.h"
 #include "grpc_service.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -596,6 +598,22 @@ std::string ServiceConfigJson(int max_attempts) {
 }
 
 }  // namespace
+
+GrpcRuntime::GrpcRuntime() { grpc_init(); }
+
+GrpcRuntime::~GrpcRuntime() {
+  grpc_shutdown_blocking();
+  // gRPC's core channel outlives the Client's: it goes when its last call or
+  // connection attempt (a TLS handshake) ends, on a gRPC thread, and holds
+  // gRPC initialised until then. Wait for that (bounded) ...
+  const absl::Time give_up = absl::Now() + absl::Seconds(5);
+  while (grpc_is_initialized() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  // ... and, as its final shutdown then starts on a detached gRPC thread,
+  // take and release gRPC once more from here: grpc_init waits while that
+  // shutdown holds gRPC's lock, and this last shutdown runs here, blocking.
+  grpc_init();
+  grpc_shutdown_blocking();
+}
 
 absl::StatusOr<LbPolicy> ParseLbPolicy(const std::string& name) {
   if (name == "round_robin") return LbPolicy::kRoundRobin;

@@ -173,6 +173,24 @@ class InferStream {
   virtual absl::Status Close(absl::Duration timeout) = 0;
 };
 
+// Holds gRPC's runtime (its threads: connections, TLS handshakes, timers)
+// from construction to destruction. Optional: without it gRPC starts with
+// the first Client and, once the last one is gone, stops in the background
+// while the program carries on or exits. A program that must not exit with
+// gRPC's threads still running (e.g. under LeakSanitizer, which reports their
+// per-thread OpenSSL state) makes one at the top of main, before any Client;
+// the destructor, run after every Client and InferStream is gone, shuts gRPC
+// down and returns once its threads have ended (waiting at most 5 s for
+// connection attempts the Clients left behind). Not thread-safe: one per
+// program, on its main thread.
+class GrpcRuntime {
+ public:
+  GrpcRuntime();
+  ~GrpcRuntime();
+  GrpcRuntime(const GrpcRuntime&) = delete;
+  GrpcRuntime& operator=(const GrpcRuntime&) = delete;
+};
+
 class Client {
  public:
   // Creates the channel to `target` ("host:port", any gRPC target URI, see

@@ -553,4 +553,8 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace sepconv::client
 
-int main(int argc, char** argv) { return sepconv::client::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // Every Client is gone when Main returns; gRPC's threads end before exit.
+  sepconv::client::GrpcRuntime grpc;
+  return sepconv::client::Main(argc, argv);
+}
