@@ -106,6 +106,14 @@ class Replica:
             self.proc.wait(timeout=10)
 
 
+def start_all(replicas):
+    """Starts every replica, then waits until each is SERVING."""
+    for r in replicas:
+        r.start()
+    for r in replicas:
+        r.wait_serving()
+
+
 def target(replicas, extra_ports=()):
     ports = [r.grpc_port for r in replicas] + list(extra_ports)
     return "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in ports)
@@ -136,10 +144,7 @@ def finish_bench(bench, timeout):
 def phase_balance(args, tmp):
     replicas = [Replica(args, tmp, f"r{i}") for i in range(3)]
     try:
-        for r in replicas:
-            r.start()
-        for r in replicas:
-            r.wait_serving()
+        start_all(replicas)
         step = finish_bench(start_bench(args, target(replicas), 3), 60)
         counts = [r.requests() for r in replicas]
         total = sum(counts)
@@ -159,10 +164,7 @@ def phase_balance(args, tmp):
 def phase_roll(args, tmp):
     replicas = [Replica(args, tmp, f"r{i}") for i in range(3)]
     try:
-        for r in replicas:
-            r.start()
-        for r in replicas:
-            r.wait_serving()
+        start_all(replicas)
         bench_secs = 45
         bench = start_bench(args, target(replicas), bench_secs)
         started = time.monotonic()
@@ -199,10 +201,7 @@ def phase_join(args, tmp):
     replicas = [Replica(args, tmp, f"r{i}", ageing) for i in range(4)]
     late = replicas[3]
     try:
-        for r in replicas[:3]:
-            r.start()
-        for r in replicas[:3]:
-            r.wait_serving()
+        start_all(replicas[:3])
         bench_secs = 40
         bench = start_bench(args, target(replicas), bench_secs)
         wait_for("traffic", lambda: sum(r.requests() for r in replicas[:3]) > 0, 15)
@@ -316,10 +315,7 @@ def phase_join_dns(args, tmp):
     dns = Dns("replicas.test")
     dns.addresses = [r.address for r in replicas[:3]]
     try:
-        for r in replicas[:3]:
-            r.start()
-        for r in replicas[:3]:
-            r.wait_serving()
+        start_all(replicas[:3])
         bench_secs = 75
         bench = start_bench(args, f"dns://127.0.0.1:{dns.port}/replicas.test:{port}", bench_secs)
         wait_for("traffic", lambda: all(r.requests() > 0 for r in replicas[:3]), 15)
@@ -360,10 +356,7 @@ def phase_scaling(args, tmp):
     for n in (1, 2, 3):
         replicas = [Replica(args, tmp, f"s{n}_{i}") for i in range(n)]
         try:
-            for r in replicas:
-                r.start()
-            for r in replicas:
-                r.wait_serving()
+            start_all(replicas)
             cpu0 = [r.cpu_seconds() for r in replicas]
             t0 = time.monotonic()
             step = finish_bench(start_bench(args, target(replicas), 8), 60)

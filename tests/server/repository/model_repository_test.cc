@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/loader/onnx_test_graph.h"
+#include "tests/testing/temp_tree.h"
 
 namespace sepconv {
 namespace {
@@ -31,19 +32,8 @@ TestGraph SeededGraph(uint32_t seed, int64_t out_channels = 4) {
 
 class ModelRepositoryTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ =
-        fs::path(::testing::TempDir()) /
-        ("repo_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-
   void Write(const std::string& relative, const std::string& bytes) {
-    const fs::path path = root_ / relative;
-    fs::create_directories(path.parent_path());
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+    tree_.Write(relative, bytes);
   }
   void WriteOnnx(const std::string& relative, uint32_t seed, int64_t out_channels = 4) {
     Write(relative, SeededGraph(seed, out_channels).Serialize());
@@ -74,7 +64,8 @@ class ModelRepositoryTest : public ::testing::Test {
     return v;
   }
 
-  fs::path root_;
+  testing::TempTree tree_{"repo_"};
+  const fs::path& root_ = tree_.path();
 };
 
 TEST_F(ModelRepositoryTest, BadModelsAreReportedAndGoodOnesStillLoad) {

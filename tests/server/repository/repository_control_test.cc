@@ -22,6 +22,7 @@
 #include "server/models/repository_sync.h"
 #include "server_test_util.h"
 #include "tests/engine/loader/onnx_test_graph.h"
+#include "tests/testing/temp_tree.h"
 
 namespace sepconv {
 namespace {
@@ -48,10 +49,6 @@ TestGraph SeededGraph(uint32_t seed) {
 class RepositoryControlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("repo_control_" +
-             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
     Write("m/1/model.onnx", SeededGraph(1).Serialize());  // ONNX alone
     Write("c/config.pbtxt",
           "max_batch_size: 2\n"
@@ -67,15 +64,10 @@ class RepositoryControlTest : public ::testing::Test {
     server_.reset();
     if (sync_) sync_->Stop();
     sync_.reset();
-    fs::remove_all(root_);
   }
 
   void Write(const std::string& relative, const std::string& bytes) {
-    const fs::path path = root_ / relative;
-    fs::create_directories(path.parent_path());
-    const fs::path tmp = path.string() + ".tmp";
-    std::ofstream(tmp, std::ios::binary) << bytes;
-    fs::rename(tmp, path);
+    tree_.Write(relative, bytes);
   }
 
   // Starts the repository (explicit mode with `load`, else poll-less none
@@ -145,7 +137,8 @@ class RepositoryControlTest : public ::testing::Test {
     return status;
   }
 
-  fs::path root_;
+  testing::TempTree tree_{"repo_control_"};
+  const fs::path& root_ = tree_.path();
   ServerOptions options_;
   std::unique_ptr<Metrics> metrics_ = Metrics::Create();
   std::shared_ptr<ModelRegistry> registry_ = std::make_shared<ModelRegistry>();

@@ -13,7 +13,6 @@
 #include <thread>
 #include <vector>
 
-#include "tests/testing/exposition.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
@@ -21,6 +20,8 @@
 #include "server/models/repository_sync.h"
 #include "server_test_util.h"
 #include "tests/engine/loader/onnx_test_graph.h"
+#include "tests/testing/exposition.h"
+#include "tests/testing/temp_tree.h"
 
 namespace sepconv {
 namespace {
@@ -45,10 +46,6 @@ TestGraph SeededGraph(uint32_t seed) {
 class RepositoryServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("repo_server_" +
-             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
     Write("m/1/model.onnx", SeededGraph(1).Serialize());
     TestGraph pool(kChannels);
     pool.Node("MaxPool", {pool.current()});
@@ -60,15 +57,10 @@ class RepositoryServerTest : public ::testing::Test {
     if (sync_) sync_->Stop();
     sync_.reset();
     server_.reset();
-    fs::remove_all(root_);
   }
 
   void Write(const std::string& relative, const std::string& bytes) {
-    const fs::path path = root_ / relative;
-    fs::create_directories(path.parent_path());
-    const fs::path tmp = path.string() + ".tmp";
-    std::ofstream(tmp, std::ios::binary) << bytes;
-    fs::rename(tmp, path);  // atomically, as a deployment would
+    tree_.Write(relative, bytes);
   }
 
   void StartSync(absl::Duration interval) {
@@ -100,23 +92,31 @@ class RepositoryServerTest : public ::testing::Test {
     return status;
   }
 
-  fs::path root_;
+  // Expects version 1 of model `m` to answer a random input of `dims` (from
+  // `input_seed`) as SeededGraph(1) does.
+  void ExpectVersionOneAnswers(const Dims4& dims, uint64_t input_seed) {
+    auto stub = server_->NewStub();
+    const std::vector<float> x = testing::RandomTensor(testing::Elements(dims), input_seed);
+    std::vector<float> out;
+    std::string served;
+    grpc::Status status = Infer(*stub, "m", "1", dims, x, &out, &served);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    Dims4 want_dims;
+    EXPECT_LE(testing::MaxRelativeError(out, SeededGraph(1).Evaluate(dims, x, &want_dims)), 1e-4);
+  }
+
+  testing::TempTree tree_{"repo_server_"};
+  const fs::path& root_ = tree_.path();
   std::unique_ptr<testing::TestServer> server_;
   std::unique_ptr<RepositorySync> sync_;
 };
 
 TEST_F(RepositoryServerTest, ServesGoodModelsAndShowsBadOnesNotReady) {
   StartSync(absl::ZeroDuration());
-  auto stub = server_->NewStub();
   const Dims4 dims{2, kChannels, 9, 7};
-  const std::vector<float> x = testing::RandomTensor(testing::Elements(dims), 5);
-  std::vector<float> out;
-  std::string served;
-  grpc::Status status = Infer(*stub, "m", "1", dims, x, &out, &served);
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  Dims4 want_dims;
-  EXPECT_LE(testing::MaxRelativeError(out, SeededGraph(1).Evaluate(dims, x, &want_dims)), 1e-4);
+  ExpectVersionOneAnswers(dims, 5);
 
+  auto stub = server_->NewStub();
   {
     inference::ModelReadyRequest request;
     request.set_name("bad");
@@ -125,7 +125,10 @@ TEST_F(RepositoryServerTest, ServesGoodModelsAndShowsBadOnesNotReady) {
     ASSERT_TRUE(stub->ModelReady(context.get(), request, &response).ok());
     EXPECT_FALSE(response.ready());
   }
-  status = Infer(*stub, "bad", "", dims, x, &out, &served);
+  const std::vector<float> x = testing::RandomTensor(testing::Elements(dims), 5);
+  std::vector<float> out;
+  std::string served;
+  grpc::Status status = Infer(*stub, "bad", "", dims, x, &out, &served);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(status.error_message(), HasSubstr("MaxPool"));
   EXPECT_THAT(status.error_message(), HasSubstr("unsupported operator"));
@@ -236,15 +239,7 @@ TEST_F(RepositoryServerTest, ABrokenRewriteKeepsServingThePreviousLoad) {
   // The rewrite is seen and fails (PollOnce returns the first failure) ...
   EXPECT_THAT(std::string(sync_->PollOnce().message()), HasSubstr("truncated"));
   // ... while version 1 keeps answering from its previous load.
-  auto stub = server_->NewStub();
-  const Dims4 dims{1, kChannels, 6, 6};
-  const std::vector<float> x = testing::RandomTensor(testing::Elements(dims), 2);
-  std::vector<float> out;
-  std::string served;
-  grpc::Status status = Infer(*stub, "m", "1", dims, x, &out, &served);
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  Dims4 want_dims;
-  EXPECT_LE(testing::MaxRelativeError(out, SeededGraph(1).Evaluate(dims, x, &want_dims)), 1e-4);
+  ExpectVersionOneAnswers({1, kChannels, 6, 6}, 2);
 }
 
 }  // namespace

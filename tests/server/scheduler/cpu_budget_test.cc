@@ -7,6 +7,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/testing/temp_tree.h"
 
 namespace sepconv {
 namespace {
@@ -15,24 +16,14 @@ namespace fs = std::filesystem;
 
 class CpuBudgetTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("cpu_budget_" +
-             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-
   void Write(const std::string& relative, const std::string& contents) {
-    const fs::path path = root_ / relative;
-    fs::create_directories(path.parent_path());
-    std::ofstream(path) << contents;
+    tree_.Write(relative, contents);
   }
 
   std::string root() const { return root_.string(); }
 
-  fs::path root_;
+  testing::TempTree tree_{"cpu_budget_"};
+  const fs::path& root_ = tree_.path();
 };
 
 TEST_F(CpuBudgetTest, V2QuotaIsRoundedUp) {
