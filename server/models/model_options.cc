@@ -28,9 +28,11 @@ absl::Status AddDefaultModel(const ModelOptions& options, Metrics* metrics,
   absl::StatusOr<ModelConfig> config =
       BuiltInModelConfig(kDefaultModelName, *spec, options.ModelSchedulerOptions());
   if (!config.ok()) return config.status();
-  absl::StatusOr<std::shared_ptr<ServedModel>> model = ServedModel::Create(
-      kDefaultModelName, kDefaultModelVersion, std::move(spec), options.ModelSchedulerOptions(),
-      options.ModelExecutorOptions(), metrics, *std::move(config));
+  ExecutorOptions executor = options.ModelExecutorOptions();
+  executor.warm_shapes = {kDefaultModelWarmupShape};
+  absl::StatusOr<std::shared_ptr<ServedModel>> model =
+      ServedModel::Create(kDefaultModelName, kDefaultModelVersion, std::move(spec),
+                          options.ModelSchedulerOptions(), executor, metrics, *std::move(config));
   if (!model.ok()) return model.status();
   std::shared_ptr<ServedModel> displaced = registry->AddOrReplace(*std::move(model));
   if (displaced != nullptr) displaced->Shutdown(absl::Now() + options.exit_timeout);

@@ -26,8 +26,13 @@ struct ModelOptions {
   ExecutorOptions ModelExecutorOptions() const;
 };
 
-// Serves the built-in default model `sepconv` version "1" from `registry`.
-// `metrics` may be null.
+// The shape the built-in model is warmed on before it is served (plans
+// built and tuned, so its first request pays no plan creation): what the
+// client's examples and the benchmarks send by default.
+inline constexpr Dims4 kDefaultModelWarmupShape = {1, 32, 56, 56};
+
+// Serves the built-in default model `sepconv` version "1" from `registry`,
+// warmed on kDefaultModelWarmupShape. `metrics` may be null.
 absl::Status AddDefaultModel(const ModelOptions& options, Metrics* metrics,
                              ModelRegistry* registry);
 

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/flops.h"
 #include "engine/internal/onednn_executor.h"
+#include "engine/internal/plan_tuner.h"
 #include "engine/random_model.h"
 #include "engine/reference.h"
 #include "gmock/gmock.h"
@@ -355,6 +356,32 @@ TEST(ExecutorTest, WarmBuildsPlansThatRunCorrectly) {
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
     EXPECT_THAT(std::string(status.message()), HasSubstr("the model expects 12"));
   }
+}
+
+// Create warms ExecutorOptions.warm_shapes: their layouts are then chosen,
+// so building those plans again times nothing.
+TEST(ExecutorTest, CreateWarmsTheGivenShapes) {
+  internal::ClearTunedChoices();
+  const ModelSpec model = MakeRandomModel({Spec(12, 20)}, 6).value();
+  const Dims4 warmed{1, 12, 10, 10}, cold{1, 12, 7, 7};
+  ExecutorOptions options;
+  options.warm_shapes = {warmed};
+  absl::StatusOr<std::unique_ptr<Executor>> executor =
+      Executor::Create(std::make_shared<const ModelSpec>(model), options);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  dnnl::stream stream(engine);
+  WeightCache weights(model, engine);
+  internal::Arena arena;
+  auto tune = [&](const Dims4& dims) {
+    return internal::BuildTunedPlan(model, dims, CountFlops(model, dims).value(), weights, engine,
+                                    stream, arena, absl::Seconds(1))
+        .candidates_timed;
+  };
+  EXPECT_EQ(tune(warmed), 0);
+  EXPECT_GE(tune(cold), 1);
+  RunAndCheck(**executor, warmed, Input(warmed, 3));
+  internal::ClearTunedChoices();
 }
 
 TEST(ExecutorTest, CreateRejectsInvalidModels) {
