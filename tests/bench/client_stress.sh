@@ -32,14 +32,8 @@ for b in "$server_bin" "$client_bin"; do
   [ -x "$b" ] || { echo "client_stress: $b missing; build sepconv-server sepconv-client" >&2; exit 2; }
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+# shellcheck source=tests/testing/servers.sh
+source tests/testing/servers.sh
 
 {
   ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
@@ -50,35 +44,11 @@ trap cleanup EXIT
     -set_serial "0x$RANDOM" -out "$tmp/server.crt" -extfile "$tmp/server.ext"
 } >/dev/null 2>&1
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-declare -A port flags server_pid
-start() {
-  local name=$1
-  shift
-  port[$name]=$(free_port)
-  "$server_bin" --address=127.0.0.1 --grpc_port="${port[$name]}" --metrics_port=0 "$@" \
-    >"$tmp/$name.log" 2>&1 &
-  server_pid[$name]=$!
-  pids+=($!)
-}
-start plain
-flags[plain]=""
-start tls --tls_cert="$tmp/server.crt" --tls_key="$tmp/server.key"
-flags[tls]="--tls --tls_ca=$tmp/ca.crt"
-
-for name in plain tls; do
-  ok=""
-  for _ in $(seq 300); do
-    # shellcheck disable=SC2086
-    if "$client_bin" health --server="127.0.0.1:${port[$name]}" ${flags[$name]} \
-      --timeout_ms=500 >/dev/null 2>&1; then ok=1; break; fi
-    sleep 0.2
-  done
-  [ -n "$ok" ] || { echo "client_stress: $name server did not come up:" >&2; cat "$tmp/$name.log" >&2; exit 1; }
-done
+start_server plain
+client_flags[plain]=""
+start_server tls --tls_cert="$tmp/server.crt" --tls_key="$tmp/server.key"
+client_flags[tls]="--tls --tls_ca=$tmp/ca.crt"
+wait_servers 300 plain tls
 
 common=(bench "--shape=1,32,8,8" --channels=2 --warmup_ms=0 --window_ms=1 --max_windows=1)
 declare -A kind_flags expected
@@ -97,7 +67,7 @@ for run in $(seq "$runs"); do
       code=0
       # shellcheck disable=SC2086
       timeout 120 "$client_bin" "${common[@]}" --server="127.0.0.1:${port[$name]}" \
-        ${flags[$name]} ${kind_flags[$kind]} >"$tmp/out" 2>"$tmp/err" || code=$?
+        ${client_flags[$name]} ${kind_flags[$kind]} >"$tmp/out" 2>"$tmp/err" || code=$?
       bad=""
       if grep -qE "Sanitizer|runtime error:" "$tmp/err"; then
         bad="sanitizer report"

@@ -23,14 +23,8 @@ rounds=${ROUNDS:-3}
 window_ms=${WINDOW_MS:-1000}
 max_windows=${MAX_WINDOWS:-5}
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+# shellcheck source=tests/testing/servers.sh
+source tests/testing/servers.sh
 
 # A throw-away CA, a server certificate for localhost and a client certificate.
 pki() {
@@ -47,38 +41,15 @@ pki() {
 } >/dev/null 2>&1
 pki
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-declare -A port client_flags
-start() {
-  local name=$1
-  shift
-  port[$name]=$(free_port)
-  "$server_bin" --address=127.0.0.1 --grpc_port="${port[$name]}" --metrics_port=0 "$@" \
-    >"$tmp/$name.log" 2>&1 &
-  pids+=($!)
-}
 tls_client="--tls --tls_ca=$tmp/ca.crt --tls_server_name=localhost"
-start plain
+start_server plain
 client_flags[plain]=""
-start tls --tls_cert="$tmp/server.crt" --tls_key="$tmp/server.key"
+start_server tls --tls_cert="$tmp/server.crt" --tls_key="$tmp/server.key"
 client_flags[tls]="$tls_client"
-start mtls --tls_cert="$tmp/server.crt" --tls_key="$tmp/server.key" --tls_client_ca="$tmp/ca.crt" \
-  --auth_token_file="$tmp/tokens"
+start_server mtls --tls_cert="$tmp/server.crt" --tls_key="$tmp/server.key" \
+  --tls_client_ca="$tmp/ca.crt" --auth_token_file="$tmp/tokens"
 client_flags[mtls]="$tls_client --tls_cert=$tmp/client.crt --tls_key=$tmp/client.key --token_file=$tmp/tokens"
-
-for name in plain tls mtls; do
-  ok=""
-  for _ in $(seq 150); do
-    # shellcheck disable=SC2086
-    if "$client_bin" health --server="127.0.0.1:${port[$name]}" ${client_flags[$name]} \
-      --timeout_ms=500 >/dev/null 2>&1; then ok=1; break; fi
-    sleep 0.2
-  done
-  [ -n "$ok" ] || { echo "$name server did not come up:" >&2; cat "$tmp/$name.log" >&2; exit 1; }
-done
+wait_servers 150 plain tls mtls
 
 # Prints "infer/s p50 p99" of one bench run.
 bench() {

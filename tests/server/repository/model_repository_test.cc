@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/loader/onnx_test_graph.h"
+#include "tests/server/repository/seeded_graph.h"
 #include "tests/testing/temp_tree.h"
 
 namespace sepconv {
@@ -23,11 +24,7 @@ using testing_onnx::TestGraph;
 
 // A one-block graph whose weights depend on `seed`.
 TestGraph SeededGraph(uint32_t seed, int64_t out_channels = 4) {
-  TestGraph g(8, 13, seed);
-  g.Conv(8, ConvAttrs().Group(8));
-  g.Conv(out_channels, ConvAttrs().Kernel(1));
-  g.Finish();
-  return g;
+  return testing::SeededGraph(seed, {8, out_channels, /*batch_norm=*/false, /*relu=*/false});
 }
 
 class ModelRepositoryTest : public ::testing::Test {

@@ -22,6 +22,7 @@
 #include "server/models/repository_sync.h"
 #include "server_test_util.h"
 #include "tests/engine/loader/onnx_test_graph.h"
+#include "tests/server/repository/seeded_graph.h"
 #include "tests/testing/temp_tree.h"
 
 namespace sepconv {
@@ -31,19 +32,13 @@ namespace fs = std::filesystem;
 using testing::ContextWithDeadline;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using testing_onnx::ConvAttrs;
 using testing_onnx::TestGraph;
 using Stub = inference::GRPCInferenceService::Stub;
 
 constexpr int64_t kChannels = 32;
 
 TestGraph SeededGraph(uint32_t seed) {
-  TestGraph g(kChannels, 13, seed);
-  g.Conv(kChannels, ConvAttrs().Group(kChannels));
-  g.Node("Relu", {g.current()});
-  g.Conv(16, ConvAttrs().Kernel(1));
-  g.Finish();
-  return g;
+  return testing::SeededGraph(seed, {kChannels, 16, /*batch_norm=*/false, /*relu=*/true});
 }
 
 class RepositoryControlTest : public ::testing::Test {

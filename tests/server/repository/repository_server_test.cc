@@ -20,6 +20,7 @@
 #include "server/models/repository_sync.h"
 #include "server_test_util.h"
 #include "tests/engine/loader/onnx_test_graph.h"
+#include "tests/server/repository/seeded_graph.h"
 #include "tests/testing/exposition.h"
 #include "tests/testing/temp_tree.h"
 
@@ -28,19 +29,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-using testing_onnx::ConvAttrs;
 using testing_onnx::TestGraph;
 
 constexpr int64_t kChannels = 32;  // what MakeInferRequest's callers send
 
 TestGraph SeededGraph(uint32_t seed) {
-  TestGraph g(kChannels, 13, seed);
-  g.Conv(kChannels, ConvAttrs().Group(kChannels));
-  g.BatchNorm();
-  g.Node("Relu", {g.current()});
-  g.Conv(16, ConvAttrs().Kernel(1));
-  g.Finish();
-  return g;
+  return testing::SeededGraph(seed, {kChannels, 16, /*batch_norm=*/true, /*relu=*/true});
 }
 
 class RepositoryServerTest : public ::testing::Test {
