@@ -31,6 +31,9 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testing"))
+from sepconv_testing import print_table  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 LAYOUTS = ("auto", "nhwc", "nChw8c", "nChw16c", "nhwc_direct")
@@ -73,21 +76,6 @@ def run_torch(pattern, threads, min_time):
 def geomean(values):
     values = [v for v in values if v and v > 0]
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
-
-
-def print_table(header, rows, markdown):
-    if markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|")
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-        return
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    for k, row in enumerate([header] + rows):
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                        for i, (c, w) in enumerate(zip(row, widths))))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def main():

@@ -22,6 +22,9 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testing"))
+from sepconv_testing import print_table  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -64,19 +67,7 @@ def main():
     print(f"fp32, {args.threads} threads, in-process (Executor::Create + Run), medians over "
           f"iterations; oneDNN ISA {doc['context'].get('onednn_isa', '?')}; load average at "
           f"start {load:.2f} (end {os.getloadavg()[0]:.2f}) on {os.cpu_count()} CPUs")
-    if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|---|" + "---:|" * (len(header) - 1))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-        return
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    for k, row in enumerate([header] + rows):
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                        for i, (c, w) in enumerate(zip(row, widths))))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
-
+    print_table(header, rows, args.markdown)
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,7 @@
 """Helpers the Python tests and benches share (the C++ ones are tests/testing/*.h).
 
 One free-port finder, one loopback HTTP GET, one bounded poll, one Prometheus
-text parser and one child process that logs to a temp file. Import with
+text parser, one child process that logs to a temp file and one table printer. Import with
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "testing"))
 """
 import os
@@ -103,3 +103,20 @@ class LoggedProcess:
         self.log.close()
         os.unlink(self.log.name)
         return self.proc.returncode
+
+
+def print_table(header, rows, markdown=False):
+    """Prints rows of strings under `header`: a Markdown table (first column
+    left-aligned, the others right-aligned) or aligned plain text."""
+    if markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        return
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    for k, row in enumerate([header] + rows):
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(row, widths))))
+        if k == 0:
+            print("  ".join("-" * w for w in widths))

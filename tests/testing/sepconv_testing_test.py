@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Unit tests of sepconv_testing.py, the Python tests' shared helpers."""
+import contextlib
 import http.server
+import io
 import os
 import socket
 import sys
@@ -98,6 +100,22 @@ class LoggedProcessTest(unittest.TestCase):
         with self.assertRaisesRegex(RuntimeError, "boom"):
             p.wait_for_port(r"port (\d+)", timeout=30)
         self.assertEqual(p.stop(), 3)
+
+
+class PrintTableTest(unittest.TestCase):
+    def printed(self, markdown):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            sepconv_testing.print_table(["case", "ms"], [["a", "1.5"], ["long", "10.25"]], markdown)
+        return out.getvalue().splitlines()
+
+    def test_markdown(self):
+        self.assertEqual(self.printed(True),
+                         ["| case | ms |", "|---|---:|", "| a | 1.5 |", "| long | 10.25 |"])
+
+    def test_plain_aligns_first_left_and_others_right(self):
+        self.assertEqual(self.printed(False),
+                         ["case     ms", "----  -----", "a       1.5", "long  10.25"])
 
 
 if __name__ == "__main__":
