@@ -228,15 +228,15 @@ absl::Status AddSecurityOptions(ServerOptions* options) {
     absl::StatusOr<std::unique_ptr<TokenAuthenticator>> auth =
         TokenAuthenticator::FromFile(absl::GetFlag(FLAGS_auth_token_file));
     if (!auth.ok()) return auth.status();
-    options->service.auth = *std::move(auth);
+    options->core.auth = *std::move(auth);
   }
   if (absl::GetFlag(FLAGS_failed_request_log_rate) > 0) {
     RequestLogOptions log;
     log.lines_per_second = absl::GetFlag(FLAGS_failed_request_log_rate);
     log.burst = 2 * log.lines_per_second;
-    options->service.request_log = std::make_shared<RequestLog>(log);
+    options->core.request_log = std::make_shared<RequestLog>(log);
   }
-  RequestLimits& limits = options->service.limits;
+  RequestLimits& limits = options->core.limits;
   limits.max_elements = absl::GetFlag(FLAGS_max_elements_per_request);
   limits.max_spatial_size = absl::GetFlag(FLAGS_max_spatial_size);
   limits.max_batch = absl::GetFlag(FLAGS_max_batch_per_request);
@@ -256,7 +256,7 @@ absl::Status AddSecurityOptions(ServerOptions* options) {
 
 // SIGHUP: re-read the token file; on error the old tokens stay in force.
 void ReloadTokens(const ServerOptions& options) {
-  const std::shared_ptr<TokenAuthenticator>& auth = options.service.auth;
+  const std::shared_ptr<TokenAuthenticator>& auth = options.core.auth;
   if (auth == nullptr) {
     std::fprintf(stderr, "sepconv-server: SIGHUP: no --auth_token_file to reload\n");
     return;

@@ -39,6 +39,10 @@ struct InferInput {
   // Where the frontend found typed data of another type than FP32 (e.g.
   // "contents.int_contents"), for the core's message; empty when none.
   std::string other_typed_data;
+  // How the frontend's wire names `raw` and `fp32` (for messages), e.g.
+  // "raw_input_contents[0]" and "contents.fp32_contents".
+  std::string raw_field = "binary data";
+  std::string typed_field = "data";
 };
 
 struct InferRequest {

@@ -1,25 +1,27 @@
 #ifndef SEPCONV_SERVER_GRPC_INFERENCE_SERVICE_H_
 #define SEPCONV_SERVER_GRPC_INFERENCE_SERVICE_H_
 
-// The KServe v2 `inference.GRPCInferenceService` on gRPC's callback API.
-// Handlers never compute: ModelInfer validates the request, sizes the
-// response, hands an InferenceJob to the model's Scheduler and returns; the
-// scheduler's worker calls Finish. A request's deadline is the earlier of
-// its gRPC deadline and its `timeout` parameter (microseconds; 0 = none).
+// The KServe v2 `inference.GRPCInferenceService` on gRPC's callback API: thin
+// adapters over the protocol-free InferenceCore (server/core/inference_core.h),
+// which runs every inference request (auth outcome, lookup and retry,
+// shutdown refusal, validation, limits, batching, deadline, cancellation,
+// metrics, failure log). ModelInfer parses the message into views
+// (proto_request.h), hands the core an allocator that writes the output in
+// place into the response and returns; the scheduler's worker finishes the
+// call. A request's deadline is the earlier of its gRPC deadline and its
+// `timeout` parameter (microseconds; 0 = none).
 //
-// Metrics: every ModelInfer outcome for a served model version is recorded
-// through that version's ModelMetrics (RequestDone), validation failures
-// included. Requests naming an unknown model or version, or a version that
-// is not ready, are not recorded: those labels would come from the client,
-// and letting clients mint label values would let them grow the metrics
-// without bound.
+// Auth: with a token authenticator in the core, ModelInfer, ModelStreamInfer,
+// ModelMetadata, ServerMetadata and Triton's extensions need
+// "authorization: Bearer <token>"; ServerLive, ServerReady and ModelReady
+// stay open for probes, as do gRPC health and reflection.
 //
 // ModelReady answers ready=false (not an error) for unknown models, so that
 // readiness probes can poll before a model loads; ModelMetadata and
 // ModelInfer answer NOT_FOUND.
 //
 // ModelStreamInfer (stream_infer.h) sends each request of a stream through
-// Infer, the same path as ModelInfer, so all of the above holds per request.
+// the same core, so all of the above holds per request.
 //
 // Thread-safe: gRPC calls the handlers concurrently.
 
@@ -34,27 +36,15 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpc_service.grpc.pb.h"
-#include "server/core/auth.h"
-#include "server/core/cancellation.h"
-#include "server/core/request_limits.h"
-#include "server/core/request_log.h"
+#include "server/core/inference_core.h"
 #include "server/grpc/stream_infer.h"
 #include "server/models/model_registry.h"
 #include "server/models/repository_control.h"
 
 namespace sepconv {
 
-// Security and limits (added by "security"). With `auth`, ModelInfer,
-// ModelMetadata and ServerMetadata need "authorization: Bearer <token>"
-// (UNAUTHENTICATED otherwise, recorded under the model's metrics when the
-// named model exists); ServerLive, ServerReady and ModelReady stay open for
-// probes, as do gRPC health and reflection. Every failed ModelInfer is
-// written to `request_log` (rate-limited). `limits` are checked after
-// validation, before the output is allocated (RESOURCE_EXHAUSTED).
+// The gRPC-only options (auth, limits and the failure log are the core's).
 struct InferenceServiceOptions {
-  std::shared_ptr<TokenAuthenticator> auth;  // null: no auth; main reloads it
-  std::shared_ptr<RequestLog> request_log;   // null: no failure log
-  RequestLimits limits;
   // ModelStreamInfer: requests one stream may have in the server at once
   // (read and not yet answered); the flow-control bound (stream_infer.h).
   int stream_max_in_flight = 16;
@@ -64,34 +54,17 @@ struct InferenceServiceOptions {
   std::shared_ptr<RepositoryControl> control;
 };
 
-// What the inference path needs from the transport carrying one request.
-struct InferCall {
-  absl::Status auth;                             // Authenticate's result for the call
-  absl::Time start;                              // when the request arrived
-  absl::Time deadline = absl::InfiniteFuture();  // the transport's deadline
-  // Fired when the client cancels; null means never. A request still queued
-  // when it fires ends CANCELLED without being computed.
-  std::shared_ptr<Cancellation> cancellation;
-  std::string peer;  // for the failure log
-};
-
 class InferenceService final : public inference::GRPCInferenceService::CallbackService {
  public:
-  explicit InferenceService(std::shared_ptr<const ModelRegistry> registry);
-  InferenceService(std::shared_ptr<const ModelRegistry> registry, InferenceServiceOptions options);
+  // `core` runs the inference requests and answers readiness and metadata;
+  // `registry` (the core's) serves Triton's extensions.
+  InferenceService(std::shared_ptr<const ModelRegistry> registry,
+                   std::shared_ptr<InferenceCore> core, InferenceServiceOptions options);
 
-  // From now on ServerReady and ModelReady answer false and ModelInfer
-  // refuses with UNAVAILABLE; requests already submitted still complete.
-  // The refusals are held until ReleaseRefusals: a client waiting for one
-  // sends nothing, so nothing of it reaches gRPC's Shutdown, which cancels
-  // (CANCELLED, not retried) a call that arrives after it began and before
-  // its GOAWAY reached the client. Open ModelStreamInfer streams end
-  // UNAVAILABLE once their answers in flight are written.
-  void StartShutdown();
-  bool shutting_down() const { return shutting_down_.load(); }
-  // Answers the held refusals, and any later one at once. Call after gRPC's
-  // Shutdown has begun (it waits for the held calls). Idempotent.
-  void ReleaseRefusals();
+  // Ends open ModelStreamInfer streams UNAVAILABLE once their answers in
+  // flight are written. The core's StartShutdown refuses new requests (and
+  // holds the refusals: see InferenceCore); the server calls both.
+  void StopStreams();
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
                                        const inference::ServerLiveRequest* request,
@@ -145,38 +118,23 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
       grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
       inference::RepositoryModelUnloadResponse* response) override;
 
-  // OK when auth is off or the call carries a valid token.
+  // The core's Authenticate over the call's "authorization" metadata.
   absl::Status Authenticate(const grpc::CallbackServerContext& context) const;
 
-  // The one inference path, shared by ModelInfer and ModelStreamInfer:
-  // `call.auth` (the caller's Authenticate result), the model lookup (one
-  // more lookup when the version is replaced between lookup and submit), the
-  // shutdown check, validation, limits and the model's batcher. Records the
-  // outcome in the model version's metrics, writes failures to the request
-  // log, fills `response` on OK, then calls `done` exactly once: inline when
-  // the request fails before reaching the batcher, otherwise on a scheduler
-  // thread. `request` and `response` must stay alive until `done` runs.
+  // What the core needs from a call: auth, start, deadline, peer.
+  InferCall CallFrom(const grpc::CallbackServerContext& context) const;
+
+  // One ModelInferRequest through the core (ModelInfer and each request of
+  // a stream): a parse error is answered like any other failure (recorded,
+  // logged). `request` and `response` must stay alive until `done` runs.
   void Infer(const inference::ModelInferRequest& request, inference::ModelInferResponse* response,
              InferCall call, absl::AnyInvocable<void(absl::Status)> done);
 
  private:
-  // Validates and submits one request to `model`; on OK the scheduler now
-  // owns calling `done`.
-  absl::Status SubmitInfer(const std::shared_ptr<ServedModel>& model,
-                           const inference::ModelInferRequest& request,
-                           inference::ModelInferResponse* response, InferCall& call,
-                           absl::AnyInvocable<void(absl::Status)>& done);
-  // Writes one failed request to the request log, if any.
-  void LogFailure(const std::string& peer, const inference::ModelInferRequest& request,
-                  const absl::Status& status) const;
-
   const std::shared_ptr<const ModelRegistry> registry_;
+  const std::shared_ptr<InferenceCore> core_;
   const InferenceServiceOptions options_;
-  std::atomic<bool> shutting_down_{false};
   OpenStreams open_streams_;
-  absl::Mutex refusals_mu_;
-  bool refusals_released_ ABSL_GUARDED_BY(refusals_mu_) = false;
-  std::vector<absl::AnyInvocable<void()>> held_refusals_ ABSL_GUARDED_BY(refusals_mu_);
 };
 
 }  // namespace sepconv

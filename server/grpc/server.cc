@@ -68,7 +68,8 @@ struct Server::Health {
 Server::Server(ServerOptions options, std::shared_ptr<ModelRegistry> registry)
     : options_(std::move(options)),
       registry_(std::move(registry)),
-      service_(std::make_unique<InferenceService>(registry_, options_.service)),
+      core_(std::make_shared<InferenceCore>(registry_, options_.core)),
+      service_(std::make_unique<InferenceService>(registry_, core_, options_.service)),
       health_(std::make_shared<Health>()) {}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
@@ -146,7 +147,8 @@ void Server::Shutdown(absl::Time deadline) {
   shut_down_ = true;
   // A server that never started serving must not stop the registry's models.
   if (grpc_server_ == nullptr) return;
-  service_->StartShutdown();
+  core_->StartShutdown();
+  service_->StopStreams();
   health_->Shutdown();
   for (const std::shared_ptr<ServedModel>& model : registry_->LoadedModels()) {
     model->Shutdown(deadline);
@@ -161,7 +163,7 @@ void Server::Shutdown(absl::Time deadline) {
   std::thread grpc_shutdown(
       [this, deadline] { grpc_server_->Shutdown(absl::ToChronoTime(deadline)); });
   absl::SleepFor(std::min(kGoawaySettle, deadline - absl::Now()));
-  service_->ReleaseRefusals();
+  core_->ReleaseRefusals();
   grpc_shutdown.join();
   grpc_server_->Wait();
   metrics_endpoint_.reset();

@@ -53,7 +53,10 @@ struct ServerOptions : ModelOptions {
   absl::Duration drain_grace = absl::Milliseconds(300);
   // Null means plaintext.
   std::shared_ptr<grpc::ServerCredentials> credentials;
-  // Token auth, failure log and request size limits (see inference_service.h).
+  // Token auth, failure log and request size limits: the inference core's,
+  // whichever frontend a request comes through (server/core/inference_core.h).
+  CoreOptions core;
+  // The gRPC service's own options (stream bound, repository control).
   InferenceServiceOptions service;
   // HTTP/2 streams one connection may have open at once; 0 = gRPC's default.
   int max_concurrent_streams = 0;
@@ -74,7 +77,10 @@ class Server {
  public:
   // Binds, starts serving `registry` and, when options.metrics_port != 0 and
   // `metrics` is not null, the metrics endpoint. `metrics` may be null and
-  // must outlive the Server.
+  // must outlive the Server. The Server builds the process's one
+  // InferenceCore (over `registry` and options.core); other frontends (REST)
+  // take it from core() and so share its auth, limits, failure log, metrics
+  // and shutdown.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options,
                                                        std::shared_ptr<ModelRegistry> registry,
                                                        Metrics* metrics);
@@ -84,6 +90,11 @@ class Server {
   // The ports actually bound; metrics_port() is 0 when the endpoint is off.
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const;
+
+  // The inference core every frontend runs requests through; Shutdown
+  // starts its shutdown (new requests refused UNAVAILABLE, refusals held
+  // until gRPC's GOAWAY had time to arrive) and releases the held refusals.
+  const std::shared_ptr<InferenceCore>& core() const { return core_; }
 
   // Graceful shutdown (see above); returns when gRPC has stopped. Idempotent.
   void Shutdown(absl::Time deadline);
@@ -95,6 +106,7 @@ class Server {
 
   const ServerOptions options_;
   const std::shared_ptr<ModelRegistry> registry_;
+  const std::shared_ptr<InferenceCore> core_;
   std::unique_ptr<InferenceService> service_;
   std::shared_ptr<Health> health_;
   std::unique_ptr<grpc::Server> grpc_server_;

@@ -1,8 +1,18 @@
 #include "server/models/served_model.h"
 
+#include <thread>
 #include <utility>
 
+#include "absl/time/clock.h"
+
 namespace sepconv {
+namespace {
+
+// How many Submit callbacks this thread is inside (they may nest: a done
+// that cancels another job runs that job's done).
+thread_local int callbacks_running = 0;
+
+}  // namespace
 
 absl::StatusOr<std::shared_ptr<ServedModel>> ServedModel::Create(
     std::string name, std::string version, std::shared_ptr<const ModelSpec> spec,
@@ -37,9 +47,31 @@ ServedModel::ServedModel(std::string name, std::string version,
       config_(std::move(config)) {}
 
 ServedModel::~ServedModel() {
+  if (callbacks_running > 0) {
+    // The last lease dropped in a job's callback, perhaps on one of this
+    // version's own workers, which Shutdown joins: a thread of its own
+    // stops and frees the scheduler (and keeps what its workers use).
+    std::thread([scheduler = std::move(scheduler_), metrics = metrics_, spec = spec_]() mutable {
+      scheduler->Shutdown(absl::Now());
+      scheduler.reset();
+    }).detach();
+    return;
+  }
   // Normally already shut down by whoever took it out of service; this only
   // guarantees that no worker outlives the model.
   scheduler_->Shutdown(absl::Now());
+}
+
+absl::Status ServedModel::Submit(std::unique_ptr<InferenceJob> job) const {
+  if (job != nullptr && job->done) {
+    job->done = [inner = std::move(job->done)](absl::Status status) mutable {
+      ++callbacks_running;
+      inner(std::move(status));
+      inner = nullptr;  // releases what it holds, inside the mark
+      --callbacks_running;
+    };
+  }
+  return scheduler_->Submit(std::move(job));
 }
 
 void ServedModel::Shutdown(absl::Time deadline) { scheduler_->Shutdown(deadline); }

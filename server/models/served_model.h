@@ -47,6 +47,9 @@ class ServedModel {
   const ModelSpec& spec() const { return *spec_; }
   const std::shared_ptr<const ModelSpec>& shared_spec() const { return spec_; }
   Scheduler& scheduler() const { return *scheduler_; }
+  // Scheduler::Submit, with whatever job->done owns released within the
+  // callback (so that the destructor can tell a scheduler thread).
+  absl::Status Submit(std::unique_ptr<InferenceJob> job) const;
   // May be null (metrics off).
   // Valid while this ServedModel is; whatever records after it may be gone
   // (a request's completion) holds metrics_handle() instead.
@@ -65,7 +68,8 @@ class ServedModel {
   const std::shared_ptr<const ModelSpec> spec_;
   // Declared before scheduler_: outlives the workers that record into it.
   const std::shared_ptr<ModelMetrics> metrics_;
-  const std::unique_ptr<Scheduler> scheduler_;
+  // Not const: a destructor on a scheduler thread hands it off.
+  std::unique_ptr<Scheduler> scheduler_;
   const ModelConfig config_;
 };
 

@@ -215,7 +215,7 @@ TEST(TritonExtensionsAuth, TokenAppliesToEveryNewRpcAndHealthStaysOpen) {
   ServerOptions options = TestServer::DefaultOptions();
   auto auth = TokenAuthenticator::FromTokens({"s3cret"});
   ASSERT_TRUE(auth.ok());
-  options.service.auth = *std::move(auth);
+  options.core.auth = *std::move(auth);
   TestServer server(options);
   auto stub = server.NewStub();
   for (const char* token : {"", "Bearer wrong", "Bearer s3cret"}) {

@@ -1,8 +1,10 @@
-// Unit tests of server/request_validation and server/tensor_conversion: one
-// test per malformed request (exact code, message naming the field), and the
-// zero-copy conversions in both directions.
+// Unit tests of the core's request validation as the gRPC frontend feeds it
+// (server/grpc/proto_request parses, server/core/request_validation checks):
+// one test per malformed request (exact code, message naming the field), and
+// the zero-copy conversions in both directions (server/core/input_tensor,
+// the gRPC response writer).
 
-#include "server/grpc/request_validation.h"
+#include "server/core/request_validation.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +12,8 @@
 #include <map>
 
 #include "engine/random_model.h"
-#include "server/grpc/tensor_conversion.h"
+#include "server/core/input_tensor.h"
+#include "server/grpc/proto_request.h"
 #include "server_test_util.h"
 
 namespace sepconv {
@@ -24,6 +27,18 @@ const ModelSpec& SpecFor(const std::string& model) {
   static const auto* specs = new std::map<std::string, ModelSpec>{
       {"sepconv", DefaultModel()}, {testing::kValidPaddingModel, testing::ValidPaddingModel()}};
   return specs->at(model);
+}
+
+// What the gRPC frontend does: parse (gRPC-only checks), then validate.
+absl::StatusOr<ValidatedInfer> ValidateInferRequest(const inference::ModelInferRequest& request,
+                                                    const ModelSpec& model) {
+  absl::StatusOr<InferRequest> parsed = ParseModelInferRequest(request);
+  if (!parsed.ok()) return parsed.status();
+  return ValidateInferRequest(*parsed, model);
+}
+
+InferResult ResultFor(const ValidatedInfer& v) {
+  return InferResult{"sepconv", "1", v.output_dims, v.raw};
 }
 
 inference::ModelInferRequest GoodRequest(const std::string& model, bool raw = true) {
@@ -84,6 +99,43 @@ TEST(RequestValidationTest, ParsesTimeoutParameterInMicroseconds) {
   EXPECT_NE(v.status().message().find("'timeout'"), absl::string_view::npos);
 }
 
+TEST(RequestValidationTest, GrpcOnlyChecksAreTheParsers) {
+  auto request = GoodRequest("sepconv");
+  request.add_raw_input_contents("extra");
+  absl::StatusOr<InferRequest> parsed = ParseModelInferRequest(request);
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(parsed.status().message().find("raw_input_contents has 2 entries"),
+            absl::string_view::npos)
+      << parsed.status();
+  request = GoodRequest("sepconv");
+  (*request.mutable_parameters())["timeout"].set_bool_param(true);
+  parsed = ParseModelInferRequest(request);
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(parsed.status().message().find("int64_param"), absl::string_view::npos);
+}
+
+TEST(RequestValidationTest, CoreValidationNamesFieldsAsTheFrontendDoes) {
+  const std::vector<float> data = RandomTensor(32 * 8 * 8, 6);
+  InferRequest request;
+  InferInput& input = request.inputs.emplace_back();
+  input.name = "input";
+  input.datatype = "FP32";
+  input.shape = {1, 32, 8, 8};
+  input.raw = absl::string_view(reinterpret_cast<const char*>(data.data()), 100);
+  input.raw_field = "the binary data";
+  absl::StatusOr<ValidatedInfer> v = ValidateInferRequest(request, DefaultModel());
+  EXPECT_NE(v.status().message().find("the binary data has 100 bytes"), absl::string_view::npos)
+      << v.status();
+  input.raw.reset();
+  input.fp32 = absl::MakeConstSpan(data);
+  v = ValidateInferRequest(request, DefaultModel());
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_FALSE(v->raw);
+  request.timeout_us = -1;
+  EXPECT_EQ(ValidateInferRequest(request, DefaultModel()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(RequestValidationTest, RequestedOutputNamedOutputIsAccepted) {
   auto request = GoodRequest("sepconv");
   request.add_outputs()->set_name("output");
@@ -94,15 +146,17 @@ TEST(TensorConversionTest, RawInputIsBorrowedAndRawOutputWrittenInPlace) {
   const Dims4 dims{2, 32, 4, 5};
   const std::vector<float> data = RandomTensor(testing::Elements(dims), 3);
   auto request = MakeInferRequest("sepconv", dims, data, /*raw=*/true);
-  auto v = ValidateInferRequest(request, DefaultModel());
+  auto parsed = ParseModelInferRequest(request);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  auto v = ValidateInferRequest(*parsed, DefaultModel());
   ASSERT_TRUE(v.ok()) << v.status();
-  InputTensor input = InputFromRequest(request, *v);
+  InputTensor input = InputFromRequest(*parsed, *v);
   EXPECT_FALSE(input.copied());
   EXPECT_EQ(static_cast<const void*>(input.data()),
             static_cast<const void*>(request.raw_input_contents(0).data()));
 
   inference::ModelInferResponse response;
-  absl::StatusOr<float*> out = PrepareInferResponse(request, *v, "sepconv", "1", &response);
+  absl::StatusOr<float*> out = WriteInferResponse(ResultFor(*v), request.id(), &response);
   ASSERT_TRUE(out.ok()) << out.status();
   ASSERT_EQ(response.raw_output_contents_size(), 1);
   EXPECT_EQ(static_cast<void*>(*out),
@@ -124,14 +178,16 @@ TEST(TensorConversionTest, TypedInputIsBorrowedAndTypedOutputWrittenInPlace) {
   const Dims4 dims{1, 32, 3, 3};
   auto request =
       MakeInferRequest("sepconv", dims, RandomTensor(testing::Elements(dims), 4), /*raw=*/false);
-  auto v = ValidateInferRequest(request, DefaultModel());
+  auto parsed = ParseModelInferRequest(request);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  auto v = ValidateInferRequest(*parsed, DefaultModel());
   ASSERT_TRUE(v.ok()) << v.status();
-  InputTensor input = InputFromRequest(request, *v);
+  InputTensor input = InputFromRequest(*parsed, *v);
   EXPECT_FALSE(input.copied());
   EXPECT_EQ(input.data(), request.inputs(0).contents().fp32_contents().data());
 
   inference::ModelInferResponse response;
-  absl::StatusOr<float*> out = PrepareInferResponse(request, *v, "sepconv", "1", &response);
+  absl::StatusOr<float*> out = WriteInferResponse(ResultFor(*v), request.id(), &response);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(response.raw_output_contents_size(), 0);
   ASSERT_EQ(response.outputs(0).contents().fp32_contents_size(), 64 * 3 * 3);

@@ -104,9 +104,9 @@ std::vector<MalformedCase> MalformedCases() {
        [](ModelInferRequest* r) {
          r->mutable_inputs(0)->mutable_contents()->add_fp32_contents(1.0f);
        },
-       Code::kInvalidArgument, "both in raw_input_contents and in contents.fp32_contents"},
+       Code::kInvalidArgument, "both in raw_input_contents[0] and in contents.fp32_contents"},
       {"NoData", [](ModelInferRequest* r) { r->clear_raw_input_contents(); },
-       Code::kInvalidArgument, "no raw_input_contents given"},
+       Code::kInvalidArgument, "no raw_input_contents[0] given"},
       {"ZeroDim", shape({1, 32, 0, 8}), Code::kInvalidArgument, "dim 2 (H) is 0"},
       {"NegativeDim", shape({-1, 32, 8, 8}), Code::kInvalidArgument, "dim 0 (N) is -1"},
       {"ShapeOverflow", shape({int64_t{1} << 40, 32, int64_t{1} << 20, 8}), Code::kInvalidArgument,

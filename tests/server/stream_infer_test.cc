@@ -234,7 +234,7 @@ TEST(StreamInferTest, TokenIsCheckedPerStreamAndEachRequestCarriesTheRefusal) {
   absl::StatusOr<std::unique_ptr<TokenAuthenticator>> auth =
       TokenAuthenticator::FromTokens({"stream-token"});
   ASSERT_TRUE(auth.ok()) << auth.status();
-  options.service.auth = std::move(*auth);
+  options.core.auth = std::move(*auth);
   TestServer server(options);
   auto stub = server.NewStub();
   const std::vector<inference::ModelInferRequest> requests = {Request("sepconv", {1, 32, 4, 4}, 1),

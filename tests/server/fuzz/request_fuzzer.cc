@@ -1,6 +1,7 @@
 // libFuzzer target over the inference request path: raw bytes ->
-// ModelInferRequest::ParseFromArray -> ValidateInferRequest -> tensor
-// conversion -> the engine's InferOutputShape and, for tiny valid shapes, an
+// ModelInferRequest::ParseFromArray -> ParseModelInferRequest (the gRPC
+// frontend) -> the core's ValidateInferRequest -> input view and response
+// writer -> the engine's InferOutputShape and, for tiny valid shapes, an
 // Executor run checked against the naive reference. Built with
 // -fsanitize=fuzzer,address,undefined by run_fuzz.sh. Any invariant broken
 // here aborts, so the fuzzer reports it with the input that caused it.
@@ -18,8 +19,9 @@
 #include "engine/random_model.h"
 #include "engine/reference.h"
 #include "grpc_service.pb.h"
-#include "server/grpc/request_validation.h"
-#include "server/grpc/tensor_conversion.h"
+#include "server/core/input_tensor.h"
+#include "server/core/request_validation.h"
+#include "server/grpc/proto_request.h"
 
 namespace sepconv {
 namespace {
@@ -54,7 +56,13 @@ void FuzzOne(const uint8_t* data, size_t size) {
 
   inference::ModelInferRequest request;
   if (!request.ParseFromArray(data, static_cast<int>(size))) return;
-  absl::StatusOr<ValidatedInfer> validated = ValidateInferRequest(request, model);
+  absl::StatusOr<InferRequest> parsed = ParseModelInferRequest(request);
+  if (!parsed.ok()) {
+    Require(parsed.status().code() == absl::StatusCode::kInvalidArgument,
+            "parsing fails only with INVALID_ARGUMENT");
+    return;
+  }
+  absl::StatusOr<ValidatedInfer> validated = ValidateInferRequest(*parsed, model);
   if (!validated.ok()) {
     Require(validated.status().code() == absl::StatusCode::kInvalidArgument,
             "validation fails only with INVALID_ARGUMENT");
@@ -68,7 +76,7 @@ void FuzzOne(const uint8_t* data, size_t size) {
   const int64_t in_elements = in.n * in.c * in.h * in.w;
   const int64_t out_elements = out->n * out->c * out->h * out->w;
 
-  InputTensor input = InputFromRequest(request, *validated);
+  InputTensor input = InputFromRequest(*parsed, *validated);
   Require(input.data() != nullptr, "a validated request has input data");
   // Every input float must be readable (ASan checks the bounds).
   float checksum = 0;
@@ -76,8 +84,8 @@ void FuzzOne(const uint8_t* data, size_t size) {
   (void)checksum;
 
   inference::ModelInferResponse response;
-  absl::StatusOr<float*> output =
-      PrepareInferResponse(request, *validated, "sepconv", "1", &response);
+  absl::StatusOr<float*> output = WriteInferResponse(
+      InferResult{"sepconv", "1", validated->output_dims, validated->raw}, request.id(), &response);
   Require(output.ok(), "a validated request's response can be prepared");
   // Every output float must be writable.
   for (int64_t i = 0; i < out_elements; ++i) (*output)[i] = 0.0f;

@@ -1,0 +1,259 @@
+#include "server/core/inference_core.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "server/core/input_tensor.h"
+#include "server/core/request_validation.h"
+
+#ifndef SEPCONV_VERSION
+#define SEPCONV_VERSION "dev"
+#endif
+
+namespace sepconv {
+namespace {
+
+constexpr char kServerName[] = "sepconv-serve";
+constexpr char kPlatform[] = "sepconv_onednn";
+
+using Done = absl::AnyInvocable<void(absl::Status)>;
+
+absl::Status ShuttingDownError() {
+  return absl::UnavailableError("server is shutting down; not accepting new requests");
+}
+
+// Job ids for Scheduler::Cancel, unique in the process.
+uint64_t NextJobId() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Links one submitted job to its call's Cancellation: the hook registered
+// after Submit, unregistered when the job is done, whichever comes first.
+struct CancelLink {
+  absl::Mutex mu;
+  uint64_t hook ABSL_GUARDED_BY(mu) = 0;
+  bool done ABSL_GUARDED_BY(mu) = false;
+};
+
+void Record(ModelMetrics* metrics, absl::StatusCode code, absl::Time start) {
+  if (metrics != nullptr) metrics->RequestDone(code, absl::Now() - start);
+}
+
+// Writes one failed request to `log`, if any.
+void LogFailure(RequestLog* log, const std::string& peer, const InferRequest& request,
+                const absl::Status& status) {
+  if (log == nullptr || status.ok()) return;
+  FailedRequest failed;
+  failed.code = status.code();
+  failed.model = request.model_name;
+  failed.version = request.model_version;
+  failed.peer = peer;
+  failed.reason = status.message();
+  log->Failed(failed);
+}
+
+// The earlier of the transport's deadline and the request's timeout.
+absl::Time RequestDeadline(const InferCall& call, const ValidatedInfer& validated) {
+  absl::Time deadline = call.deadline;
+  if (validated.timeout.has_value() && *validated.timeout > absl::ZeroDuration()) {
+    deadline = std::min(deadline, call.start + *validated.timeout);
+  }
+  return deadline;
+}
+
+TensorMetadataInfo TensorMetadata(const char* name, int64_t channels) {
+  return TensorMetadataInfo{name, kDatatypeFp32, {-1, channels, -1, -1}};
+}
+
+// Validates and submits one request to `model`; on OK the scheduler now owns
+// calling `done`, otherwise `done` is still the caller's.
+absl::Status Submit(const std::shared_ptr<ServedModel>& model, const CoreOptions& options,
+                    const InferRequest& request, const InferCall& call, OutputAllocator& allocate,
+                    Done& done) {
+  absl::StatusOr<ValidatedInfer> validated = ValidateInferRequest(request, model->spec());
+  if (!validated.ok()) return validated.status();
+  if (absl::Status limited =
+          CheckRequestLimits(options.limits, validated->input_dims, validated->output_dims);
+      !limited.ok()) {
+    return limited;
+  }
+  InferResult result;
+  result.model_name = model->name();
+  result.model_version = model->version();
+  result.output_dims = validated->output_dims;
+  result.raw = validated->raw;
+  absl::StatusOr<float*> output = allocate(result);
+  if (!output.ok()) return output.status();
+
+  InputTensor input = InputFromRequest(request, *validated);
+  auto job = std::make_unique<InferenceJob>();
+  const uint64_t id = NextJobId();
+  job->id = id;
+  job->dims = validated->input_dims;
+  job->input = input.data();
+  job->output = *output;
+  job->deadline = RequestDeadline(call, *validated);
+  // `done` moves into the job only when the scheduler takes it: a refused
+  // submit leaves it with the caller (the retry or the failure report).
+  auto finish = std::make_shared<Done>();
+  // The job outlives its done call, which reads the scheduler's timings.
+  const InferenceJob* timed = job.get();
+  auto link = call.cancellation != nullptr ? std::make_shared<CancelLink>() : nullptr;
+  // The lease keeps the version (its metrics, its scheduler) alive until the
+  // job is done, whoever unloads it meanwhile.
+  job->done = [lease = model, log = options.request_log, &request, peer = call.peer,
+               start = call.start, finish, timed, input = std::move(input),
+               cancellation = call.cancellation, link](absl::Status status) {
+    if (link != nullptr) {
+      uint64_t hook;
+      {
+        absl::MutexLock lock(&link->mu);
+        link->done = true;
+        hook = link->hook;
+      }
+      cancellation->Unregister(hook);
+    }
+    ModelMetrics* metrics = lease->metrics();
+    Record(metrics, status.code(), start);
+    if (metrics != nullptr && status.ok()) {
+      metrics->RequestOverhead(absl::Now() - start - timed->queue_time - timed->compute_time);
+    }
+    LogFailure(log.get(), peer, request, status);  // request lives until done
+    (*finish)(status);
+  };
+  *finish = std::move(done);
+  absl::Status submitted = model->Submit(std::move(job));
+  if (!submitted.ok()) {
+    done = std::move(*finish);
+    return submitted;
+  }
+  if (link != nullptr) {
+    // After Submit: a cancel that came earlier runs the hook at once, and it
+    // still finds the job. The hook keeps the model version only weakly.
+    const uint64_t hook =
+        call.cancellation->Register([weak = std::weak_ptr<ServedModel>(model), id] {
+          if (std::shared_ptr<ServedModel> alive = weak.lock()) alive->scheduler().Cancel(id);
+        });
+    bool done_already;
+    {
+      absl::MutexLock lock(&link->mu);
+      done_already = link->done;
+      if (!done_already) link->hook = hook;
+    }
+    if (done_already) call.cancellation->Unregister(hook);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+InferenceCore::InferenceCore(std::shared_ptr<const ModelRegistry> registry, CoreOptions options)
+    : registry_(std::move(registry)), options_(std::move(options)) {}
+
+absl::Status InferenceCore::Authenticate(absl::string_view authorization) const {
+  if (options_.auth == nullptr) return absl::OkStatus();
+  return options_.auth->Check(authorization);
+}
+
+bool InferenceCore::Ready() const { return !shutting_down() && registry_->AllModelsReady(); }
+
+bool InferenceCore::ModelReady(const std::string& name, const std::string& version) const {
+  return !shutting_down() && registry_->IsReady(name, version);
+}
+
+ServerMetadataInfo InferenceCore::ServerMetadata() const {
+  return ServerMetadataInfo{kServerName, SEPCONV_VERSION, {}};
+}
+
+absl::StatusOr<ModelMetadataInfo> InferenceCore::ModelMetadata(const std::string& name,
+                                                               const std::string& version) const {
+  absl::StatusOr<std::shared_ptr<ServedModel>> model = registry_->Find(name, version);
+  if (!model.ok()) return model.status();
+  absl::StatusOr<std::vector<VersionStatus>> versions = registry_->Versions(name);
+  if (!versions.ok()) return versions.status();
+  ModelMetadataInfo info;
+  info.name = name;
+  for (const VersionStatus& v : *versions) info.versions.push_back(v.version);
+  info.platform = kPlatform;
+  info.inputs.push_back(TensorMetadata(kInputName, (*model)->spec().InChannels()));
+  info.outputs.push_back(TensorMetadata(kOutputName, (*model)->spec().OutChannels()));
+  return info;
+}
+
+void InferenceCore::Refuse(const InferRequest& request, const InferCall& call, absl::Status status,
+                           Done done) const {
+  // Counted under the model only if it exists: clients mint no labels.
+  absl::StatusOr<std::shared_ptr<ServedModel>> model =
+      registry_->Find(request.model_name, request.model_version);
+  if (model.ok()) Record((*model)->metrics(), status.code(), call.start);
+  LogFailure(options_.request_log.get(), call.peer, request, status);
+  done(std::move(status));
+}
+
+void InferenceCore::StartShutdown() { shutting_down_.store(true); }
+
+void InferenceCore::Infer(const InferRequest& request, InferCall call, OutputAllocator allocate,
+                          Done done) {
+  RequestLog* log = options_.request_log.get();
+  if (!call.auth.ok()) {
+    Refuse(request, call, call.auth, std::move(done));
+    return;
+  }
+  std::shared_ptr<ModelMetrics> metrics;
+  absl::Status status;
+  // A version replaced between lookup and submit rejects with UNAVAILABLE;
+  // one more lookup then finds its successor.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    absl::StatusOr<std::shared_ptr<ServedModel>> model =
+        registry_->Find(request.model_name, request.model_version);
+    if (!model.ok()) {
+      LogFailure(log, call.peer, request, model.status());
+      done(model.status());
+      return;
+    }
+    metrics = (*model)->metrics_handle();
+    if (shutting_down()) {
+      status = ShuttingDownError();
+      break;
+    }
+    status = Submit(*model, options_, request, call, allocate, done);
+    if (status.ok()) return;
+    if (status.code() != absl::StatusCode::kUnavailable || shutting_down()) break;
+    absl::StatusOr<std::shared_ptr<ServedModel>> again =
+        registry_->Find(request.model_name, request.model_version);
+    if (!again.ok() || *again == *model) break;
+  }
+  auto refuse = [log = options_.request_log, &request, metrics = std::move(metrics),
+                 start = call.start, peer = std::move(call.peer), status,
+                 done = std::move(done)]() mutable {
+    Record(metrics.get(), status.code(), start);
+    LogFailure(log.get(), peer, request, status);
+    done(status);
+  };
+  if (status.code() == absl::StatusCode::kUnavailable && shutting_down()) {
+    absl::MutexLock lock(&refusals_mu_);
+    if (!refusals_released_) {
+      held_refusals_.push_back(std::move(refuse));
+      return;
+    }
+  }
+  refuse();
+}
+
+void InferenceCore::ReleaseRefusals() {
+  std::vector<absl::AnyInvocable<void()>> held;
+  {
+    absl::MutexLock lock(&refusals_mu_);
+    refusals_released_ = true;
+    held.swap(held_refusals_);
+  }
+  for (absl::AnyInvocable<void()>& refuse : held) refuse();
+}
+
+}  // namespace sepconv
