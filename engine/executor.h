@@ -1,8 +1,9 @@
 #ifndef SEPCONV_ENGINE_EXECUTOR_H_
 #define SEPCONV_ENGINE_EXECUTOR_H_
 
-// Runs a ModelSpec on oneDNN. Primitives and intermediate buffers are built
-// once per input shape and reused; weights are reordered once, at Create.
+// Runs a ModelSpec on oneDNN. Primitives are built once per input shape
+// and reused; every shape's intermediate buffers live in one grow-only
+// buffer per executor; weights are reordered once, at Create.
 // Activations stay in a blocked/channels-last layout between layers; NCHW
 // only at the model's boundary.
 
