@@ -1,8 +1,8 @@
 #ifndef SEPCONV_TESTS_SERVER_SERVER_TEST_UTIL_H_
 #define SEPCONV_TESTS_SERVER_SERVER_TEST_UTIL_H_
 
-// Helpers for the server tests: requests built from tensors, the reference
-// answer for an input, and an in-process server on a free loopback port.
+// Helpers for the server tests: an in-process server on a free loopback
+// port, malformed requests; requests and tensors from tests/testing.
 
 #include <grpcpp/grpcpp.h>
 
@@ -19,20 +19,10 @@
 #include "server/grpc/server.h"
 #include "server/metrics/metrics.h"
 #include "server/models/model_registry.h"
+#include "tests/testing/infer_requests.h"
 #include "tests/testing/tensors.h"
 
 namespace sepconv::testing {
-
-// A request for the model's `input` with `data` in raw_input_contents
-// (raw=true) or in contents.fp32_contents.
-inference::ModelInferRequest MakeInferRequest(const std::string& model, const Dims4& dims,
-                                              const std::vector<float>& data, bool raw);
-
-// The floats of a response's only output, from whichever form it used.
-std::vector<float> OutputFloats(const inference::ModelInferResponse& response);
-
-// Max |a-b| / max(1, |b|) over the elements; infinity if sizes differ.
-double MaxRelativeError(const std::vector<float>& a, const std::vector<float>& b);
 
 // The default model `sepconv` served in-process on 127.0.0.1, port 0, with
 // metrics (no metrics endpoint).

@@ -3,30 +3,22 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "engine/executor.h"
 #include "engine/random_model.h"
+#include "tests/testing/infer_requests.h"
+#include "tests/testing/tensors.h"
 
 namespace sepconv::testing {
 
 inference::ModelInferRequest MakeRequest(int64_t n, int64_t h, int64_t w, uint32_t seed) {
-  inference::ModelInferRequest request;
-  request.set_model_name("sepconv");
+  const Dims4 dims{n, 32, h, w};
+  inference::ModelInferRequest request =
+      MakeInferRequest("sepconv", dims, RandomTensor(Elements(dims), seed), /*raw=*/true);
   request.set_id(absl::StrCat("seed-", seed));
-  auto* input = request.add_inputs();
-  input->set_name("input");
-  input->set_datatype("FP32");
-  for (int64_t d : {n, int64_t{32}, h, w}) input->add_shape(d);
-  std::vector<float> values(n * 32 * h * w);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  for (float& v : values) v = dist(rng);
-  request.add_raw_input_contents(
-      std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float)));
   return request;
 }
 
@@ -58,18 +50,14 @@ absl::Status CheckResponse(const inference::ModelInferResponse& response,
   if (response.outputs_size() != 1 || response.raw_output_contents_size() != 1) {
     return absl::DataLossError("response does not carry one raw output");
   }
-  const std::string& raw = response.raw_output_contents(0);
-  if (raw.size() != expected.size() * sizeof(float)) {
-    return absl::DataLossError(absl::StrCat("output has ", raw.size(), " bytes, expected ",
-                                            expected.size() * sizeof(float)));
+  const std::vector<float> got = OutputFloats(response);
+  if (got.size() != expected.size()) {
+    return absl::DataLossError(
+        absl::StrCat("output has ", got.size(), " floats, expected ", expected.size()));
   }
-  std::vector<float> got(expected.size());
-  std::memcpy(got.data(), raw.data(), raw.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (!(std::fabs(got[i] - expected[i]) <= 1e-4f * (1.0f + std::fabs(expected[i])))) {
-      return absl::DataLossError(
-          absl::StrCat("output[", i, "] = ", got[i], ", expected ", expected[i]));
-    }
+  const double error = MaxRelativeError(got, expected);
+  if (!(error <= 1e-4)) {
+    return absl::DataLossError(absl::StrCat("output off by ", error, " (relative)"));
   }
   return absl::OkStatus();
 }

@@ -24,7 +24,8 @@ inference::ModelInferRequest MakeRequest(int64_t n, int64_t h, int64_t w, uint32
 // Thread-safe.
 absl::StatusOr<std::vector<float>> ExpectedOutput(const inference::ModelInferRequest& request);
 
-// OK when `response` carries exactly `expected` (within 1e-4 relative).
+// OK when `response` carries `expected` in one raw output (MaxRelativeError
+// at most 1e-4).
 absl::Status CheckResponse(const inference::ModelInferResponse& response,
                            const std::vector<float>& expected);
 
