@@ -1,6 +1,5 @@
 #include "server/grpc/stream_infer.h"
 
-#include <chrono>
 #include <deque>
 #include <optional>
 #include <string>
@@ -26,13 +25,7 @@ class StreamInferReactor final
       : service_(service),
         open_(open),
         max_in_flight_(max_in_flight < 1 ? 1 : max_in_flight),
-        auth_(service->Authenticate(*context)),
-        peer_(context->peer()) {
-    const auto deadline = context->deadline();
-    if (deadline != std::chrono::system_clock::time_point::max()) {
-      deadline_ = absl::FromChrono(deadline);
-    }
-  }
+        stream_call_(service->CallFrom(*context)) {}
 
   // Registers with `open_` and issues the first read.
   void Start() {
@@ -105,11 +98,9 @@ class StreamInferReactor final
   };
 
   void Submit(Slot* slot) {
-    InferCall call;
-    call.auth = auth_;
+    // The stream's auth, deadline and peer; each request its own start.
+    InferCall call = stream_call_;
     call.start = absl::Now();
-    call.deadline = deadline_;
-    call.peer = peer_;
     call.cancellation = cancellation_;
     std::shared_ptr<StreamInferReactor> self = shared_from_this();
     service_->Infer(slot->request, &slot->response, std::move(call),
@@ -192,9 +183,7 @@ class StreamInferReactor final
   InferenceService* const service_;
   OpenStreams* const open_;
   const int max_in_flight_;
-  const absl::Status auth_;
-  const std::string peer_;
-  absl::Time deadline_ = absl::InfiniteFuture();
+  const InferCall stream_call_;
   const std::shared_ptr<Cancellation> cancellation_ = std::make_shared<Cancellation>();
   std::shared_ptr<StreamInferReactor> self_;  // until OnDone
 
