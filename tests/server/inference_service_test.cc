@@ -175,8 +175,9 @@ TEST_P(MalformedOverGrpcTest, PreciseStatusCountedAndServerKeepsServing) {
   EXPECT_EQ(static_cast<int>(status.error_code()), static_cast<int>(c.code));
   EXPECT_NE(status.error_message().find(c.needle), std::string::npos)
       << "message: " << status.error_message() << "\nexpected to contain: " << c.needle;
-  // Validation failures of a served model are counted under their status;
-  // client-chosen unknown names are not (see inference_service.h).
+  // Validation failures of a served model (the gRPC parser's included) are
+  // counted under their status; client-chosen unknown names are not (see
+  // server/core/inference_core.h).
   if (c.model == "sepconv") {
     EXPECT_EQ(server_.RequestCount(code_name) - before, c.validation ? 1.0 : 0.0);
   }

@@ -79,6 +79,11 @@ std::vector<MalformedCase> MalformedCases() {
       {"NegativeTimeout",
        [](ModelInferRequest* r) { (*r->mutable_parameters())["timeout"].set_int64_param(-5); },
        Code::kInvalidArgument, "parameter 'timeout' is -5"},
+      {"ExtraRawContents", [](ModelInferRequest* r) { r->add_raw_input_contents("x"); },
+       Code::kInvalidArgument, "raw_input_contents has 2 entries"},
+      {"TimeoutNotAnInteger",
+       [](ModelInferRequest* r) { (*r->mutable_parameters())["timeout"].set_string_param("soon"); },
+       Code::kInvalidArgument, "'timeout' must be an int64_param"},
       {"SpatialSmallerThanKernel",
        [](ModelInferRequest* r) {
          r->mutable_inputs(0)->set_shape(2, 3);
