@@ -21,7 +21,8 @@
 #include "engine/reference.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/client/live_server.h"
+#include "tests/testing/free_port.h"
+#include "tests/testing/shared_server.h"
 
 namespace sepconv::client {
 namespace {
@@ -30,19 +31,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using testing::ProcessResult;
 
-class CliTest : public ::testing::Test {
+class CliTest : public testing::SharedServerTest<CliTest> {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<testing::LiveServer>> s = testing::LiveServer::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = s->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(server_, nullptr); }
-
   // Runs sepconv-client against the live server.
   ProcessResult Cli(std::vector<std::string> args, const std::vector<std::string>& env = {},
                     absl::Duration timeout = absl::Seconds(60)) {
@@ -54,11 +44,7 @@ class CliTest : public ::testing::Test {
   std::string Temp(const std::string& name) {
     return absl::StrCat(::testing::TempDir(), "/cli_test_", server_->grpc_port(), "_", name);
   }
-
-  static testing::LiveServer* server_;
 };
-
-testing::LiveServer* CliTest::server_ = nullptr;
 
 // One line on stderr, naming the command.
 void ExpectOneLineError(const ProcessResult& r, const std::string& needle) {
@@ -180,7 +166,7 @@ TEST_F(CliTest, BadOptionsEndQuicklyWithAClearError) {
   ExpectOneLineError(Cli({"health", "--tls_ca=/some/ca.pem"}), "--tls");
 
   // Nothing listens on this port: fail fast, not after the deadline.
-  const std::string nowhere = absl::StrCat("--server=127.0.0.1:", testing::FreePort());
+  const std::string nowhere = absl::StrCat("--server=127.0.0.1:", testing::FreePort().value());
   for (const char* command : {"health", "metadata", "infer", "bench"}) {
     ProcessResult r = testing::RunProcess(
         {testing::RequiredEnv("SEPCONV_CLIENT_BIN"), command, "--shape=1,32,8,8", nowhere},

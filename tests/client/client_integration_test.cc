@@ -20,7 +20,8 @@
 #include "engine/reference.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/client/live_server.h"
+#include "tests/testing/free_port.h"
+#include "tests/testing/shared_server.h"
 
 namespace sepconv::client {
 namespace {
@@ -28,19 +29,11 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-class ClientTest : public ::testing::Test {
+class ClientTest : public testing::SharedServerTest<ClientTest> {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<testing::LiveServer>> s = testing::LiveServer::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = s->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_NE(server_, nullptr);
+    SharedServerTest::SetUp();
+    if (HasFatalFailure()) return;
     ClientOptions options;
     options.default_deadline = absl::Seconds(30);
     absl::StatusOr<std::unique_ptr<Client>> c = Client::Create(server_->target(), options);
@@ -48,11 +41,8 @@ class ClientTest : public ::testing::Test {
     client_ = *std::move(c);
   }
 
-  static testing::LiveServer* server_;
   std::unique_ptr<Client> client_;
 };
-
-testing::LiveServer* ClientTest::server_ = nullptr;
 
 // The default model's answer computed by the engine's naive reference.
 std::vector<float> Expected(const Tensor& input) {
@@ -158,7 +148,7 @@ TEST(ClientFailureTest, UnreachableServerFailsFast) {
   ClientOptions options;
   options.default_deadline = absl::Seconds(5);
   std::unique_ptr<Client> client =
-      *Client::Create(absl::StrCat("127.0.0.1:", testing::FreePort()), options);
+      *Client::Create(absl::StrCat("127.0.0.1:", testing::FreePort().value()), options);
   const absl::Time start = absl::Now();
   absl::StatusOr<std::string> health = client->Health("");
   EXPECT_EQ(health.status().code(), absl::StatusCode::kUnavailable);

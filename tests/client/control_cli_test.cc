@@ -13,7 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/client/live_server.h"
+#include "tests/testing/child_process.h"
+#include "tests/testing/server_process.h"
 
 namespace sepconv::client {
 namespace {
@@ -23,7 +24,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using testing::ProcessResult;
 
-ProcessResult Cli(const testing::LiveServer& server, std::vector<std::string> args) {
+ProcessResult Cli(const testing::ServerProcess& server, std::vector<std::string> args) {
   args.insert(args.begin(), testing::RequiredEnv("SEPCONV_CLIENT_BIN"));
   args.push_back(absl::StrCat("--server=", server.target()));
   return testing::RunProcess(args, absl::Seconds(60), {});
@@ -48,12 +49,13 @@ class ControlCliTest : public ::testing::Test {
              "dynamic_batching { max_queue_delay_microseconds: 200 }\n"
              "sepconv { seed: 5 layers { in_channels: 32 out_channels: 24 } }\n";
     }
-    absl::StatusOr<std::unique_ptr<testing::LiveServer>> s =
-        testing::LiveServer::Start({absl::StrCat("--model_repository=", root_->string()),
-                                    "--model_control_mode=explicit", "--load_model=a"});
+    absl::StatusOr<std::unique_ptr<testing::ServerProcess>> s =
+        testing::ServerProcess::Start(testing::RequiredEnv("SEPCONV_SERVER_BIN"),
+                                      {absl::StrCat("--model_repository=", root_->string()),
+                                       "--model_control_mode=explicit", "--load_model=a"});
     ASSERT_TRUE(s.ok()) << s.status();
     explicit_ = s->release();
-    s = testing::LiveServer::Start();
+    s = testing::ServerProcess::Start(testing::RequiredEnv("SEPCONV_SERVER_BIN"));
     ASSERT_TRUE(s.ok()) << s.status();
     default_ = s->release();
   }
@@ -70,13 +72,13 @@ class ControlCliTest : public ::testing::Test {
   }
 
   static fs::path* root_;
-  static testing::LiveServer* explicit_;
-  static testing::LiveServer* default_;
+  static testing::ServerProcess* explicit_;
+  static testing::ServerProcess* default_;
 };
 
 fs::path* ControlCliTest::root_ = nullptr;
-testing::LiveServer* ControlCliTest::explicit_ = nullptr;
-testing::LiveServer* ControlCliTest::default_ = nullptr;
+testing::ServerProcess* ControlCliTest::explicit_ = nullptr;
+testing::ServerProcess* ControlCliTest::default_ = nullptr;
 
 TEST_F(ControlCliTest, HelpListsTheNewCommands) {
   ProcessResult none = Cli(*default_, {"--help"});

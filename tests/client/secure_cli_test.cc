@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/client/live_server.h"
+#include "tests/testing/shared_server.h"
 
 namespace sepconv::client {
 namespace {
@@ -47,28 +47,26 @@ std::string ReadAll(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-class SecureCliTest : public ::testing::Test {
+class SecureCliTest : public testing::SharedServerTest<SecureCliTest> {
+ public:
+  static std::vector<std::string> ServerFlags() {
+    return {"--tls_cert=" + Dir() + "/good_server.pem", "--tls_key=" + Dir() + "/good_server.key",
+            "--auth_token_file=" + Dir() + "/tokens"};
+  }
+  static std::shared_ptr<grpc::ChannelCredentials> ProbeCredentials() {
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = ReadAll(Dir() + "/good_ca.pem");
+    return grpc::SslCredentials(tls);
+  }
+
  protected:
   static void SetUpTestSuite() {
     MakePki("good_");
     MakePki("other_");
     std::ofstream(Dir() + "/tokens") << "# test tokens\ns3cret\n";
     std::ofstream(Dir() + "/token") << "s3cret\n";
-    ClientOptions probe;
-    probe.use_tls = true;
-    probe.root_certs_pem = ReadAll(Dir() + "/good_ca.pem");
-    absl::StatusOr<std::unique_ptr<testing::LiveServer>> s = testing::LiveServer::Start(
-        {"--tls_cert=" + Dir() + "/good_server.pem", "--tls_key=" + Dir() + "/good_server.key",
-         "--auth_token_file=" + Dir() + "/tokens"},
-        probe);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = s->release();
+    SharedServerTest::SetUpTestSuite();
   }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(server_, nullptr); }
 
   ProcessResult Cli(std::vector<std::string> args) {
     args.insert(args.begin(), {testing::RequiredEnv("SEPCONV_CLIENT_BIN")});
@@ -76,11 +74,7 @@ class SecureCliTest : public ::testing::Test {
     args.push_back("--timeout_ms=5000");
     return testing::RunProcess(args, absl::Seconds(60));
   }
-
-  static testing::LiveServer* server_;
 };
-
-testing::LiveServer* SecureCliTest::server_ = nullptr;
 
 void ExpectError(const ProcessResult& r, const std::string& needle) {
   EXPECT_FALSE(r.timed_out);

@@ -10,27 +10,23 @@
 #include "client/bench.h"
 #include "client/client.h"
 #include "gtest/gtest.h"
-#include "tests/client/live_server.h"
+#include "tests/testing/shared_server.h"
 
 namespace sepconv::client {
 namespace {
 
 constexpr int kServerBound = 4;
 
-class StreamClientTest : public ::testing::Test {
+class StreamClientTest : public testing::SharedServerTest<StreamClientTest> {
+ public:
+  static std::vector<std::string> ServerFlags() {
+    return {absl::StrCat("--stream_max_in_flight=", kServerBound)};
+  }
+
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<testing::LiveServer>> s =
-        testing::LiveServer::Start({absl::StrCat("--stream_max_in_flight=", kServerBound)});
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = s->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_NE(server_, nullptr);
+    SharedServerTest::SetUp();
+    if (HasFatalFailure()) return;
     absl::StatusOr<std::unique_ptr<Client>> c = Client::Create(server_->target(), {});
     ASSERT_TRUE(c.ok()) << c.status();
     client_ = *std::move(c);
@@ -45,11 +41,8 @@ class StreamClientTest : public ::testing::Test {
     return *request;
   }
 
-  static testing::LiveServer* server_;
   std::unique_ptr<Client> client_;
 };
-
-testing::LiveServer* StreamClientTest::server_ = nullptr;
 
 TEST_F(StreamClientTest, EveryRequestIsAnsweredInSendOrder) {
   absl::StatusOr<std::unique_ptr<InferStream>> stream = client_->OpenStream();

@@ -3,7 +3,7 @@
 // whole report when a sanitizer reported an error. Proven with children that
 // really go wrong (crashing_child).
 
-#include "tests/client/process.h"
+#include "tests/testing/child_process.h"
 
 #include <signal.h>
 

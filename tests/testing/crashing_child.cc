@@ -1,4 +1,4 @@
-// A child process that goes wrong on purpose, for process_test: it writes
+// A child process that goes wrong on purpose, for child_process_test: it writes
 // kLines numbered lines to stderr, then, by its one argument:
 //   ok              exits 0
 //   exit3           exits 3
