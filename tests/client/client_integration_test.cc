@@ -3,9 +3,6 @@
 // the engine's naive reference, errors, the async API, and bounded failure
 // against unreachable or silent servers.
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
@@ -157,23 +154,17 @@ TEST(ClientFailureTest, UnreachableServerFailsFast) {
 
 TEST(ClientFailureTest, SilentServerHitsTheDeadline) {
   // A socket that listens but never speaks HTTP/2.
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(fd, 8), 0);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  absl::StatusOr<std::unique_ptr<testing::LoopbackListener>> silent =
+      testing::LoopbackListener::Open();
+  ASSERT_TRUE(silent.ok()) << silent.status();
   ClientOptions options;
   options.default_deadline = absl::Milliseconds(300);
   std::unique_ptr<Client> client =
-      *Client::Create(absl::StrCat("127.0.0.1:", ntohs(addr.sin_port)), options);
+      *Client::Create(absl::StrCat("127.0.0.1:", (*silent)->port()), options);
   const absl::Time start = absl::Now();
   absl::StatusOr<Tensor> out = client->Infer("sepconv", "", *RandomTensor({1, 32, 8, 8}, 1), {});
   EXPECT_EQ(out.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
-  close(fd);
 }
 
 TEST(ClientFailureTest, CreateRefusesHalfSetTls) {

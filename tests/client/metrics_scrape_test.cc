@@ -1,6 +1,5 @@
 #include "client/metrics_scrape.h"
 
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 #include "client/bench.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/free_port.h"
 
 namespace sepconv::client {
 namespace {
@@ -70,17 +70,13 @@ TEST(ParseCountersTest, MalformedLinesAreErrors) {
 class OneShotHttpServer {
  public:
   explicit OneShotHttpServer(std::string response, bool silent = false) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(listen(fd_, 1), 0);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    absl::StatusOr<std::unique_ptr<testing::LoopbackListener>> listener =
+        testing::LoopbackListener::Open(1);
+    EXPECT_TRUE(listener.ok()) << listener.status();
+    if (!listener.ok()) return;
+    listener_ = *std::move(listener);
     thread_ = std::thread([this, response, silent] {
-      const int conn = accept(fd_, nullptr, nullptr);
+      const int conn = accept(listener_->fd(), nullptr, nullptr);
       if (conn < 0) return;
       char buffer[4096];
       std::string request;
@@ -100,15 +96,13 @@ class OneShotHttpServer {
     });
   }
   ~OneShotHttpServer() {
-    thread_.join();
-    close(fd_);
+    if (thread_.joinable()) thread_.join();
   }
-  int port() const { return port_; }
+  int port() const { return listener_ == nullptr ? 0 : listener_->port(); }
   const std::string& request() const { return request_; }
 
  private:
-  int fd_ = -1;
-  int port_ = 0;
+  std::unique_ptr<testing::LoopbackListener> listener_;
   std::string request_;
   std::thread thread_;
 };

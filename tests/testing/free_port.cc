@@ -12,8 +12,10 @@
 #include "absl/strings/str_cat.h"
 
 namespace sepconv::testing {
+namespace {
 
-absl::StatusOr<int> FreePort() {
+// A socket bound to 127.0.0.1 on the kernel's pick of port; sets `port`.
+absl::StatusOr<int> BindLoopback(int* port) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
   sockaddr_in addr{};
@@ -27,8 +29,32 @@ absl::StatusOr<int> FreePort() {
     close(fd);
     return absl::InternalError(absl::StrCat("no free port: ", std::strerror(error)));
   }
-  close(fd);
-  return ntohs(addr.sin_port);
+  *port = ntohs(addr.sin_port);
+  return fd;
 }
+
+}  // namespace
+
+absl::StatusOr<int> FreePort() {
+  int port = 0;
+  absl::StatusOr<int> fd = BindLoopback(&port);
+  if (!fd.ok()) return fd.status();
+  close(*fd);
+  return port;
+}
+
+absl::StatusOr<std::unique_ptr<LoopbackListener>> LoopbackListener::Open(int backlog) {
+  int port = 0;
+  absl::StatusOr<int> fd = BindLoopback(&port);
+  if (!fd.ok()) return fd.status();
+  if (listen(*fd, backlog) != 0) {
+    const int error = errno;
+    close(*fd);
+    return absl::InternalError(absl::StrCat("listen: ", std::strerror(error)));
+  }
+  return std::unique_ptr<LoopbackListener>(new LoopbackListener(*fd, port));
+}
+
+LoopbackListener::~LoopbackListener() { close(fd_); }
 
 }  // namespace sepconv::testing
