@@ -32,12 +32,22 @@
 #include "server/core/tls.h"
 #include "server/grpc/grpc_tls.h"
 #include "server/grpc/server.h"
+#include "server/http/http_server.h"
 #include "server/metrics/metrics.h"
 #include "server/models/model_registry.h"
 #include "server/models/repository_sync.h"
 
 ABSL_FLAG(std::string, address, "0.0.0.0", "Address to listen on (gRPC and metrics).");
 ABSL_FLAG(int, grpc_port, 8001, "gRPC port (KServe v2, health, reflection); 0 picks one.");
+ABSL_FLAG(int, http_port, 8000,
+          "KServe v2 REST (HTTP/1.1) port, on --address with gRPC's TLS files and tokens; "
+          "0 turns REST off.");
+ABSL_FLAG(int, http_threads, 16,
+          "Threads answering REST requests; each holds one request until its answer, so this "
+          "bounds the REST requests in flight (they wait, not spin: more than the CPUs is fine).");
+ABSL_FLAG(int64_t, http_max_body_bytes, int64_t{256} << 20,
+          "Largest REST request body, in bytes (larger: 413). JSON tensors take about 2.5 times "
+          "the bytes of binary ones.");
 ABSL_FLAG(int, metrics_port, 8002, "Prometheus /metrics port; 0 turns metrics off.");
 ABSL_FLAG(int, threads, 0,
           "Intra-op threads per engine instance; 0 = the CPUs this process may use "
@@ -73,7 +83,7 @@ ABSL_FLAG(int, repository_poll_secs, 15, "Seconds between repository scans in po
 
 // Security and limits.
 ABSL_FLAG(std::string, tls_cert, "",
-          "PEM certificate chain; with --tls_key, gRPC is served over TLS only.");
+          "PEM certificate chain; with --tls_key, gRPC and REST are served over TLS only.");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert (unencrypted).");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle; clients must present a certificate it signed (mutual TLS).");
@@ -334,6 +344,28 @@ int Run(const std::vector<std::string>& load_models) {
     std::fprintf(stderr, "sepconv-server: %s\n", server.status().ToString().c_str());
     return 1;
   }
+  std::unique_ptr<HttpServer> http;
+  if (const int http_port = absl::GetFlag(FLAGS_http_port); http_port != 0) {
+    HttpServerOptions http_options;
+    http_options.address = options->address;
+    http_options.port = http_port;
+    http_options.threads = absl::GetFlag(FLAGS_http_threads);
+    http_options.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_http_max_body_bytes));
+    http_options.tls = {absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                        absl::GetFlag(FLAGS_tls_client_ca)};
+    absl::StatusOr<std::unique_ptr<HttpServer>> started =
+        absl::GetFlag(FLAGS_http_max_body_bytes) < 1
+            ? absl::InvalidArgumentError("--http_max_body_bytes must be >= 1")
+            : HttpServer::Start(http_options, (*server)->core());
+    if (!started.ok()) {
+      std::fprintf(stderr, "sepconv-server: --http_port: %s\n",
+                   started.status().ToString().c_str());
+      (*server)->Shutdown();
+      return 1;
+    }
+    http = *std::move(started);
+    std::fprintf(stderr, "sepconv-server: KServe v2 REST on HTTP port %d\n", http->port());
+  }
   std::fprintf(stderr,
                "sepconv-server: serving models [%s] on gRPC port %d, metrics port %d "
                "(%d instance(s) x %d thread(s))\n",
@@ -344,7 +376,10 @@ int Run(const std::vector<std::string>& load_models) {
   std::fprintf(stderr, "sepconv-server: signal %d, shutting down (up to %ds)\n", signo,
                absl::GetFlag(FLAGS_exit_timeout_secs));
   if (sync != nullptr) sync->Stop();
+  // The core's shutdown (readiness false, REST refusals 503) starts in the
+  // gRPC server's; REST then stops accepting and answers what is in flight.
   (*server)->Shutdown();
+  if (http != nullptr) http->Shutdown();
   std::fprintf(stderr, "sepconv-server: stopped\n");
   return 0;
 }
@@ -363,8 +398,8 @@ int main(int argc, char** argv) {
   usage.contains_helpshort_flags = usage.contains_help_flags;
   absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
-      "Serves depthwise-separable convolution models over the KServe v2 gRPC API.\n"
-      "Usage: sepconv-server [--grpc_port=8001] [--metrics_port=8002] "
+      "Serves depthwise-separable convolution models over the KServe v2 gRPC and REST APIs.\n"
+      "Usage: sepconv-server [--http_port=8000] [--grpc_port=8001] [--metrics_port=8002] "
       "[--model_repository=DIR] [--max_batch_size=8] ...\n"
       "With no --model_repository it serves the built-in model 'sepconv' "
       "(32 -> 64 channels, 3x3, stride 1).");

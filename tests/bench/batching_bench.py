@@ -29,7 +29,7 @@ class ServerProcess(LoggedProcess):
 
     def __init__(self, binary, extra_flags):
         self.metrics_port = free_port()
-        super().__init__([binary, "--address=127.0.0.1", "--grpc_port=0",
+        super().__init__([binary, "--address=127.0.0.1", "--grpc_port=0", "--http_port=0",
                           f"--metrics_port={self.metrics_port}", "--exit_timeout_secs=10"]
                          + extra_flags, "batching_bench_server_")
         self.grpc_port = self.wait_for_port(r"on gRPC port (\d+)", timeout=60)

@@ -49,7 +49,7 @@ free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0));
 start_server() {
   local mode=$1 metrics_port=0
   [ "$mode" = on ] && metrics_port=$(free_port)
-  "${run[@]}" "$server_bin" --address=127.0.0.1 --grpc_port=0 --metrics_port="$metrics_port" "${server_flags[@]}" \
+  "${run[@]}" "$server_bin" --address=127.0.0.1 --grpc_port=0 --http_port=0 --metrics_port="$metrics_port" "${server_flags[@]}" \
     >"$tmp/server-$mode.log" 2>&1 &
   local pid=$!
   pids+=("$pid")

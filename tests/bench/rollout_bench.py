@@ -62,7 +62,7 @@ def run(args, warm):
         f.write(CONFIG + (WARMUP if warm else ""))
     server = service_bench.Process(
         [os.path.join(args.build, "server", "sepconv-server"), "--address=127.0.0.1",
-         "--grpc_port=0", f"--metrics_port={service_bench.free_port()}",
+         "--grpc_port=0", "--http_port=0", f"--metrics_port={service_bench.free_port()}",
          f"--model_repository={repo}", "--model_control_mode=poll",
          "--repository_poll_secs=1", "--exit_timeout_secs=10"],
         r"on gRPC port (\d+)")

@@ -111,7 +111,7 @@ def run_config(args, name, levels):
     flags, env = CONFIGS[name]
     metrics_port = free_port()
     server = Process([os.path.join(args.build, "server", "sepconv-server"), "--address=127.0.0.1",
-                      "--grpc_port=0", f"--metrics_port={metrics_port}",
+                      "--grpc_port=0", "--http_port=0", f"--metrics_port={metrics_port}",
                       "--exit_timeout_secs=10"] + flags, r"on gRPC port (\d+)", env)
     try:
         return {c: measure(args, server, c, metrics_port) for c in levels}
@@ -129,7 +129,7 @@ def onednn_isa(args):
     """The ISA oneDNN dispatches to here, from its verbose log of one request."""
     metrics_port = free_port()
     server = Process([os.path.join(args.build, "server", "sepconv-server"), "--address=127.0.0.1",
-                      "--grpc_port=0", f"--metrics_port={metrics_port}"],
+                      "--grpc_port=0", "--http_port=0", f"--metrics_port={metrics_port}"],
                      r"on gRPC port (\d+)", {"ONEDNN_VERBOSE": "1"})
     try:
         subprocess.run([os.path.join(args.build, "client", "sepconv-client"), "infer",

@@ -335,7 +335,7 @@ check_no_writes() {
 compare_with_host() {
   local model=$1 shape=$2 want=$3 who port host_pid
   shift 3
-  "$host_server" --address=127.0.0.1 --grpc_port="$host_grpc_port" --metrics_port=0 "$@" \
+  "$host_server" --address=127.0.0.1 --grpc_port="$host_grpc_port" --http_port=0 --metrics_port=0 "$@" \
     >"$work/host_server.log" 2>&1 &
   host_pid=$!
   pids+=("$host_pid")
@@ -365,7 +365,7 @@ PY
 read -r -d '' grpc_port metrics_port host_grpc_port < <(free_ports 3 | tr '\n' ' '; printf '\0') || true
 [ -n "$host_grpc_port" ] || die "could not find free ports"
 run_options=()
-start_container default "$work/server.log" --address=127.0.0.1 --grpc_port="$grpc_port" \
+start_container default "$work/server.log" --address=127.0.0.1 --grpc_port="$grpc_port" --http_port=0 \
   --metrics_port="$metrics_port"
 log "container start -> SERVING: $ready_ms ms (server exec -> SERVING: $exec_ready_ms ms)"
 default_ready_ms=$ready_ms
@@ -429,7 +429,7 @@ printf '%s\n' "${compose_flags[@]}" | grep -qx -- '--model_repository=/models' |
   die "no --model_repository=/models in deploy/docker-compose.yml's sepconv command"
 run_options=(--volume "$src_dir/deploy/models:/models:ro")
 start_container repository "$work/server_repository.log" "${compose_flags[@]}" \
-  --address=127.0.0.1 --grpc_port="$grpc_port" --metrics_port=0
+  --address=127.0.0.1 --grpc_port="$grpc_port" --http_port=0 --metrics_port=0
 log "with deploy/models: start -> SERVING $ready_ms ms (server exec -> SERVING: $exec_ready_ms ms)"
 "$host_client" health --server="127.0.0.1:$grpc_port" --service=mobilenet_v1 ||
   die "model mobilenet_v1 from deploy/models is not SERVING"

@@ -81,7 +81,7 @@ def main():
     try:
         # --- sepconv-server, gRPC on a port it picks, metrics on a free one.
         metrics_port = free_port()
-        server = start("server", [args.server, "--address=127.0.0.1", "--grpc_port=0",
+        server = start("server", [args.server, "--address=127.0.0.1", "--grpc_port=0", "--http_port=0",
                                   f"--metrics_port={metrics_port}", "--max_queue_delay_us=200"])
         server_log = os.path.join(tmp, "server.log")
 

@@ -73,7 +73,7 @@ class Replica:
         log_path = os.path.join(self.tmp, f"{self.name}.{self.generation}.log")
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(
-            [self.args.server, f"--address={self.address}", f"--grpc_port={self.grpc_port}",
+            [self.args.server, f"--address={self.address}", f"--grpc_port={self.grpc_port}", "--http_port=0",
              f"--metrics_port={self.metrics_port}", *SERVER_FLAGS, *self.extra_flags],
             stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -244,7 +244,7 @@ def onednn_isa(args, tmp):
     port = free_port()
     log_path = os.path.join(tmp, "isa.log")
     with open(log_path, "w") as out:
-        proc = subprocess.Popen([args.server, "--address=127.0.0.1", f"--grpc_port={port}",
+        proc = subprocess.Popen([args.server, "--address=127.0.0.1", f"--grpc_port={port}", "--http_port=0",
                                  "--metrics_port=0", "--threads=1"], stdout=out,
                                 stderr=subprocess.STDOUT, env=dict(os.environ, ONEDNN_VERBOSE="1"))
     try:

@@ -65,9 +65,12 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   close(log_fd);
   server->log_path_ = log_name;
 
-  std::vector<std::string> argv = {binary, "--address=127.0.0.1",
+  std::vector<std::string> argv = {binary,
+                                   "--address=127.0.0.1",
                                    absl::StrCat("--grpc_port=", *grpc_port),
-                                   absl::StrCat("--metrics_port=", *metrics_port), "--threads=1"};
+                                   "--http_port=0",
+                                   absl::StrCat("--metrics_port=", *metrics_port),
+                                   "--threads=1"};
   argv.insert(argv.end(), flags.begin(), flags.end());
   server->process_ = std::make_unique<ChildProcess>(argv, log_name);
   if (server->pid() <= 0) return absl::InternalError("fork failed");

@@ -26,7 +26,7 @@ start_server() {
   local name=$1
   shift
   port[$name]=$(free_port)
-  "$server_bin" --address=127.0.0.1 --grpc_port="${port[$name]}" --metrics_port=0 "$@" \
+  "$server_bin" --address=127.0.0.1 --grpc_port="${port[$name]}" --http_port=0 --metrics_port=0 "$@" \
     >"$tmp/$name.log" 2>&1 &
   server_pid[$name]=$!
   pids+=($!)

@@ -1,0 +1,195 @@
+#include "server/http/http_server.h"
+
+#include <optional>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "httplib.h"
+#include "server/http/http_status.h"
+#include "server/http/infer_request_json.h"
+#include "server/http/infer_response_json.h"
+#include "server/http/metadata_json.h"
+
+namespace sepconv {
+namespace {
+
+constexpr char kHeaderLength[] = "Inference-Header-Content-Length";
+constexpr char kJson[] = "application/json";
+// /v2/models/{m}[/versions/{v}]: matches[1] the model, matches[2] the version.
+#define SEPCONV_MODEL_PATH R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)"
+constexpr char kModelPath[] = SEPCONV_MODEL_PATH;
+constexpr char kModelReadyPath[] = SEPCONV_MODEL_PATH "/ready";
+constexpr char kInferPath[] = SEPCONV_MODEL_PATH "/infer";
+#undef SEPCONV_MODEL_PATH
+
+void ReplyError(const absl::Status& status, httplib::Response& res) {
+  res.status = HttpStatusCode(status);
+  res.set_content(ErrorJson(status), kJson);
+}
+
+void ReplyReady(bool ready, httplib::Response& res) {
+  // KServe v2 REST / Triton: 200 when ready, 4xx otherwise.
+  res.status = ready ? 200 : 400;
+}
+
+std::string Peer(const httplib::Request& req) {
+  return absl::StrCat("ipv4:", req.remote_addr, ":", req.remote_port);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options,
+                                                              std::shared_ptr<InferenceCore> core) {
+  if (options.threads < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("HTTP threads must be >= 1, not ", options.threads));
+  }
+  std::unique_ptr<httplib::Server> server;
+  if (options.tls.enabled()) {
+    absl::StatusOr<TlsPems> pems = LoadTls(options.tls);  // clear errors first
+    if (!pems.ok()) return pems.status();
+    const TlsOptions& tls = options.tls;
+    auto ssl = std::make_unique<httplib::SSLServer>(
+        tls.cert_file.c_str(), tls.key_file.c_str(),
+        tls.client_ca_file.empty() ? nullptr : tls.client_ca_file.c_str());
+    if (!ssl->is_valid()) {
+      return absl::InvalidArgumentError("OpenSSL refused the --tls_cert / --tls_key files");
+    }
+    server = std::move(ssl);
+  } else {
+    server = std::make_unique<httplib::Server>();
+  }
+  const int threads = options.threads;
+  server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server->set_payload_max_length(options.max_body_bytes);
+
+  std::unique_ptr<HttpServer> http(new HttpServer(std::move(core), std::move(server)));
+  http->AddRoutes();
+  const int port =
+      options.port == 0
+          ? http->server_->bind_to_any_port(options.address)
+          : (http->server_->bind_to_port(options.address, options.port) ? options.port : -1);
+  if (port <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot bind HTTP to ", options.address, ":", options.port));
+  }
+  http->port_ = port;
+  httplib::Server* raw = http->server_.get();
+  http->listener_ = std::thread([raw] { raw->listen_after_bind(); });
+  return http;
+}
+
+HttpServer::HttpServer(std::shared_ptr<InferenceCore> core, std::unique_ptr<httplib::Server> server)
+    : core_(std::move(core)), server_(std::move(server)) {}
+
+HttpServer::~HttpServer() { Shutdown(); }
+
+void HttpServer::Shutdown() {
+  server_->stop();  // closes the listening socket; the pool drains and joins
+  if (listener_.joinable()) listener_.join();
+}
+
+void HttpServer::AddRoutes() {
+  httplib::Server& s = *server_;
+  InferenceCore& core = *core_;  // outlives the routes (held by this)
+
+  s.Get("/v2/health/live",
+        [](const httplib::Request&, httplib::Response& res) { res.status = 200; });
+  s.Get("/v2/health/ready", [&core](const httplib::Request&, httplib::Response& res) {
+    ReplyReady(core.Ready(), res);
+  });
+  s.Get("/v2", [&core](const httplib::Request& req, httplib::Response& res) {
+    if (absl::Status auth = core.Authenticate(req.get_header_value("Authorization")); !auth.ok()) {
+      return ReplyError(auth, res);
+    }
+    res.set_content(ServerMetadataJson(core.ServerMetadata()), kJson);
+  });
+  s.Get(kModelReadyPath, [&core](const httplib::Request& req, httplib::Response& res) {
+    ReplyReady(core.ModelReady(req.matches[1].str(), req.matches[2].str()), res);
+  });
+  s.Get(kModelPath, [&core](const httplib::Request& req, httplib::Response& res) {
+    if (absl::Status auth = core.Authenticate(req.get_header_value("Authorization")); !auth.ok()) {
+      return ReplyError(auth, res);
+    }
+    absl::StatusOr<ModelMetadataInfo> info =
+        core.ModelMetadata(req.matches[1].str(), req.matches[2].str());
+    if (!info.ok()) return ReplyError(info.status(), res);
+    res.set_content(ModelMetadataJson(*info), kJson);
+  });
+  s.Post(kInferPath, [&core](const httplib::Request& req, httplib::Response& res) {
+    InferCall call;
+    call.start = absl::Now();
+    call.auth = core.Authenticate(req.get_header_value("Authorization"));
+    call.peer = Peer(req);
+    std::optional<size_t> header_length;
+    if (req.has_header(kHeaderLength)) {
+      absl::StatusOr<size_t> length = ParseHeaderLength(req.get_header_value(kHeaderLength));
+      if (!length.ok()) return ReplyError(call.auth.ok() ? length.status() : call.auth, res);
+      header_length = *length;
+    }
+    // httplib's Request object is not const (handlers get a const view); the
+    // body is moved out rather than copied, it is not read after the handler.
+    std::string& body = const_cast<httplib::Request&>(req).body;
+    absl::StatusOr<std::unique_ptr<RestInferRequest>> parsed = ParseInferRequest(
+        std::move(body), header_length, req.matches[1].str(), req.matches[2].str());
+    // An unauthenticated caller learns nothing about its body.
+    if (!parsed.ok()) return ReplyError(call.auth.ok() ? parsed.status() : call.auth, res);
+
+    InferResponseBuilder builder((*parsed)->request.id, (*parsed)->binary_output);
+    absl::Notification finished;
+    absl::Status status;
+    core.Infer((*parsed)->request, std::move(call),
+               [&builder](const InferResult& result) -> absl::StatusOr<float*> {
+                 return builder.Allocate(result);
+               },
+               [&status, &finished](absl::Status s) {
+                 status = std::move(s);
+                 finished.Notify();
+               });
+    finished.WaitForNotification();
+    if (!status.ok()) return ReplyError(status, res);
+    res.status = 200;
+    if (builder.header_length() > 0) {
+      res.set_header(kHeaderLength, std::to_string(builder.header_length()));
+    }
+    res.set_header("Content-Type", builder.content_type());
+    res.body = builder.Finish();
+  });
+
+  // The same paths with the other method: 405, as Triton answers.
+  const auto not_allowed = [](const httplib::Request& req, httplib::Response& res) {
+    ReplyError(
+        absl::InvalidArgumentError(absl::StrCat(req.method, " is not allowed on ", req.path)), res);
+    res.status = 405;
+  };
+  for (const char* path :
+       {"/v2/health/live", "/v2/health/ready", "/v2", kModelReadyPath, kModelPath}) {
+    s.Post(path, not_allowed);
+  }
+  s.Get(kInferPath, not_allowed);
+
+  // httplib's own errors (unknown path 404, body too large 413, unreadable
+  // request 400) get the KServe error body; handlers' errors keep theirs.
+  s.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        std::string message;
+        switch (res.status) {
+          case 404:
+            message = absl::StrCat("no route ", req.method, " ", req.path);
+            break;
+          case 413:
+            message = "the request body is larger than the server accepts";
+            break;
+          default:
+            message = absl::StrCat("HTTP ", res.status);
+        }
+        res.set_content(ErrorJson(absl::UnknownError(message)), kJson);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+}
+
+}  // namespace sepconv

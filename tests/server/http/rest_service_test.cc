@@ -1,0 +1,318 @@
+// The REST frontend over a real in-process server on 127.0.0.1: the gRPC
+// server's InferenceCore shared with an HttpServer, as main wires them.
+// REST answers equal gRPC answers bit for bit (JSON and binary), malformed
+// requests get their precise status and leave the server serving, REST and
+// gRPC under load at once, bearer tokens and TLS over REST.
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "rapidjson/document.h"
+#include "rest_test_util.h"
+#include "server/core/auth.h"
+#include "server/http/http_server.h"
+#include "server_test_util.h"
+#include "tests/server/security/test_pki.h"
+
+namespace sepconv::testing {
+namespace {
+
+struct RestServer {
+  explicit RestServer(ServerOptions options = TestServer::DefaultOptions(),
+                      HttpServerOptions http = Options())
+      : grpc(std::move(options)) {
+    auto started = HttpServer::Start(http, grpc.server().core());
+    if (!started.ok()) {
+      ADD_FAILURE() << started.status();
+      std::abort();
+    }
+    rest = *std::move(started);
+  }
+  static HttpServerOptions Options() {
+    HttpServerOptions http;
+    http.address = "127.0.0.1";
+    http.port = 0;
+    http.threads = 8;
+    http.max_body_bytes = 4 << 20;
+    return http;
+  }
+  std::unique_ptr<httplib::Client> Client() const {
+    auto client = std::make_unique<httplib::Client>("127.0.0.1", rest->port());
+    client->set_read_timeout(30, 0);
+    return client;
+  }
+  // The gRPC answer for `data` (raw or typed), or empty on error.
+  std::vector<float> Grpc(const Dims4& dims, const std::vector<float>& data, bool raw) {
+    inference::ModelInferResponse response;
+    auto context = ContextWithDeadline();
+    grpc::Status status = grpc.NewStub()->ModelInfer(
+        context.get(), MakeInferRequest("sepconv", dims, data, raw), &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return status.ok() ? OutputFloats(response) : std::vector<float>();
+  }
+
+  TestServer grpc;
+  std::unique_ptr<HttpServer> rest;
+};
+
+bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST(RestServiceTest, HealthAndMetadata) {
+  RestServer s;
+  auto c = s.Client();
+  EXPECT_EQ(c->Get("/v2/health/live")->status, 200);
+  EXPECT_EQ(c->Get("/v2/health/ready")->status, 200);
+  EXPECT_EQ(c->Get("/v2/models/sepconv/ready")->status, 200);
+  EXPECT_EQ(c->Get("/v2/models/sepconv/versions/1/ready")->status, 200);
+  EXPECT_EQ(c->Get("/v2/models/nope/ready")->status, 400);
+  auto server = c->Get("/v2");
+  ASSERT_EQ(server->status, 200);
+  rapidjson::Document doc;
+  doc.Parse(server->body.c_str());
+  ASSERT_TRUE(doc.IsObject() && doc.HasMember("name") && doc.HasMember("extensions"))
+      << server->body;
+  auto model = c->Get("/v2/models/sepconv");
+  ASSERT_EQ(model->status, 200) << model->body;
+  doc.Parse(model->body.c_str());
+  ASSERT_TRUE(doc.IsObject()) << model->body;
+  EXPECT_STREQ(doc["name"].GetString(), "sepconv");
+  EXPECT_STREQ(doc["inputs"][0]["name"].GetString(), "input");
+  EXPECT_STREQ(doc["outputs"][0]["datatype"].GetString(), "FP32");
+  auto missing = c->Get("/v2/models/nope");
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_NE(missing->body.find("\"error\""), std::string::npos);
+}
+
+TEST(RestServiceTest, RestEqualsGrpcBitForBit) {
+  RestServer s;
+  auto c = s.Client();
+  for (const Dims4& dims : {Dims4{1, 32, 8, 8}, Dims4{2, 32, 5, 7}}) {
+    const std::vector<float> input = RandomTensor(Elements(dims), 7 + dims.n);
+    const std::vector<float> grpc_raw = s.Grpc(dims, input, /*raw=*/true);
+    const std::vector<float> grpc_typed = s.Grpc(dims, input, /*raw=*/false);
+    ASSERT_FALSE(grpc_raw.empty());
+    EXPECT_TRUE(SameBits(grpc_raw, grpc_typed));
+    for (bool binary : {false, true}) {
+      auto answer = PostInfer(*c, "sepconv", MakeRestBody(dims, input, binary, "id-7"));
+      ASSERT_TRUE(answer) << httplib::to_string(answer.error());
+      absl::StatusOr<std::vector<float>> rest = RestOutputFloats(*answer);
+      ASSERT_TRUE(rest.ok()) << rest.status();
+      EXPECT_TRUE(SameBits(*rest, grpc_raw)) << (binary ? "binary" : "json");
+      // The header names the model, the version, the id and the shape.
+      const size_t header =
+          binary ? std::stoul(answer->get_header_value("Inference-Header-Content-Length"))
+                 : answer->body.size();
+      rapidjson::Document doc;
+      doc.Parse(answer->body.data(), header);
+      ASSERT_TRUE(doc.IsObject());
+      EXPECT_STREQ(doc["id"].GetString(), "id-7");
+      EXPECT_STREQ(doc["model_name"].GetString(), "sepconv");
+      EXPECT_EQ(doc["outputs"][0]["shape"][0].GetInt64(), dims.n);
+    }
+  }
+}
+
+struct BadRequest {
+  const char* what;
+  std::string method;
+  std::string path;
+  std::string body;
+  httplib::Headers headers;
+  int status;
+};
+
+TEST(RestServiceTest, MalformedRequestsGetTheirStatusAndTheServerKeepsServing) {
+  RestServer s;
+  auto c = s.Client();
+  const Dims4 dims{1, 32, 4, 4};
+  const std::vector<float> input = RandomTensor(Elements(dims), 3);
+  const RestBody json = MakeRestBody(dims, input, false);
+  const RestBody binary = MakeRestBody(dims, input, true);
+  const std::string infer = "/v2/models/sepconv/infer";
+  std::string mismatch = json.content;
+  mismatch.replace(mismatch.find("[1,32,4,4]"), 10, "[1,32,4,5]");
+  std::string int32 = json.content;
+  int32.replace(int32.find("FP32"), 4, "INT32");
+  const std::vector<BadRequest> cases = {
+      {"bad json", "POST", infer, "{\"inputs\":[", {}, 400},
+      {"wrong type", "POST", infer, R"({"inputs":[{"name":"input","shape":"1"}]})", {}, 400},
+      {"data/shape mismatch", "POST", infer, mismatch, {}, 400},
+      {"wrong datatype", "POST", infer, int32, {}, 400},
+      {"header longer than body",
+       "POST",
+       infer,
+       binary.content,
+       {{"Inference-Header-Content-Length", std::to_string(binary.content.size() + 1)}},
+       400},
+      {"header length not a number",
+       "POST",
+       infer,
+       binary.content,
+       {{"Inference-Header-Content-Length", "12x"}},
+       400},
+      {"binary size beyond body",
+       "POST",
+       infer,
+       binary.content.substr(0, binary.content.size() - 4),
+       {{"Inference-Header-Content-Length", std::to_string(binary.header_length)}},
+       400},
+      {"oversized body", "POST", infer, std::string(5 << 20, ' '), {}, 413},
+      {"unknown model", "POST", "/v2/models/nope/infer", json.content, {}, 404},
+      {"unknown route", "GET", "/v2/nothing", "", {}, 404},
+      {"unknown infer route", "POST", "/v2/models/sepconv/infer/more", json.content, {}, 404},
+      {"wrong method on infer", "GET", infer, "", {}, 405},
+      {"wrong method on health", "POST", "/v2/health/live", "{}", {}, 405},
+  };
+  for (const BadRequest& bad : cases) {
+    httplib::Result answer =
+        bad.method == "GET" ? c->Get(bad.path.c_str(), bad.headers)
+                            : c->Post(bad.path.c_str(), bad.headers, bad.body, "application/json");
+    ASSERT_TRUE(answer) << bad.what << ": " << httplib::to_string(answer.error());
+    EXPECT_EQ(answer->status, bad.status) << bad.what << ": " << answer->body;
+    rapidjson::Document doc;
+    doc.Parse(answer->body.c_str());
+    EXPECT_TRUE(doc.IsObject() && doc.HasMember("error") && doc["error"].IsString())
+        << bad.what << ": " << answer->body;
+    // Still serving, on a fresh connection too.
+    auto good = PostInfer(*s.Client(), "sepconv", json);
+    ASSERT_TRUE(good) << bad.what;
+    EXPECT_EQ(good->status, 200) << bad.what << ": " << good->body;
+  }
+}
+
+TEST(RestServiceTest, RestAndGrpcAtOnceUnderLoadAllAnswersCorrect) {
+  RestServer s;
+  const Dims4 dims{1, 32, 8, 8};
+  constexpr int kInputs = 4;
+  std::vector<std::vector<float>> inputs, expected;
+  for (int i = 0; i < kInputs; ++i) {
+    inputs.push_back(RandomTensor(Elements(dims), 100 + i));
+    expected.push_back(s.Grpc(dims, inputs.back(), true));
+    ASSERT_FALSE(expected.back().empty());
+  }
+  constexpr int kPerClient = 25;  // bounded: a few seconds on 2 shared cores
+  std::atomic<int> wrong{0}, done{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&, t] {
+      auto c = s.Client();
+      auto stub = s.grpc.NewStub();
+      for (int i = 0; i < kPerClient; ++i) {
+        const int k = (t + i) % kInputs;
+        std::vector<float> got;
+        if (t % 2 == 0) {  // REST, JSON and binary alternating
+          auto answer = PostInfer(*c, "sepconv", MakeRestBody(dims, inputs[k], i % 2 == 0));
+          if (answer) {
+            absl::StatusOr<std::vector<float>> floats = RestOutputFloats(*answer);
+            if (floats.ok()) got = *std::move(floats);
+          }
+        } else {
+          inference::ModelInferResponse response;
+          auto context = ContextWithDeadline();
+          if (stub->ModelInfer(context.get(), MakeInferRequest("sepconv", dims, inputs[k], true),
+                               &response)
+                  .ok()) {
+            got = OutputFloats(response);
+          }
+        }
+        if (!SameBits(got, expected[k])) wrong.fetch_add(1);
+        done.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(done.load(), 8 * kPerClient);
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST(RestServiceTest, BearerTokens) {
+  ServerOptions options = TestServer::DefaultOptions();
+  auto auth = TokenAuthenticator::FromTokens({"s3cret"});
+  ASSERT_TRUE(auth.ok());
+  options.core.auth = *std::move(auth);
+  RestServer s(options);
+  auto c = s.Client();
+  const Dims4 dims{1, 32, 4, 4};
+  const RestBody body = MakeRestBody(dims, RandomTensor(Elements(dims), 1), false);
+  EXPECT_EQ(PostInfer(*c, "sepconv", body)->status, 401);
+  EXPECT_EQ(PostInfer(*c, "sepconv", body, {{"Authorization", "Bearer wrong"}})->status, 401);
+  EXPECT_EQ(PostInfer(*c, "sepconv", body, {{"Authorization", "Bearer s3cret"}})->status, 200);
+  // Malformed and unauthenticated: the caller learns only that it is not let in.
+  EXPECT_EQ(c->Post("/v2/models/sepconv/infer", "{", "application/json")->status, 401);
+  EXPECT_EQ(c->Get("/v2")->status, 401);
+  EXPECT_EQ(c->Get("/v2/models/sepconv")->status, 401);
+  EXPECT_EQ(c->Get("/v2", {{"Authorization", "Bearer s3cret"}})->status, 200);
+  EXPECT_EQ(c->Get("/v2/health/live")->status, 200);  // probes stay open
+  EXPECT_EQ(c->Get("/v2/health/ready")->status, 200);
+}
+
+TEST(RestServiceTest, TlsAndMutualTls) {
+  absl::StatusOr<std::unique_ptr<TestPki>> pki = TestPki::Create();
+  ASSERT_TRUE(pki.ok()) << pki.status();
+  HttpServerOptions http = RestServer::Options();
+  http.tls = {(*pki)->Path("server.crt"), (*pki)->Path("server.key"), (*pki)->Path("ca.crt")};
+  RestServer s(TestServer::DefaultOptions(), http);
+  const Dims4 dims{1, 32, 4, 4};
+  const RestBody body = MakeRestBody(dims, RandomTensor(Elements(dims), 2), true);
+
+  httplib::SSLClient good("127.0.0.1", s.rest->port(), (*pki)->Path("client.crt"),
+                          (*pki)->Path("client.key"));
+  good.set_ca_cert_path((*pki)->Path("ca.crt").c_str());
+  good.enable_server_certificate_verification(true);
+  auto answer = good.Post("/v2/models/sepconv/infer",
+                          {{"Inference-Header-Content-Length", std::to_string(body.header_length)}},
+                          body.content, "application/octet-stream");
+  ASSERT_TRUE(answer) << httplib::to_string(answer.error());
+  EXPECT_EQ(answer->status, 200);
+
+  // No client certificate, or one another CA signed: no answer at all.
+  httplib::SSLClient anonymous("127.0.0.1", s.rest->port());
+  anonymous.set_ca_cert_path((*pki)->Path("ca.crt").c_str());
+  EXPECT_FALSE(anonymous.Get("/v2/health/live"));
+  httplib::SSLClient stranger("127.0.0.1", s.rest->port(), (*pki)->Path("other_client.crt"),
+                              (*pki)->Path("other_client.key"));
+  stranger.set_ca_cert_path((*pki)->Path("ca.crt").c_str());
+  EXPECT_FALSE(stranger.Get("/v2/health/live"));
+  // Plain HTTP to the TLS port: no answer either.
+  httplib::Client plain("127.0.0.1", s.rest->port());
+  plain.set_read_timeout(5, 0);
+  auto refused = plain.Get("/v2/health/live");
+  EXPECT_TRUE(!refused || refused->status != 200);
+}
+
+TEST(RestServiceTest, BadTlsFilesAreAClearError) {
+  HttpServerOptions http = RestServer::Options();
+  http.tls.cert_file = "/nonexistent/server.crt";
+  http.tls.key_file = "/nonexistent/server.key";
+  TestServer grpc;
+  auto started = HttpServer::Start(http, grpc.server().core());
+  ASSERT_FALSE(started.ok());
+  EXPECT_NE(started.status().message().find("/nonexistent/server.crt"), std::string::npos)
+      << started.status();
+}
+
+TEST(RestServiceTest, ShutdownRefusesWith503ThenStops) {
+  RestServer s;
+  auto c = s.Client();
+  const Dims4 dims{1, 32, 4, 4};
+  const RestBody body = MakeRestBody(dims, RandomTensor(Elements(dims), 4), false);
+  ASSERT_EQ(PostInfer(*c, "sepconv", body)->status, 200);
+  s.grpc.server().core()->StartShutdown();
+  s.grpc.server().core()->ReleaseRefusals();
+  EXPECT_EQ(c->Get("/v2/health/ready")->status, 400);
+  EXPECT_EQ(c->Get("/v2/health/live")->status, 200);
+  EXPECT_EQ(PostInfer(*c, "sepconv", body)->status, 503);
+  s.rest->Shutdown();
+  EXPECT_FALSE(s.Client()->Get("/v2/health/live"));
+}
+
+}  // namespace
+}  // namespace sepconv::testing
