@@ -2,7 +2,7 @@
 # convolution, and its client, on Debian 12 (bookworm-slim).
 #
 #   docker build -t sepconv-serve .
-#   docker run --rm --read-only -p 8001:8001 -p 8002:8002 sepconv-serve
+#   docker run --rm --read-only -p 8000:8000 -p 8001:8001 -p 8002:8002 sepconv-serve
 #   docker run --rm --read-only -v "$PWD/deploy/models:/models:ro" -p 8001:8001 \
 #     sepconv-serve --model_repository=/models --max_batch_size=16
 #
@@ -50,7 +50,7 @@ USER 10001:10001
 # gRPC's threads need (libgomp reads this at load, so it cannot be set from
 # main; see README "Service"). Override with -e OMP_WAIT_POLICY=active.
 ENV OMP_WAIT_POLICY=passive
-EXPOSE 8001 8002
+EXPOSE 8000 8001 8002
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
   CMD ["sepconv-client", "health", "--server=127.0.0.1:8001"]
 STOPSIGNAL SIGTERM

@@ -10,11 +10,12 @@ foreach(file ${files})
   foreach(line ${lines})
     string(REGEX REPLACE "^#include [\"<]([^\">]+)[\">].*$" "\\1" header "${line}")
     set(project_header FALSE)
-    if(header MATCHES "^(engine|server|client|tests)/" OR header MATCHES "\\.pb\\.h$")
+    if(header MATCHES "^(engine|server|client|tests|proto)/" OR header MATCHES "\\.pb\\.h$")
       set(project_header TRUE)
     endif()
     set(protocol_header FALSE)
     if(header MATCHES "^(grpc|grpcpp)/" OR header MATCHES "^(grpc_service|health)\\."
+       OR header MATCHES "^proto/status_convert"
        OR header MATCHES "httplib")
       set(protocol_header TRUE)
     endif()

@@ -95,6 +95,7 @@ class Defaults:
     def __init__(self):
         self.flags = server_flags_from_source()
         self.grpc_port = int(self.flags["grpc_port"])
+        self.http_port = int(self.flags["http_port"])
         self.metrics_port = int(self.flags["metrics_port"])
         self.exit_timeout_secs = int(self.flags["exit_timeout_secs"])
 
@@ -113,7 +114,8 @@ def load_k8s():
 class ServerFlagsTest(unittest.TestCase):
     def test_source_defaults_are_the_documented_ones(self):
         d = Defaults()
-        self.assertEqual(d.grpc_port, 8001)  # DESIGN.md: like Triton
+        self.assertEqual(d.http_port, 8000)  # DESIGN.md: like Triton
+        self.assertEqual(d.grpc_port, 8001)
         self.assertEqual(d.metrics_port, 8002)
         self.assertGreater(d.exit_timeout_secs, 0)
 
@@ -143,7 +145,8 @@ class DockerfileTest(unittest.TestCase):
 
     def test_exposes_the_default_ports(self):
         exposed = {int(p.split("/")[0]) for arg in self.by_word["EXPOSE"] for p in arg.split()}
-        self.assertEqual(exposed, {self.defaults.grpc_port, self.defaults.metrics_port})
+        self.assertEqual(exposed, {self.defaults.http_port, self.defaults.grpc_port,
+                                   self.defaults.metrics_port})
 
     def test_runs_as_fixed_non_root_uid(self):
         user = self.by_word["USER"][-1]
@@ -198,8 +201,9 @@ class ComposeTest(unittest.TestCase):
         grpc = self.defaults.grpc_port
         metrics = int(self.flags.get("metrics_port", self.defaults.metrics_port))
         grpc = int(self.flags.get("grpc_port", grpc))
+        http = int(self.flags.get("http_port", self.defaults.http_port))
         container_ports = {int(p.split(":")[-1]) for p in self.server["ports"]}
-        self.assertEqual(container_ports, {grpc, metrics})
+        self.assertEqual(container_ports, {http, grpc, metrics})
 
     def test_healthcheck_uses_the_client_on_the_grpc_port(self):
         test = self.server["healthcheck"]["test"]
@@ -307,7 +311,9 @@ class KubernetesTest(unittest.TestCase):
             self.assertIn(name, self.defaults.flags, f"unknown flag --{name}")
         self.assertNotIn("grpc_port", self.flags)
         self.assertNotIn("metrics_port", self.flags)
-        self.assertEqual(self.ports, {"grpc": self.defaults.grpc_port,
+        self.assertNotIn("http_port", self.flags)
+        self.assertEqual(self.ports, {"http": self.defaults.http_port,
+                                      "grpc": self.defaults.grpc_port,
                                       "metrics": self.defaults.metrics_port})
 
     def test_probes_are_native_grpc_on_the_grpc_port(self):
