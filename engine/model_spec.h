@@ -75,6 +75,9 @@ struct Dims4 {
   friend bool operator!=(const Dims4& a, const Dims4& b) { return !(a == b); }
 };
 
+// n * c * h * w, for dims already validated (no overflow check).
+inline int64_t Elements(const Dims4& d) { return d.n * d.c * d.h * d.w; }
+
 // Checks every layer's hyper-parameters, that consecutive layers' channels
 // chain, and that weight sizes match. The message names the layer and value.
 absl::Status ValidateModel(const ModelSpec& model);

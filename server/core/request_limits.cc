@@ -7,7 +7,7 @@ namespace {
 
 // Saturating N*C*H*W (validation already refused overflowing inputs; the
 // output is computed by the engine with overflow checks too).
-int64_t Elements(const Dims4& d) {
+int64_t SaturatingElements(const Dims4& d) {
   int64_t product = 1;
   for (int64_t dim : {d.n, d.c, d.h, d.w}) {
     if (__builtin_mul_overflow(product, dim, &product)) return INT64_MAX;
@@ -35,14 +35,14 @@ absl::Status CheckRequestLimits(const RequestLimits& limits, const Dims4& input,
                      " exceeds the limit of ", limits.max_spatial_size, " (--max_spatial_size)"));
   }
   if (limits.max_elements > 0) {
-    if (Elements(input) > limits.max_elements) {
+    if (SaturatingElements(input) > limits.max_elements) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "input shape ", ShapeOf(input), " has ", Elements(input), " elements; the limit is ",
-          limits.max_elements, " (--max_elements_per_request)"));
+          "input shape ", ShapeOf(input), " has ", SaturatingElements(input),
+          " elements; the limit is ", limits.max_elements, " (--max_elements_per_request)"));
     }
-    if (Elements(output) > limits.max_elements) {
+    if (SaturatingElements(output) > limits.max_elements) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "output shape ", ShapeOf(output), " would have ", Elements(output),
+          "output shape ", ShapeOf(output), " would have ", SaturatingElements(output),
           " elements; the limit is ", limits.max_elements, " (--max_elements_per_request)"));
     }
   }

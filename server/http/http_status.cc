@@ -1,7 +1,6 @@
 #include "server/http/http_status.h"
 
-#include "rapidjson/stringbuffer.h"
-#include "rapidjson/writer.h"
+#include "server/http/json_writer.h"
 
 namespace sepconv {
 
@@ -35,11 +34,10 @@ int HttpStatusCode(const absl::Status& status) {
 
 std::string ErrorJson(const absl::Status& status) {
   rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  JsonWriter writer(buffer);
   writer.StartObject();
   writer.Key("error");
-  const std::string message(status.message());
-  writer.String(message.data(), static_cast<rapidjson::SizeType>(message.size()));
+  WriteJsonString(writer, status.message());
   writer.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }

@@ -4,39 +4,25 @@
 #include <cstdint>
 #include <utility>
 
-#include "rapidjson/stringbuffer.h"
-#include "rapidjson/writer.h"
+#include "server/http/json_writer.h"
 
 namespace sepconv {
-namespace {
-
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
-
-void WriteString(Writer& writer, const std::string& s) {
-  writer.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
-
-size_t Elements(const Dims4& d) {
-  return static_cast<size_t>(d.n) * static_cast<size_t>(d.c) * static_cast<size_t>(d.h) *
-         static_cast<size_t>(d.w);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 InferResponseBuilder::InferResponseBuilder(std::string id, bool binary)
     : id_(std::move(id)), binary_(binary) {}
 
 std::string InferResponseBuilder::Header(bool with_data) const {
   rapidjson::StringBuffer buffer;
-  Writer writer(buffer);
+  JsonWriter writer(buffer);
   writer.StartObject();
   writer.Key("model_name");
-  WriteString(writer, result_.model_name);
+  WriteJsonString(writer, result_.model_name);
   writer.Key("model_version");
-  WriteString(writer, result_.model_version);
+  WriteJsonString(writer, result_.model_version);
   if (!id_.empty()) {
     writer.Key("id");
-    WriteString(writer, id_);
+    WriteJsonString(writer, id_);
   }
   writer.Key("outputs");
   writer.StartArray();
@@ -65,7 +51,7 @@ std::string InferResponseBuilder::Header(bool with_data) const {
     writer.Key("parameters");
     writer.StartObject();
     writer.Key("binary_data_size");
-    writer.Uint64(Elements(result_.output_dims) * sizeof(float));
+    writer.Uint64(static_cast<size_t>(Elements(result_.output_dims)) * sizeof(float));
     writer.EndObject();
   }
   writer.EndObject();
@@ -76,7 +62,7 @@ std::string InferResponseBuilder::Header(bool with_data) const {
 
 float* InferResponseBuilder::Allocate(const InferResult& result) {
   result_ = result;
-  const size_t count = Elements(result.output_dims);
+  const size_t count = static_cast<size_t>(Elements(result.output_dims));
   if (!binary_) {
     floats_.assign(count, 0.0f);
     return floats_.data();

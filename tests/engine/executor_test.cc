@@ -45,8 +45,6 @@ std::vector<float> Input(const Dims4& d, uint32_t seed) {
   return values;
 }
 
-int64_t Elements(const Dims4& d) { return d.n * d.c * d.h * d.w; }
-
 std::unique_ptr<Executor> MakeExecutor(const ModelSpec& model, ExecutorOptions options = {},
                                        ActivationLayout layout = ActivationLayout::kAuto,
                                        int64_t micro_batch = 0) {

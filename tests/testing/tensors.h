@@ -10,8 +10,8 @@
 
 namespace sepconv::testing {
 
-// n * c * h * w.
-inline int64_t Elements(const Dims4& d) { return d.n * d.c * d.h * d.w; }
+// n * c * h * w (engine/model_spec.h).
+using ::sepconv::Elements;
 
 // Uniform in [-1, 1), reproducible from `seed`.
 std::vector<float> RandomTensor(int64_t elements, uint64_t seed);
