@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <deque>
 #include <string>
 #include <thread>
 #include <utility>
@@ -25,17 +26,82 @@ void NameThread(std::thread& thread, const std::string& name) {
   pthread_setname_np(thread.native_handle(), name.substr(0, 15).c_str());
 }
 
+// Calls the job's done and frees the job (its buffers belong to the caller).
+void Finish(QueuedJob& queued, absl::Status status) {
+  queued.job->done(std::move(status));
+  queued.job.reset();
+}
+
+// Finishes jobs off the workers. A job's done writes its answer (at the
+// default model's shape, serializing and sending the response costs about as
+// much as computing it); a worker that finished its batch's jobs itself would
+// leave the engine idle meanwhile and make every answer of a batch wait for
+// the ones before it. So a worker hands them here and starts on the queue.
+class Completions {
+ public:
+  void Start(int threads) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] { Loop(); });
+      NameThread(threads_.back(), absl::StrCat("sepconv-done", i));
+    }
+  }
+
+  void Post(QueuedJob queued, absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    pending_.push_back(Pending{std::move(queued), std::move(status)});
+    cv_.Signal();
+  }
+
+  // Finishes everything posted, then joins the threads.
+  void Stop() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+      cv_.SignalAll();
+    }
+    for (std::thread& thread : threads_) thread.join();
+    threads_.clear();
+  }
+
+ private:
+  struct Pending {
+    QueuedJob queued;
+    absl::Status status;
+  };
+
+  void Loop() {
+    for (;;) {
+      Pending next;
+      {
+        absl::MutexLock lock(&mu_);
+        while (pending_.empty() && !stopping_) cv_.Wait(&mu_);
+        if (pending_.empty()) return;
+        next = std::move(pending_.front());
+        pending_.pop_front();
+      }
+      Finish(next.queued, std::move(next.status));
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 // Workers and a reaper share one mutex-protected BatchQueue. Workers wait on
 // work_cv_ for a batch to become ready; the reaper drops expired jobs at
 // their deadline while every worker is busy computing; Cancel takes a queued
 // job out as the cancel arrives; Shutdown waits on drained_cv_ for the queue
-// to empty.
+// to empty. Completions run the done callbacks a busy worker hands off.
 class BatchingScheduler final : public Scheduler {
  public:
   BatchingScheduler(const SchedulerOptions& options, ModelMetrics* metrics)
       : clock_(options.clock != nullptr ? options.clock : Clock::Real()),
         metrics_(metrics),
         max_queue_size_(static_cast<size_t>(options.max_queue_size)),
+        completion_threads_(options.completion_threads),
         queue_(options) {}
 
   ~BatchingScheduler() override { Shutdown(clock_->Now()); }
@@ -44,6 +110,7 @@ class BatchingScheduler final : public Scheduler {
   // the reaper. Called once, before the scheduler is shared.
   void Start(std::vector<std::unique_ptr<Executor>> executors) {
     executors_ = std::move(executors);
+    completions_.Start(completion_threads_);
     for (size_t i = 0; i < executors_.size(); ++i) {
       threads_.emplace_back([this, i] { WorkerLoop(executors_[i].get()); });
       NameThread(threads_.back(), absl::StrCat("sepconv-work", i));
@@ -106,6 +173,7 @@ class BatchingScheduler final : public Scheduler {
       metrics_->PendingAdd(-static_cast<int64_t>(leftovers.size()));
     }
     for (std::thread& thread : threads_) thread.join();
+    completions_.Stop();  // after the workers, the last to post
     absl::MutexLock lock(&mu_);
     stopped_ = true;
     drained_cv_.SignalAll();
@@ -213,9 +281,22 @@ class BatchingScheduler final : public Scheduler {
     absl::StatusOr<FlopCount> flops = executor->Run(chw, *items);
     const absl::Duration compute = clock_->Now() - start;
     if (flops.ok() && metrics_ != nullptr) metrics_->BatchExecuted(samples, compute, *flops);
-    for (QueuedJob& queued : *batch) {
+    // Jobs are waiting: the answers are written by the completion threads
+    // while this worker computes. Otherwise the worker would idle, so it
+    // writes the last answer itself (a lone request pays no handoff).
+    bool more_queued;
+    {
+      absl::MutexLock lock(&mu_);
+      more_queued = !queue_.empty();
+    }
+    for (size_t i = 0; i < batch->size(); ++i) {
+      QueuedJob& queued = (*batch)[i];
       queued.job->compute_time = compute;
-      Finish(queued, flops.status());
+      if (i + 1 == batch->size() && !more_queued) {
+        Finish(queued, flops.status());
+      } else {
+        completions_.Post(std::move(queued), flops.status());
+      }
     }
     batch->clear();
     return compute;
@@ -228,16 +309,12 @@ class BatchingScheduler final : public Scheduler {
     dropped->clear();
   }
 
-  // Calls the job's done and frees the job (its buffers belong to the caller).
-  static void Finish(QueuedJob& queued, absl::Status status) {
-    queued.job->done(std::move(status));
-    queued.job.reset();
-  }
-
   Clock* const clock_;
   ModelMetrics* const metrics_;
   const size_t max_queue_size_;
+  const int completion_threads_;
   std::vector<std::unique_ptr<Executor>> executors_;
+  Completions completions_;
   std::vector<std::thread> threads_;
 
   mutable absl::Mutex mu_;

@@ -39,6 +39,10 @@ struct SchedulerOptions {
   int max_queue_size = 1024;
   // Worker threads, each with its own Executor.
   int instances = 1;
+  // Threads that run done callbacks (write the answers) for workers that
+  // have more work queued; a worker with nothing queued runs its last job's
+  // done itself. At least 1.
+  int completion_threads = 2;
   // Time source for delays and deadlines; null means real time. Tests inject
   // a fake one. Not owned; must outlive the Scheduler.
   Clock* clock = nullptr;
@@ -53,10 +57,10 @@ struct InferenceJob {
   const float* input = nullptr;  // dims.n * C * H * W floats
   float* output = nullptr;       // room for the model's output for `dims`
   absl::Time deadline = absl::InfiniteFuture();
-  // Called exactly once, on a scheduler thread (or on the thread calling
-  // Shutdown), never under a scheduler lock, with OK or the reason the job was not computed:
-  // DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE or the engine's error. The job
-  // itself stays alive until done returns.
+  // Called exactly once, on a scheduler thread (a worker or a completion
+  // thread; or on the thread calling Shutdown or Cancel), never under a scheduler lock, with OK or
+  // the reason the job was not computed: DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE or the engine's
+  // error. The job itself stays alive until done returns.
   absl::AnyInvocable<void(absl::Status)> done;
   // Set by the scheduler before it calls done with OK: how long the job
   // waited in the queue and how long its batch took in the engine.

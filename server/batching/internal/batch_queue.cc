@@ -46,6 +46,10 @@ absl::Status ValidateSchedulerOptions(const SchedulerOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("instances must be >= 1, got ", options.instances));
   }
+  if (options.completion_threads < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("completion_threads must be >= 1, got ", options.completion_threads));
+  }
   return absl::OkStatus();
 }
 

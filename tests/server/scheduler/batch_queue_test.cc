@@ -240,6 +240,9 @@ TEST(ValidateSchedulerOptionsTest, RejectsBadOptions) {
   options.instances = 0;
   EXPECT_EQ(ValidateSchedulerOptions(options).code(), absl::StatusCode::kInvalidArgument);
   options = {};
+  options.completion_threads = 0;
+  EXPECT_EQ(ValidateSchedulerOptions(options).code(), absl::StatusCode::kInvalidArgument);
+  options = {};
   options.max_queue_delay = -absl::Milliseconds(1);
   EXPECT_EQ(ValidateSchedulerOptions(options).code(), absl::StatusCode::kInvalidArgument);
 }

@@ -237,6 +237,48 @@ TEST_F(SchedulerTest, MaxBatchSizeZeroDisablesBatching) {
   for (const RunRecord& run : runs) EXPECT_EQ(run.samples.size(), 1u);
 }
 
+// A job's done writes its answer, which costs about as much as computing
+// it: a worker with work queued must not write answers before computing.
+// A's done returns only once B is finished; a worker that ran A's done
+// itself would never compute B.
+TEST_F(SchedulerTest, AWorkerWithWorkQueuedComputesWhileTheAnswersAreWritten) {
+  SchedulerOptions options;
+  options.max_batch_size = 0;
+  auto scheduler = Make(options);
+  OccupyWorker(*scheduler, 0);
+  TestRequest a(kShape, 1), b(kShape, 2);
+  std::unique_ptr<InferenceJob> job_a = a.Job();
+  std::atomic<bool> b_finished_first{false};
+  job_a->done = [&, inner = std::move(job_a->done)](absl::Status status) mutable {
+    b_finished_first = b.Wait().has_value();
+    inner(std::move(status));
+  };
+  ASSERT_TRUE(scheduler->Submit(std::move(job_a)).ok());
+  ASSERT_TRUE(scheduler->Submit(b.Job()).ok());
+  engine_.OpenGate();
+  ExpectOk(a);
+  ExpectOk(b);
+  EXPECT_TRUE(b_finished_first) << "B was computed only after A's answer was written";
+}
+
+// With nothing queued the worker answers itself: a lone request pays no
+// handoff to another thread.
+TEST_F(SchedulerTest, ALoneJobIsAnsweredOnTheWorker) {
+  auto scheduler = Make(SchedulerOptions{});
+  std::thread::id answered_on;
+  TestRequest request(kShape, 3);
+  std::unique_ptr<InferenceJob> job = request.Job();
+  job->done = [&, inner = std::move(job->done)](absl::Status status) mutable {
+    answered_on = std::this_thread::get_id();
+    inner(std::move(status));
+  };
+  ASSERT_TRUE(scheduler->Submit(std::move(job)).ok());
+  clock_.Advance(absl::Milliseconds(1));  // past max_queue_delay
+  ExpectOk(request);
+  ASSERT_EQ(engine_.runs().size(), 1u);
+  EXPECT_EQ(answered_on, engine_.runs()[0].thread);
+}
+
 TEST_F(SchedulerTest, FullQueueIsRejectedAtOnce) {
   SchedulerOptions options;
   options.max_batch_size = 4;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -75,6 +76,7 @@ struct RunRecord {
   Dims4 chw;                     // n = total samples
   std::vector<int64_t> samples;  // per item
   std::vector<const float*> inputs;
+  std::thread::id thread;  // that ran it
 };
 
 // The model of the fake: output = 2 * input + 1, element-wise (C_out = C).
@@ -118,6 +120,7 @@ class FakeEngine {
   absl::StatusOr<FlopCount> Run(const Dims4& chw, absl::Span<const BatchItem> items) {
     RunRecord record;
     record.chw = chw;
+    record.thread = std::this_thread::get_id();
     for (const BatchItem& item : items) {
       record.samples.push_back(item.samples);
       record.inputs.push_back(item.input);
