@@ -1,7 +1,9 @@
 #include "server/models/model_options.h"
 
+#include <algorithm>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "engine/random_model.h"
@@ -22,6 +24,13 @@ ExecutorOptions ModelOptions::ModelExecutorOptions() const {
   return result;
 }
 
+std::vector<int> WarmupBatchSizes(int max_batch_size) {
+  std::vector<int> sizes;
+  for (int n = 1; n <= std::max(1, max_batch_size); n = n < 8 ? n + 1 : 2 * n) sizes.push_back(n);
+  if (sizes.back() != std::max(1, max_batch_size)) sizes.push_back(max_batch_size);
+  return sizes;
+}
+
 absl::Status AddDefaultModel(const ModelOptions& options, Metrics* metrics,
                              ModelRegistry* registry) {
   auto spec = std::make_shared<const ModelSpec>(DefaultModel());
@@ -29,7 +38,11 @@ absl::Status AddDefaultModel(const ModelOptions& options, Metrics* metrics,
       BuiltInModelConfig(kDefaultModelName, *spec, options.ModelSchedulerOptions());
   if (!config.ok()) return config.status();
   ExecutorOptions executor = options.ModelExecutorOptions();
-  executor.warm_shapes = {kDefaultModelWarmupShape};
+  for (int n : WarmupBatchSizes(options.ModelSchedulerOptions().max_batch_size)) {
+    Dims4 shape = kDefaultModelWarmupShape;
+    shape.n = n;
+    executor.warm_shapes.push_back(shape);
+  }
   absl::StatusOr<std::shared_ptr<ServedModel>> model =
       ServedModel::Create(kDefaultModelName, kDefaultModelVersion, std::move(spec),
                           options.ModelSchedulerOptions(), executor, metrics, *std::move(config));
