@@ -68,6 +68,14 @@ absl::StatusOr<Dims4> SampleShape(const ModelConfig& config, int index) {
 
 }  // namespace
 
+std::vector<int> WarmupBatchSizes(int max_batch_size) {
+  const int max = std::max(1, max_batch_size);
+  std::vector<int> sizes;
+  for (int n = 1; n <= max; n = n < 8 ? n + 1 : 2 * n) sizes.push_back(n);
+  if (sizes.back() != max) sizes.push_back(max);
+  return sizes;
+}
+
 absl::StatusOr<std::vector<Dims4>> WarmupShapes(const ModelConfig& config) {
   std::vector<Dims4> shapes;
   for (int i = 0; i < config.model_warmup_size(); ++i) {
@@ -83,10 +91,14 @@ absl::StatusOr<std::vector<Dims4>> WarmupShapes(const ModelConfig& config) {
     return shapes;  // not fixed: nothing to warm
   }
   if (rank == 4) return std::vector<Dims4>{ToDims(0, dims)};
-  shapes.push_back(ToDims(1, dims));
+  std::vector<int> sizes = WarmupBatchSizes(config.max_batch_size());
   for (int32_t batch : config.dynamic_batching().preferred_batch_size()) {
-    if (batch > 1 && batch <= config.max_batch_size()) shapes.push_back(ToDims(batch, dims));
+    if (batch > 1 && batch <= config.max_batch_size() &&
+        std::find(sizes.begin(), sizes.end(), batch) == sizes.end()) {
+      sizes.push_back(batch);
+    }
   }
+  for (int batch : sizes) shapes.push_back(ToDims(batch, dims));
   return shapes;
 }
 

@@ -1,11 +1,10 @@
 #include "server/models/model_options.h"
 
-#include <algorithm>
 #include <memory>
 #include <utility>
-#include <vector>
 
 #include "absl/time/clock.h"
+#include "engine/loader/model_warmup.h"
 #include "engine/random_model.h"
 #include "server/models/served_config.h"
 #include "server/models/served_model.h"
@@ -22,13 +21,6 @@ ExecutorOptions ModelOptions::ModelExecutorOptions() const {
   ExecutorOptions result;
   result.threads = threads;
   return result;
-}
-
-std::vector<int> WarmupBatchSizes(int max_batch_size) {
-  std::vector<int> sizes;
-  for (int n = 1; n <= std::max(1, max_batch_size); n = n < 8 ? n + 1 : 2 * n) sizes.push_back(n);
-  if (sizes.back() != std::max(1, max_batch_size)) sizes.push_back(max_batch_size);
-  return sizes;
 }
 
 absl::Status AddDefaultModel(const ModelOptions& options, Metrics* metrics,

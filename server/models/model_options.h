@@ -4,8 +4,6 @@
 // How every served model version runs (engine threads, workers, batching,
 // drain time), whatever frontend serves it; and the built-in default model.
 
-#include <vector>
-
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "engine/executor.h"
@@ -33,15 +31,9 @@ struct ModelOptions {
 // the client's examples and the benchmarks send by default.
 inline constexpr Dims4 kDefaultModelWarmupShape = {1, 32, 56, 56};
 
-// The batch sizes warmed for a scheduler of `max_batch_size` (0: no
-// batching): every size up to 8, then powers of two and max_batch_size
-// itself, so that warming stays short (0.3 s at 8, 0.8 s at 32 on 2 cores)
-// while the common batches pay neither a plan nor a micro-batch choice.
-std::vector<int> WarmupBatchSizes(int max_batch_size);
-
 // Serves the built-in default model `sepconv` version "1" from `registry`,
-// warmed on kDefaultModelWarmupShape at WarmupBatchSizes. `metrics` may be
-// null.
+// warmed on kDefaultModelWarmupShape at WarmupBatchSizes
+// (engine/loader/model_warmup.h). `metrics` may be null.
 absl::Status AddDefaultModel(const ModelOptions& options, Metrics* metrics,
                              ModelRegistry* registry);
 

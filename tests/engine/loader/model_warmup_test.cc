@@ -84,12 +84,15 @@ TEST(WarmupShapesTest, UnbatchedDimsCarryTheBatch) {
 
 TEST(WarmupShapesTest, WithoutSamplesFixedInputDimsAreWarmed) {
   EXPECT_THAT(WarmupShapes(Parse(R"pb(
-                max_batch_size: 8
+                max_batch_size: 16
                 input { dims: [ 16, 20, 20 ] }
-                dynamic_batching { preferred_batch_size: [ 4, 8 ] }
+                dynamic_batching { preferred_batch_size: [ 4, 12 ] }
               )pb"))
                   .value(),
-              ElementsAre(IsDims(1, 16, 20, 20), IsDims(4, 16, 20, 20), IsDims(8, 16, 20, 20)));
+              ElementsAre(IsDims(1, 16, 20, 20), IsDims(2, 16, 20, 20), IsDims(3, 16, 20, 20),
+                          IsDims(4, 16, 20, 20), IsDims(5, 16, 20, 20), IsDims(6, 16, 20, 20),
+                          IsDims(7, 16, 20, 20), IsDims(8, 16, 20, 20), IsDims(16, 16, 20, 20),
+                          IsDims(12, 16, 20, 20)));
   EXPECT_THAT(WarmupShapes(Parse(R"pb(input { dims: [ 3, 16, 20, 20 ] })pb")).value(),
               ElementsAre(IsDims(3, 16, 20, 20)));
   // Variable or unknown dims: nothing to warm.
@@ -97,6 +100,16 @@ TEST(WarmupShapesTest, WithoutSamplesFixedInputDimsAreWarmed) {
                                       input { dims: [ 16, -1, -1 ] })pb"))
                   ->empty());
   EXPECT_TRUE(WarmupShapes(ModelConfig())->empty());
+}
+
+// Every batch size a scheduler forms is warmed up to 8, then powers of two
+// and the max.
+TEST(WarmupBatchSizesTest, EverySizeUpToEightThenPowersOfTwoAndTheMax) {
+  EXPECT_EQ(WarmupBatchSizes(0), std::vector<int>({1}));
+  EXPECT_EQ(WarmupBatchSizes(1), std::vector<int>({1}));
+  EXPECT_EQ(WarmupBatchSizes(8), std::vector<int>({1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(WarmupBatchSizes(32), std::vector<int>({1, 2, 3, 4, 5, 6, 7, 8, 16, 32}));
+  EXPECT_EQ(WarmupBatchSizes(40), std::vector<int>({1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 40}));
 }
 
 TEST(WarmupShapesTest, InvalidSamplesAreRefusedNamingTheProblem) {

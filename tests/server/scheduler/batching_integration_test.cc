@@ -134,14 +134,5 @@ TEST(BatchingIntegrationTest, ConcurrentClientsGetTheirOwnAnswersFromFewerExecut
   (*server)->Shutdown(absl::Now() + absl::Seconds(10));
 }
 
-// The built-in model is warmed at the batch sizes its scheduler forms.
-TEST(WarmupBatchSizesTest, EverySizeUpToEightThenPowersOfTwoAndTheMax) {
-  EXPECT_EQ(WarmupBatchSizes(0), std::vector<int>({1}));
-  EXPECT_EQ(WarmupBatchSizes(1), std::vector<int>({1}));
-  EXPECT_EQ(WarmupBatchSizes(8), std::vector<int>({1, 2, 3, 4, 5, 6, 7, 8}));
-  EXPECT_EQ(WarmupBatchSizes(32), std::vector<int>({1, 2, 3, 4, 5, 6, 7, 8, 16, 32}));
-  EXPECT_EQ(WarmupBatchSizes(40), std::vector<int>({1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 40}));
-}
-
 }  // namespace
 }  // namespace sepconv
