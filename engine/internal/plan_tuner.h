@@ -40,8 +40,9 @@ struct TuneResult {
 
 // The plan for `input` in the fastest layout. Candidates are built and run
 // once while `budget` lasts (the first always), then timed in up to 3
-// interleaved rounds (the first round always), the best run of each kept,
-// so tuning one shape costs about budget + one round.
+// interleaved rounds (the first always; none for a lone candidate), each timed run right after an
+// untimed one of the same candidate (warm, as back-to-back requests run), the
+// best run of each kept, so tuning one shape costs about budget + one round.
 // Timing runs use `arena` (the caller's executor's).
 TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
                           WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream,
@@ -57,10 +58,10 @@ struct MicroBatchChoice {
 // `input.n` samples, among `candidates` (the first is the default, what runs
 // if the budget ends early). `run(m)` runs the whole batch once in
 // micro-batches of m (building the plans it needs on its first call). Each
-// candidate is run once untimed, then up to 3 timed rounds interleave them,
-// the best of each kept, within `budget` (the first candidate is always
-// timed). Remembered process-wide per ChoiceKey, batch size and OpenMP
-// thread count; a remembered choice calls no `run`. Thread-safe as
+// candidate is run once untimed, then up to 3 timed rounds interleave them
+// (warm, as for layouts), the best of each kept, within `budget` (the first
+// candidate is always run; none is timed when it is the only one). Remembered process-wide per
+// ChoiceKey, batch size and OpenMP thread count; a remembered choice calls no `run`. Thread-safe as
 // BuildTunedPlan (timings are serialized with it).
 MicroBatchChoice ChooseMicroBatch(const ModelSpec& model, const Dims4& input,
                                   absl::Span<const int64_t> candidates, absl::Duration budget,
