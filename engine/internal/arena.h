@@ -16,7 +16,8 @@ namespace internal {
 class Arena {
  public:
   // At least `bytes` of 64-byte-aligned memory. Grows (to exactly what is
-  // asked, rounded to 64 bytes) when needed: the address then changes and
+  // asked, rounded to 64 bytes; from 2 MiB on, rounded to and aligned on
+  // 2 MiB huge pages, advised with MADV_HUGEPAGE) when needed: the address then changes and
   // the contents are lost; the new memory is zeroed. Throws std::bad_alloc.
   char* Reserve(size_t bytes);
 
