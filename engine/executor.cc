@@ -62,12 +62,10 @@ class OneDnnExecutor final : public Executor {
     return Guarded([&]() -> absl::StatusOr<FlopCount> {
       const Dims4 input{*n, chw.c, chw.h, chw.w};
       int64_t micro = MicroBatchSize(*model_, chw, *n, tuning_.micro_batch);
-      // Timed for every batch: one that fits kMicroBatchBytes may still
-      // run faster in parts where the cache is smaller than that (1 thread
-      // on a 2-core EPYC: 16x32-64x112 20.9 ms whole, 16.2 ms one by one).
-      // Plans are chosen per image shape, so a sample gets the same bits
-      // whatever its micro-batch.
-      if (tuning_.micro_batch == 0 && *n > 1 && options_.tune_budget_ms > 0) {
+      // Timed only where the size-based default splits the batch anyway: a
+      // batch that fits runs whole, as each of its items alone would (same
+      // kernels, so the same bits whatever the batch).
+      if (tuning_.micro_batch == 0 && micro < *n && options_.tune_budget_ms > 0) {
         absl::Status failed;
         const std::vector<int64_t> candidates = MicroBatchCandidates(micro, *n);
         micro = internal::ChooseMicroBatch(
