@@ -16,9 +16,10 @@ namespace sepconv {
 
 // The batch sizes warmed for a scheduler of `max_batch_size` (0: no
 // batching): every size up to 8, then powers of two and max_batch_size
-// itself. Each batch size has its own plan and micro-batch choice; warming
-// these keeps start-up short (0.3 s at 8, 0.8 s at 32 for the built-in
-// model on 2 cores) while the common batches pay for neither.
+// itself. Each batch size has its own plan (and a batch too large to run
+// whole its micro-batch choice); warming these keeps start-up short (0.1 s
+// at 8, 0.7 s at 32 for the built-in model on 2 cores) while the common
+// batches pay for neither.
 std::vector<int> WarmupBatchSizes(int max_batch_size);
 
 // With model_warmup: one NCHW shape per sample, {batch_size, dims...} when

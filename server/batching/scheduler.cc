@@ -207,12 +207,13 @@ class BatchingScheduler final : public Scheduler {
     std::vector<BatchItem> items;
     std::vector<DroppedJob> dropped;
     absl::Duration computed = absl::InfiniteDuration();  // the last batch's engine time
+    int64_t computed_samples = 0;                        // and its samples
     absl::Duration held;
     for (;;) {
       bool exit = false;
       {
         absl::MutexLock lock(&mu_);
-        if (computed != absl::InfiniteDuration()) queue_.RecordCompute(computed);
+        if (computed != absl::InfiniteDuration()) queue_.RecordCompute(computed, computed_samples);
         computed = absl::InfiniteDuration();
         for (;;) {
           const absl::Time now = clock_->Now();
@@ -232,7 +233,7 @@ class BatchingScheduler final : public Scheduler {
         if (stopping_ && queue_.empty()) drained_cv_.SignalAll();
       }
       FinishDropped(&dropped);
-      if (!batch.empty()) computed = RunBatch(executor, held, &batch, &items);
+      if (!batch.empty()) computed = RunBatch(executor, held, &batch, &items, &computed_samples);
       if (exit) return;
     }
   }
@@ -261,9 +262,9 @@ class BatchingScheduler final : public Scheduler {
   }
 
   // Runs and finishes `batch`, held back `held` for company; returns its
-  // engine time.
+  // engine time and sets `*computed_samples` to its samples.
   absl::Duration RunBatch(Executor* executor, absl::Duration held, std::vector<QueuedJob>* batch,
-                          std::vector<BatchItem>* items) {
+                          std::vector<BatchItem>* items, int64_t* computed_samples) {
     const absl::Time start = clock_->Now();
     if (metrics_ != nullptr) metrics_->BatchHeld(held);
     int64_t samples = 0;
@@ -278,6 +279,7 @@ class BatchingScheduler final : public Scheduler {
     if (metrics_ != nullptr) metrics_->PendingAdd(-static_cast<int64_t>(batch->size()));
     Dims4 chw = batch->front().job->dims;
     chw.n = samples;
+    *computed_samples = samples;
     absl::StatusOr<FlopCount> flops = executor->Run(chw, *items);
     const absl::Duration compute = clock_->Now() - start;
     if (flops.ok() && metrics_ != nullptr) metrics_->BatchExecuted(samples, compute, *flops);

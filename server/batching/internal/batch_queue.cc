@@ -124,8 +124,17 @@ bool BatchQueue::IsPreferred(int64_t samples) const {
          preferred_batch_sizes_.end();
 }
 
-void BatchQueue::RecordCompute(absl::Duration compute) {
-  UpdateMean(&compute_, absl::ToDoubleSeconds(std::max(compute, absl::ZeroDuration())));
+void BatchQueue::RecordCompute(absl::Duration compute, int64_t samples) {
+  const double seconds = absl::ToDoubleSeconds(std::max(compute, absl::ZeroDuration()));
+  UpdateMean(&compute_, seconds);
+  if (samples < 1) return;
+  UpdateMean(samples == 1 ? &alone_per_sample_ : &batched_per_sample_,
+             seconds / static_cast<double>(samples));
+}
+
+bool BatchQueue::BatchingPays() const {
+  if (alone_per_sample_ <= 0 || batched_per_sample_ <= 0) return true;  // unknown
+  return batched_per_sample_ < alone_per_sample_ * (1 - kMinBatchSaving);
 }
 
 absl::Time BatchQueue::HoldUntil(absl::Time now, int64_t samples, absl::Time oldest_due) const {
@@ -173,6 +182,13 @@ bool BatchQueue::TakeBatch(absl::Time now, bool draining, std::vector<QueuedJob>
   if (max_batch_size_ == 0 || head.job->dims.n >= max_batch_size_) {
     Extract(scratch_, batch, now);
     return true;
+  }
+  if (adaptive_ && !draining && !BatchingPays()) {
+    if (++dispatches_unbatched_ < kBatchProbeEvery) {
+      Extract(scratch_, batch, now);
+      return true;
+    }
+    dispatches_unbatched_ = 0;  // this one batches, as a probe
   }
 
   int64_t samples = head.job->dims.n;

@@ -28,6 +28,16 @@
 // times; without both, a batch starts at once, so a lone request never waits
 // for batch-mates. max_queue_delay stays the upper bound.
 //
+// Batching only while it pays (adaptive policy too). Batching saves engine
+// time only where a sample costs less in a batch than alone; where it does
+// not (one engine thread on a small CPU, say), taking several jobs at once
+// only makes their answers leave together. From the RecordCompute times,
+// running means of the time per sample of 1-sample and of multi-sample
+// executions are kept; once both are known and a batched sample is not at
+// least kMinBatchSaving cheaper, the head job runs alone at once, except one
+// dispatch in kBatchProbeEvery, which forms a batch as above so that the
+// batched estimate stays current.
+//
 // Thread-compatible: the caller serialises access.
 
 #include <cstddef>
@@ -53,6 +63,12 @@ struct DroppedJob {
   QueuedJob queued;
   absl::Status status;
 };
+
+// A batched sample must cost this much less than a lone one for batching to
+// go on (below it, measurement noise).
+inline constexpr double kMinBatchSaving = 0.05;
+// While batching does not pay, one dispatch in this many still batches.
+inline constexpr int kBatchProbeEvery = 32;
 
 class BatchQueue {
  public:
@@ -92,8 +108,14 @@ class BatchQueue {
   // Removes and returns every job.
   std::vector<QueuedJob> TakeAll();
 
-  // One engine execution took `compute` (feeds the adaptive delay).
-  void RecordCompute(absl::Duration compute);
+  // One engine execution of `samples` samples took `compute` (feeds the
+  // adaptive delay and whether batching pays).
+  void RecordCompute(absl::Duration compute, int64_t samples);
+
+  // Adaptive policy: false once the running means show that a sample costs
+  // no less (by kMinBatchSaving) in a batch than alone; true while either is
+  // unknown.
+  bool BatchingPays() const;
 
   // How long the batch last returned by TakeBatch was held back for company
   // after a TakeBatch first found it could not start yet (zero when it
@@ -121,8 +143,11 @@ class BatchQueue {
 
   // Adaptive delay estimates, in seconds; negative while unknown.
   absl::Time last_arrival_ = absl::InfinitePast();
-  double arrival_gap_ = -1;  // running mean gap between arrivals, per sample
-  double compute_ = -1;      // running mean engine time per execution
+  double arrival_gap_ = -1;         // running mean gap between arrivals, per sample
+  double compute_ = -1;             // running mean engine time per execution
+  double alone_per_sample_ = -1;    // ... per sample, 1-sample executions
+  double batched_per_sample_ = -1;  // ... per sample, multi-sample executions
+  int dispatches_unbatched_ = 0;    // since batching last ran as a probe
   // The head job TakeBatch last held back, and since when.
   const InferenceJob* held_job_ = nullptr;
   absl::Time held_since_;

@@ -2,7 +2,8 @@
 // BatchQueue with explicit times, and through the Scheduler with the fake
 // clock. A lone request never waits for batch-mates; a batch waits only while
 // arrivals outpace the engine and are expected to fill it within
-// max_queue_delay; the hold is measured and reported.
+// max_queue_delay; the hold is measured and reported; batches form only
+// while a batched sample costs less than a lone one.
 
 #include <memory>
 #include <vector>
@@ -71,7 +72,7 @@ class AdaptiveQueueTest : public ::testing::Test {
       std::vector<QueuedJob> batch;
       absl::Time retry;
       ASSERT_TRUE(queue.TakeBatch(*t, /*draining=*/true, &batch, &retry));
-      queue.RecordCompute(compute);
+      queue.RecordCompute(compute, 1);
       *t += gap;
     }
   }
@@ -173,6 +174,54 @@ TEST_F(AdaptiveQueueTest, MaxQueueDelayStaysTheBound) {
   EXPECT_TRUE(Take(queue, t + 20 * kUs, &retry).empty());
   EXPECT_LE(retry, t + delay);
   EXPECT_EQ(Take(queue, t + delay), (Ids{a, b}));
+}
+
+// Four queued jobs, full batch 4. Batched samples cost 1 ms as lone ones
+// do: batching does not pay, so each job runs alone at once, but one
+// dispatch in kBatchProbeEvery still batches.
+TEST_F(AdaptiveQueueTest, BatchesOnlyWhileABatchedSampleCostsLess) {
+  BatchQueue queue(Adaptive(4, absl::Milliseconds(100)));
+  absl::Time t = kT0;
+  Warm(queue, &t, 10 * kUs, absl::Milliseconds(1), 20);  // lone: 1 ms a sample
+  EXPECT_TRUE(queue.BatchingPays()) << "unknown batched cost";
+  queue.RecordCompute(absl::Milliseconds(4), 4);  // batched: 1 ms a sample
+  EXPECT_FALSE(queue.BatchingPays());
+  int alone = 0;
+  for (int dispatch = 1; dispatch <= internal::kBatchProbeEvery; ++dispatch) {
+    Ids jobs;
+    for (int i = 0; i < 4; ++i) jobs.push_back(Push(queue, t));
+    const Ids taken = Take(queue, t);
+    if (taken.size() == 1) {
+      EXPECT_EQ(taken.front(), jobs.front());
+      ++alone;
+    } else {
+      EXPECT_EQ(dispatch, internal::kBatchProbeEvery) << "batched although it does not pay";
+      EXPECT_EQ(taken, jobs);
+    }
+    queue.TakeAll();
+    t += absl::Milliseconds(1);
+  }
+  EXPECT_EQ(alone, internal::kBatchProbeEvery - 1);
+
+  // Cheaper batched samples (0.5 ms): batching pays again, the next take is
+  // the whole batch.
+  for (int i = 0; i < 20; ++i) queue.RecordCompute(absl::Milliseconds(2), 4);
+  EXPECT_TRUE(queue.BatchingPays());
+  Ids jobs;
+  for (int i = 0; i < 4; ++i) jobs.push_back(Push(queue, t));
+  EXPECT_EQ(Take(queue, t), jobs);
+}
+
+// The fixed policy (Triton's) batches whatever the costs.
+TEST_F(AdaptiveQueueTest, FixedPolicyBatchesEvenWhenItDoesNotPay) {
+  SchedulerOptions options = Adaptive(4, absl::Milliseconds(2));
+  options.adaptive_queue_delay = false;
+  BatchQueue queue(options);
+  queue.RecordCompute(absl::Milliseconds(1), 1);
+  queue.RecordCompute(absl::Milliseconds(8), 4);  // 2 ms a sample
+  Ids jobs;
+  for (int i = 0; i < 4; ++i) jobs.push_back(Push(queue, kT0));
+  EXPECT_EQ(Take(queue, kT0), jobs);
 }
 
 TEST_F(AdaptiveQueueTest, FixedPolicyWaitsTheDelayAndReportsTheHold) {
