@@ -48,6 +48,13 @@ class AdaptiveQueueTest : public ::testing::Test {
     return id;
   }
 
+  // `count` jobs pushed at `at`, in order.
+  std::vector<const InferenceJob*> PushMany(BatchQueue& queue, absl::Time at, int count) {
+    std::vector<const InferenceJob*> jobs;
+    for (int i = 0; i < count; ++i) jobs.push_back(Push(queue, at));
+    return jobs;
+  }
+
   // The jobs of the batch ready at `now` (empty if none); `*retry_at` as
   // TakeBatch sets it.
   std::vector<const InferenceJob*> Take(BatchQueue& queue, absl::Time now,
@@ -188,8 +195,7 @@ TEST_F(AdaptiveQueueTest, BatchesOnlyWhileABatchedSampleCostsLess) {
   EXPECT_FALSE(queue.BatchingPays());
   int alone = 0;
   for (int dispatch = 1; dispatch <= internal::kBatchProbeEvery; ++dispatch) {
-    Ids jobs;
-    for (int i = 0; i < 4; ++i) jobs.push_back(Push(queue, t));
+    const Ids jobs = PushMany(queue, t, 4);
     const Ids taken = Take(queue, t);
     if (taken.size() == 1) {
       EXPECT_EQ(taken.front(), jobs.front());
@@ -207,8 +213,7 @@ TEST_F(AdaptiveQueueTest, BatchesOnlyWhileABatchedSampleCostsLess) {
   // the whole batch.
   for (int i = 0; i < 20; ++i) queue.RecordCompute(absl::Milliseconds(2), 4);
   EXPECT_TRUE(queue.BatchingPays());
-  Ids jobs;
-  for (int i = 0; i < 4; ++i) jobs.push_back(Push(queue, t));
+  const Ids jobs = PushMany(queue, t, 4);
   EXPECT_EQ(Take(queue, t), jobs);
 }
 
@@ -219,8 +224,7 @@ TEST_F(AdaptiveQueueTest, FixedPolicyBatchesEvenWhenItDoesNotPay) {
   BatchQueue queue(options);
   queue.RecordCompute(absl::Milliseconds(1), 1);
   queue.RecordCompute(absl::Milliseconds(8), 4);  // 2 ms a sample
-  Ids jobs;
-  for (int i = 0; i < 4; ++i) jobs.push_back(Push(queue, kT0));
+  const Ids jobs = PushMany(queue, kT0, 4);
   EXPECT_EQ(Take(queue, kT0), jobs);
 }
 
