@@ -32,11 +32,10 @@ struct ExecutorOptions {
   int64_t max_cached_plan_bytes = int64_t{512} << 20;
   // Time allowed for choosing a new input shape's internal layout, and a
   // new batch size's micro-batch (samples per execution, for batches whose
-  // activations are too large to run whole; see MicroBatchSize), by timing the candidates on this CPU (see
-  // engine/internal/plan_tuner.h); the choices are remembered process-wide
-  // per layer shapes, input shape (and batch size and thread count for the
-  // micro-batch), so each is tuned once. 0 times one layout only and takes
-  // the size-based micro-batch.
+  // activations are too large to run whole; see MicroBatchSize), by timing the candidates on this
+  // CPU (see engine/internal/plan_tuner.h); the choices are remembered process-wide per layer
+  // shapes, input shape (and batch size and thread count for the micro-batch), so each is tuned
+  // once. 0 times one layout only and takes the size-based micro-batch.
   int tune_budget_ms = 300;
   // Input shapes (full NCHW) Create warms before returning (see Warm): a
   // shape the model rejects fails Create.
