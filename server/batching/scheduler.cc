@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -206,15 +207,14 @@ class BatchingScheduler final : public Scheduler {
     std::vector<QueuedJob> batch;
     std::vector<BatchItem> items;
     std::vector<DroppedJob> dropped;
-    absl::Duration computed = absl::InfiniteDuration();  // the last batch's engine time
-    int64_t computed_samples = 0;                        // and its samples
+    std::optional<Executed> executed;  // the last batch, not yet recorded
     absl::Duration held;
     for (;;) {
       bool exit = false;
       {
         absl::MutexLock lock(&mu_);
-        if (computed != absl::InfiniteDuration()) queue_.RecordCompute(computed, computed_samples);
-        computed = absl::InfiniteDuration();
+        if (executed.has_value()) queue_.RecordCompute(executed->compute, executed->samples);
+        executed.reset();
         for (;;) {
           const absl::Time now = clock_->Now();
           queue_.Sweep(now, &dropped);
@@ -233,7 +233,7 @@ class BatchingScheduler final : public Scheduler {
         if (stopping_ && queue_.empty()) drained_cv_.SignalAll();
       }
       FinishDropped(&dropped);
-      if (!batch.empty()) computed = RunBatch(executor, held, &batch, &items, &computed_samples);
+      if (!batch.empty()) executed = RunBatch(executor, held, &batch, &items);
       if (exit) return;
     }
   }
@@ -261,10 +261,15 @@ class BatchingScheduler final : public Scheduler {
     }
   }
 
-  // Runs and finishes `batch`, held back `held` for company; returns its
-  // engine time and sets `*computed_samples` to its samples.
-  absl::Duration RunBatch(Executor* executor, absl::Duration held, std::vector<QueuedJob>* batch,
-                          std::vector<BatchItem>* items, int64_t* computed_samples) {
+  // One engine execution: how long it took and how many samples it ran.
+  struct Executed {
+    absl::Duration compute;
+    int64_t samples = 0;
+  };
+
+  // Runs and finishes `batch`, held back `held` for company.
+  Executed RunBatch(Executor* executor, absl::Duration held, std::vector<QueuedJob>* batch,
+                    std::vector<BatchItem>* items) {
     const absl::Time start = clock_->Now();
     if (metrics_ != nullptr) metrics_->BatchHeld(held);
     int64_t samples = 0;
@@ -279,7 +284,6 @@ class BatchingScheduler final : public Scheduler {
     if (metrics_ != nullptr) metrics_->PendingAdd(-static_cast<int64_t>(batch->size()));
     Dims4 chw = batch->front().job->dims;
     chw.n = samples;
-    *computed_samples = samples;
     absl::StatusOr<FlopCount> flops = executor->Run(chw, *items);
     const absl::Duration compute = clock_->Now() - start;
     if (flops.ok() && metrics_ != nullptr) metrics_->BatchExecuted(samples, compute, *flops);
@@ -301,7 +305,7 @@ class BatchingScheduler final : public Scheduler {
       }
     }
     batch->clear();
-    return compute;
+    return Executed{compute, samples};
   }
 
   void FinishDropped(std::vector<DroppedJob>* dropped) {

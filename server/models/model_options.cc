@@ -26,18 +26,18 @@ ExecutorOptions ModelOptions::ModelExecutorOptions() const {
 absl::Status AddDefaultModel(const ModelOptions& options, Metrics* metrics,
                              ModelRegistry* registry) {
   auto spec = std::make_shared<const ModelSpec>(DefaultModel());
-  absl::StatusOr<ModelConfig> config =
-      BuiltInModelConfig(kDefaultModelName, *spec, options.ModelSchedulerOptions());
+  const SchedulerOptions scheduler = options.ModelSchedulerOptions();
+  absl::StatusOr<ModelConfig> config = BuiltInModelConfig(kDefaultModelName, *spec, scheduler);
   if (!config.ok()) return config.status();
   ExecutorOptions executor = options.ModelExecutorOptions();
-  for (int n : WarmupBatchSizes(options.ModelSchedulerOptions().max_batch_size)) {
+  for (int n : WarmupBatchSizes(scheduler.max_batch_size)) {
     Dims4 shape = kDefaultModelWarmupShape;
     shape.n = n;
     executor.warm_shapes.push_back(shape);
   }
   absl::StatusOr<std::shared_ptr<ServedModel>> model =
-      ServedModel::Create(kDefaultModelName, kDefaultModelVersion, std::move(spec),
-                          options.ModelSchedulerOptions(), executor, metrics, *std::move(config));
+      ServedModel::Create(kDefaultModelName, kDefaultModelVersion, std::move(spec), scheduler,
+                          executor, metrics, *std::move(config));
   if (!model.ok()) return model.status();
   std::shared_ptr<ServedModel> displaced = registry->AddOrReplace(*std::move(model));
   if (displaced != nullptr) displaced->Shutdown(absl::Now() + options.exit_timeout);
