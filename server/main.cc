@@ -36,6 +36,9 @@
 #include "server/metrics/metrics.h"
 #include "server/models/model_registry.h"
 #include "server/models/repository_sync.h"
+#ifdef SEPCONV_TEST_ENGINE_GATE  // sepconv-server-gated, a test build only
+#include "tests/testing/engine_gate.h"
+#endif
 
 ABSL_FLAG(std::string, address, "0.0.0.0", "Address to listen on (gRPC and metrics).");
 ABSL_FLAG(int, grpc_port, 8001, "gRPC port (KServe v2, health, reflection); 0 picks one.");
@@ -107,6 +110,12 @@ ABSL_FLAG(int, stream_max_in_flight, 16,
           "the server stops reading that stream (HTTP/2 flow control holds the sender).");
 ABSL_FLAG(double, failed_request_log_rate, 10,
           "Failed requests logged per second at most (one line each, to stderr); 0 = none.");
+
+#ifdef SEPCONV_TEST_ENGINE_GATE
+ABSL_FLAG(std::string, test_engine_gate, "",
+          "Test build only: while this file exists, the engine worker parks before each "
+          "batch (tests/testing/engine_gate.h).");
+#endif
 
 namespace sepconv {
 namespace {
@@ -224,6 +233,9 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
     }
     scheduler.preferred_batch_sizes.push_back(size);
   }
+#ifdef SEPCONV_TEST_ENGINE_GATE
+  scheduler.before_batch = testing::ParkWhileGateClosed(absl::GetFlag(FLAGS_test_engine_gate));
+#endif
   return options;
 }
 

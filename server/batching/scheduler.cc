@@ -103,6 +103,7 @@ class BatchingScheduler final : public Scheduler {
         metrics_(metrics),
         max_queue_size_(static_cast<size_t>(options.max_queue_size)),
         completion_threads_(options.completion_threads),
+        before_batch_(options.before_batch),
         queue_(options) {}
 
   ~BatchingScheduler() override { Shutdown(clock_->Now()); }
@@ -282,10 +283,12 @@ class BatchingScheduler final : public Scheduler {
       if (metrics_ != nullptr) metrics_->QueueTime(job.queue_time);
     }
     if (metrics_ != nullptr) metrics_->PendingAdd(-static_cast<int64_t>(batch->size()));
+    if (before_batch_) before_batch_();
     Dims4 chw = batch->front().job->dims;
     chw.n = samples;
+    const absl::Time compute_start = clock_->Now();
     absl::StatusOr<FlopCount> flops = executor->Run(chw, *items);
-    const absl::Duration compute = clock_->Now() - start;
+    const absl::Duration compute = clock_->Now() - compute_start;
     if (flops.ok() && metrics_ != nullptr) metrics_->BatchExecuted(samples, compute, *flops);
     // Jobs are waiting: the answers are written by the completion threads
     // while this worker computes. Otherwise the worker would idle, so it
@@ -319,6 +322,7 @@ class BatchingScheduler final : public Scheduler {
   ModelMetrics* const metrics_;
   const size_t max_queue_size_;
   const int completion_threads_;
+  const std::function<void()> before_batch_;
   std::vector<std::unique_ptr<Executor>> executors_;
   Completions completions_;
   std::vector<std::thread> threads_;

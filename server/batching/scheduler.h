@@ -46,6 +46,12 @@ struct SchedulerOptions {
   // Time source for delays and deadlines; null means real time. Tests inject
   // a fake one. Not owned; must outlive the Scheduler.
   Clock* clock = nullptr;
+  // Called on a worker with each batch it has taken from the queue, before
+  // the batch runs (the jobs no longer count as queued); null: nothing. The
+  // server binary never sets it: test builds park the worker here until the
+  // test releases it (tests/testing/engine_gate.h), so that what a test
+  // sends next is provably queued, however fast the CPU.
+  std::function<void()> before_batch;
 };
 
 // One request's work. The pointers stay valid until `done` has been called.

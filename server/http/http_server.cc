@@ -1,5 +1,6 @@
 #include "server/http/http_server.h"
 
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -8,10 +9,12 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "httplib.h"
+#include "server/core/cancellation.h"
 #include "server/http/http_status.h"
 #include "server/http/infer_request_json.h"
 #include "server/http/infer_response_json.h"
 #include "server/http/metadata_json.h"
+#include "server/http/peer_hangup.h"
 
 namespace sepconv {
 namespace {
@@ -37,6 +40,23 @@ void ReplyReady(bool ready, httplib::Response& res) {
 
 std::string Peer(const httplib::Request& req) {
   return absl::StrCat("ipv4:", req.remote_addr, ":", req.remote_port);
+}
+
+// Waits for `finished`; a client that hangs up meanwhile cancels the request
+// (a queued one then ends CANCELLED, uncomputed, as over gRPC). Requests that
+// finish within the first slice never look for their socket.
+void WaitWatchingThePeer(const httplib::Request& req, Cancellation& cancellation,
+                         absl::Notification& finished) {
+  constexpr absl::Duration kSlice = absl::Milliseconds(10);
+  if (finished.WaitForNotificationWithTimeout(kSlice)) return;
+  PeerHangUp peer(req.remote_addr, req.remote_port, req.local_port);
+  while (!finished.WaitForNotificationWithTimeout(kSlice)) {
+    if (peer.HungUp()) {
+      cancellation.Cancel();
+      break;
+    }
+  }
+  finished.WaitForNotification();
 }
 
 }  // namespace
@@ -105,7 +125,10 @@ void HttpServer::AddRoutes() {
     if (absl::Status auth = core.Authenticate(req.get_header_value("Authorization")); !auth.ok()) {
       return ReplyError(auth, res);
     }
-    res.set_content(ServerMetadataJson(core.ServerMetadata()), kJson);
+    ServerMetadataInfo info = core.ServerMetadata();
+    // Triton's names for the extensions this frontend serves.
+    info.extensions.insert(info.extensions.begin(), "binary_tensor_data");
+    res.set_content(ServerMetadataJson(info), kJson);
   });
   s.Get(kModelReadyPath, [&core](const httplib::Request& req, httplib::Response& res) {
     ReplyReady(core.ModelReady(req.matches[1].str(), req.matches[2].str()), res);
@@ -141,6 +164,8 @@ void HttpServer::AddRoutes() {
     InferResponseBuilder builder((*parsed)->request.id, (*parsed)->binary_output);
     absl::Notification finished;
     absl::Status status;
+    const auto cancellation = std::make_shared<Cancellation>();
+    call.cancellation = cancellation;
     core.Infer((*parsed)->request, std::move(call),
                [&builder](const InferResult& result) -> absl::StatusOr<float*> {
                  return builder.Allocate(result);
@@ -149,7 +174,7 @@ void HttpServer::AddRoutes() {
                  status = std::move(s);
                  finished.Notify();
                });
-    finished.WaitForNotification();
+    WaitWatchingThePeer(req, *cancellation, finished);
     if (!status.ok()) return ReplyError(status, res);
     res.status = 200;
     if (builder.header_length() > 0) {

@@ -128,6 +128,22 @@ absl::StatusOr<double> ServerProcess::Metric(
   return exposition->Value(name, labels).value_or(0.0);
 }
 
+absl::StatusOr<double> ServerProcess::WaitForMetric(
+    const std::string& name, const std::map<std::string, std::string>& labels,
+    const std::function<bool(double)>& reached, absl::Duration timeout) const {
+  const absl::Time give_up = absl::Now() + timeout;
+  absl::StatusOr<double> value;
+  for (;;) {
+    value = Metric(name, labels);
+    if (value.ok() && reached(*value)) return value;
+    if (absl::Now() >= give_up) break;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      name, " did not reach the value waited for within ", absl::FormatDuration(timeout),
+      "; last: ", value.ok() ? absl::StrCat(*value) : value.status().ToString()));
+}
+
 absl::StatusOr<int64_t> ServerProcess::RssBytes() const {
   std::ifstream in(absl::StrCat("/proc/", pid(), "/status"));
   std::string line;

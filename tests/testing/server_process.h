@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -57,6 +58,15 @@ class ServerProcess {
   // One sample's value from a scrape; 0 when the sample is absent.
   absl::StatusOr<double> Metric(const std::string& name,
                                 const std::map<std::string, std::string>& labels) const;
+  // Polls Metric(name, labels) until `reached` holds for its value and
+  // returns that value; an error naming the last value after `timeout`. The
+  // timeout is a hang guard: callers wait for what the server is sure to
+  // reach (e.g. with its engine held at a gate), never for work being slow
+  // or fast.
+  absl::StatusOr<double> WaitForMetric(const std::string& name,
+                                       const std::map<std::string, std::string>& labels,
+                                       const std::function<bool(double)>& reached,
+                                       absl::Duration timeout = absl::Seconds(60)) const;
   // Resident set size from /proc/<pid>/status, in bytes.
   absl::StatusOr<int64_t> RssBytes() const;
 

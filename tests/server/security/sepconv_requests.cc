@@ -63,18 +63,11 @@ absl::Status CheckResponse(const inference::ModelInferResponse& response,
 }
 
 absl::Status WaitPendingZero(const ServerProcess& server, absl::Duration timeout) {
-  const absl::Time give_up = absl::Now() + timeout;
-  double last = -1;
-  while (absl::Now() < give_up) {
-    absl::StatusOr<double> pending =
-        server.Metric("sepconv_pending_requests", {{"model", "sepconv"}, {"version", "1"}});
-    if (pending.ok()) {
-      last = *pending;
-      if (last == 0) return absl::OkStatus();
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return absl::DeadlineExceededError(absl::StrCat("sepconv_pending_requests still ", last));
+  return server
+      .WaitForMetric(
+          "sepconv_pending_requests", {{"model", "sepconv"}, {"version", "1"}},
+          [](double pending) { return pending == 0; }, timeout)
+      .status();
 }
 
 }  // namespace sepconv::testing
