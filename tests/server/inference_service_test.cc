@@ -5,6 +5,7 @@
 
 #include "server/grpc/inference_service.h"
 
+#include <gmock/gmock.h>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/dynamic_message.h>
 #include <grpcpp/generic/generic_stub.h>
@@ -79,6 +80,38 @@ TEST_F(InferenceServiceTest, ServerLiveReadyAndMetadata) {
   ASSERT_TRUE(stub_->ServerMetadata(context.get(), {}, &metadata).ok());
   EXPECT_EQ(metadata.name(), "sepconv-serve");
   EXPECT_FALSE(metadata.version().empty());
+}
+
+// ServerMetadata lists Triton's names for the extensions served, and each
+// one listed answers (a client discovers them from the list).
+TEST_F(InferenceServiceTest, ServerMetadataListsTheExtensionsItServes) {
+  auto context = ContextWithDeadline();
+  inference::ServerMetadataResponse metadata;
+  ASSERT_TRUE(stub_->ServerMetadata(context.get(), {}, &metadata).ok());
+  EXPECT_THAT(metadata.extensions(), ::testing::UnorderedElementsAre(
+                                         "model_configuration", "model_repository", "statistics"));
+
+  inference::ModelConfigRequest config_request;
+  config_request.set_name("sepconv");
+  inference::ModelConfigResponse config;
+  context = ContextWithDeadline();
+  grpc::Status status = stub_->ModelConfig(context.get(), config_request, &config);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(config.config().name(), "sepconv");
+
+  inference::ModelStatisticsRequest stats_request;
+  stats_request.set_name("sepconv");
+  inference::ModelStatisticsResponse stats;
+  context = ContextWithDeadline();
+  status = stub_->ModelStatistics(context.get(), stats_request, &stats);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(stats.model_stats_size(), 1);
+
+  inference::RepositoryIndexResponse index;
+  context = ContextWithDeadline();
+  status = stub_->RepositoryIndex(context.get(), {}, &index);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(index.models_size(), 1);
 }
 
 TEST_F(InferenceServiceTest, ModelReadyPerVersion) {

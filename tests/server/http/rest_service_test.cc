@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "rapidjson/document.h"
@@ -77,8 +78,13 @@ TEST(RestServiceTest, HealthAndMetadata) {
   ASSERT_EQ(server->status, 200);
   rapidjson::Document doc;
   doc.Parse(server->body.c_str());
-  ASSERT_TRUE(doc.IsObject() && doc.HasMember("name") && doc.HasMember("extensions"))
+  ASSERT_TRUE(doc.IsObject() && doc.HasMember("name") && doc.HasMember("extensions") &&
+              doc["extensions"].IsArray())
       << server->body;
+  // Triton's names for what REST serves (binary tensors: BinaryEqualsGrpc).
+  std::vector<std::string> extensions;
+  for (const auto& e : doc["extensions"].GetArray()) extensions.push_back(e.GetString());
+  EXPECT_THAT(extensions, ::testing::UnorderedElementsAre("binary_tensor_data")) << server->body;
   auto model = c->Get("/v2/models/sepconv");
   ASSERT_EQ(model->status, 200) << model->body;
   doc.Parse(model->body.c_str());
