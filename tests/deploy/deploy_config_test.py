@@ -129,6 +129,19 @@ class ServerFlagsTest(unittest.TestCase):
             self.assertEqual(binary[name], source[name], f"--{name} default")
 
 
+    def test_help_names_flag_files_without_the_build_path(self):
+        # Abseil's --help heads each flag's group with the file that defines
+        # it: the repository path, never the machine's source folder.
+        source = os.path.realpath(ARGS.source)
+        for binary, args, defined_in in ((ARGS.server, ["--help"], "server/main.cc"),
+                                         (ARGS.server, ["--helpfull"], "server/main.cc"),
+                                         (ARGS.client, ["--helpfull"], "client/main.cc")):
+            out = subprocess.run([binary] + args, capture_output=True, text=True, timeout=30)
+            text = out.stdout + out.stderr
+            self.assertIn(f"Flags from {defined_in}:", text, f"{binary} {args[0]}")
+            self.assertNotIn(source, text, f"{binary} {args[0]} prints the source path")
+
+
 class DockerfileTest(unittest.TestCase):
     def setUp(self):
         self.defaults = Defaults()
@@ -425,12 +438,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--source", required=True, help="repository root")
     parser.add_argument("--server", help="sepconv-server binary to cross-check flags")
+    parser.add_argument("--client", help="sepconv-client binary (its --helpfull)")
     ARGS, rest = parser.parse_known_args()
     global METRICS_PATH
     METRICS_PATH = re.search(r'RegisterCollectable\([^,]+,\s*"([^"]+)"',
                              read("server", "metrics", "metrics.cc")).group(1)
     if not ARGS.server:  # run only what can be checked, never a skip
         del ServerFlagsTest.test_binary_agrees_with_source
+    if not ARGS.server or not ARGS.client:
+        del ServerFlagsTest.test_help_names_flag_files_without_the_build_path
     unittest.main(argv=[sys.argv[0], "-v"] + rest)
 
 
