@@ -71,6 +71,12 @@ ABSL_FLAG(std::vector<std::string>, preferred_batch_sizes, {},
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC request or response, in bytes.");
 ABSL_FLAG(int, exit_timeout_secs, 30,
           "On SIGTERM/SIGINT, how long queued requests may still finish.");
+ABSL_FLAG(int, shutdown_drain_grace_ms, 300,
+          "On SIGTERM, once the queues have drained: how long new requests are still refused "
+          "UNAVAILABLE (clients retry it) before gRPC stops listening.");
+ABSL_FLAG(int, shutdown_goaway_settle_ms, 200,
+          "On SIGTERM: how long requests refused meanwhile are held unanswered while gRPC's "
+          "GOAWAY reaches the clients (loopback and LAN need far less); raise it for slow links.");
 ABSL_FLAG(std::string, model_repository, "",
           "Triton-layout model repository (DIR/<model>/[config.pbtxt], "
           "DIR/<model>/<version>/model.onnx); empty serves the built-in model 'sepconv'.");
@@ -209,6 +215,13 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   if (absl::GetFlag(FLAGS_exit_timeout_secs) < 0) {
     return absl::InvalidArgumentError("--exit_timeout_secs must be >= 0");
   }
+  if (absl::GetFlag(FLAGS_shutdown_drain_grace_ms) < 0 ||
+      absl::GetFlag(FLAGS_shutdown_goaway_settle_ms) < 0) {
+    return absl::InvalidArgumentError(
+        "--shutdown_drain_grace_ms and --shutdown_goaway_settle_ms must be >= 0");
+  }
+  options.drain_grace = absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_drain_grace_ms));
+  options.goaway_settle = absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_goaway_settle_ms));
   options.threads = absl::GetFlag(FLAGS_threads);
   if (options.threads < 0) {
     return absl::InvalidArgumentError(absl::StrCat("--threads=", options.threads, " must be >= 0"));

@@ -246,6 +246,11 @@ void InferenceCore::Infer(const InferRequest& request, InferCall call, OutputAll
   refuse();
 }
 
+int InferenceCore::held_refusals() const {
+  absl::MutexLock lock(&refusals_mu_);
+  return static_cast<int>(held_refusals_.size());
+}
+
 void InferenceCore::ReleaseRefusals() {
   std::vector<absl::AnyInvocable<void()>> held;
   {

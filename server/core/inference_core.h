@@ -136,6 +136,8 @@ class InferenceCore {
   bool shutting_down() const { return shutting_down_.load(); }
   // Answers the held refusals, and any later one at once. Idempotent.
   void ReleaseRefusals();
+  // Refusals held now (tests wait for one to be held instead of sleeping).
+  int held_refusals() const;
 
   const ModelRegistry& registry() const { return *registry_; }
 
@@ -143,7 +145,7 @@ class InferenceCore {
   const std::shared_ptr<const ModelRegistry> registry_;
   const CoreOptions options_;
   std::atomic<bool> shutting_down_{false};
-  absl::Mutex refusals_mu_;
+  mutable absl::Mutex refusals_mu_;
   bool refusals_released_ ABSL_GUARDED_BY(refusals_mu_) = false;
   std::vector<absl::AnyInvocable<void()>> held_refusals_ ABSL_GUARDED_BY(refusals_mu_);
 };

@@ -19,8 +19,6 @@ namespace sepconv {
 namespace {
 
 constexpr char kInferenceServiceName[] = "inference.GRPCInferenceService";
-// How long held refusals wait after gRPC's Shutdown began (see Shutdown).
-constexpr absl::Duration kGoawaySettle = absl::Milliseconds(200);
 
 std::string HostPort(const std::string& address, int port) {
   const bool ipv6 = absl::StrContains(address, ':') && !absl::StartsWith(address, "[");
@@ -158,11 +156,11 @@ void Server::Shutdown(absl::Time deadline) {
   // their clients send nothing more: none can race the GOAWAY that gRPC's
   // Shutdown sends (gRPC cancels a call that arrives after Shutdown began,
   // and clients do not retry CANCELLED). Once the GOAWAY has had time to
-  // reach them (loopback or LAN: well under the settle time), they get
+  // reach them (options_.goaway_settle), they get
   // UNAVAILABLE and retry elsewhere.
   std::thread grpc_shutdown(
       [this, deadline] { grpc_server_->Shutdown(absl::ToChronoTime(deadline)); });
-  absl::SleepFor(std::min(kGoawaySettle, deadline - absl::Now()));
+  absl::SleepFor(std::min(options_.goaway_settle, deadline - absl::Now()));
   core_->ReleaseRefusals();
   grpc_shutdown.join();
   grpc_server_->Wait();

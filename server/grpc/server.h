@@ -51,6 +51,11 @@ struct ServerOptions : ModelOptions {
   // stopping gRPC server end CANCELLED, which clients do not retry. Capped
   // by the shutdown deadline.
   absl::Duration drain_grace = absl::Milliseconds(300);
+  // Infer requests arriving once shutdown began are held unanswered while
+  // gRPC's GOAWAY goes out, this long after gRPC's Shutdown started, then
+  // refused UNAVAILABLE (see Server::Shutdown). Enough for loopback and a
+  // LAN; longer for slow links or loaded hosts. Capped by the deadline.
+  absl::Duration goaway_settle = absl::Milliseconds(200);
   // Null means plaintext.
   std::shared_ptr<grpc::ServerCredentials> credentials;
   // Token auth, failure log and request size limits: the inference core's,

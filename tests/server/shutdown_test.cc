@@ -22,6 +22,7 @@
 #include "engine/random_model.h"
 #include "engine/reference.h"
 #include "server_test_util.h"
+#include "tests/testing/engine_gate.h"
 #include "tests/testing/server_process.h"
 
 namespace sepconv {
@@ -35,12 +36,17 @@ using testing::RandomTensor;
 
 constexpr int kClients = 16;
 
-// sepconv-server in a child process on free loopback ports, up and serving;
-// null (and a test failure) when it does not come up.
-std::unique_ptr<testing::ServerProcess> StartServer(std::vector<std::string> flags) {
-  flags.insert(flags.begin(), "--exit_timeout_secs=20");
+// The server in a child process on free loopback ports, up and serving;
+// null (and a test failure) when it does not come up. Its shutdown windows
+// (refusing while clients learn of the GOAWAY) are seconds, not the default
+// hundreds of ms: what they protect is clients reacting in time, and a
+// loaded or slow test machine must not make a test of that flaky.
+std::unique_ptr<testing::ServerProcess> StartServer(
+    std::vector<std::string> flags, const std::string& binary = SEPCONV_SERVER_BINARY) {
+  flags.insert(flags.begin(), {"--exit_timeout_secs=20", "--shutdown_drain_grace_ms=2000",
+                               "--shutdown_goaway_settle_ms=2000"});
   absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server =
-      testing::ServerProcess::Start(SEPCONV_SERVER_BINARY, flags);
+      testing::ServerProcess::Start(binary, flags);
   EXPECT_TRUE(server.ok()) << server.status();
   return server.ok() ? *std::move(server) : nullptr;
 }
@@ -99,7 +105,7 @@ TEST(ShutdownTest, SigtermWhileSixteenClientsSendAnswersAcceptedAndRefusesLater)
       }
     });
   }
-  for (int i = 0; i < 1000 && answered.load() < 4 * kClients; ++i) {
+  for (int i = 0; i < 6000 && answered.load() < 4 * kClients; ++i) {  // 60 s hang guard
     absl::SleepFor(absl::Milliseconds(10));
   }
   signalled.store(true);
@@ -118,12 +124,17 @@ TEST(ShutdownTest, SigtermWhileSixteenClientsSendAnswersAcceptedAndRefusesLater)
 }
 
 TEST(ShutdownTest, RequestsQueuedAtSigtermAreComputedNotDropped) {
-  // A long batching delay keeps every client's first request queued when
-  // the signal arrives (a fixed delay: the adaptive one starts lone requests
-  // at once); the drain must compute them all.
-  auto server = StartServer(
-      {"--max_batch_size=64", "--max_queue_delay_us=10000000", "--adaptive_queue_delay=false"});
+  // The engine is held at a gate (tests/testing/engine_gate.h) on one
+  // request, so every client's first request is queued when the signal
+  // arrives, on any CPU; the gate opens once the server has begun shutting
+  // down, and the drain must compute them all.
+  testing::EngineGate gate;
+  auto server = StartServer({"--max_batch_size=64", gate.Flag()}, SEPCONV_GATED_SERVER_BINARY);
   ASSERT_NE(server, nullptr);
+  gate.Close();
+  Outcome plug;
+  std::thread plug_client([&] { SendOne(StubFor(server->grpc_port()).get(), kClients, 0, &plug); });
+  ASSERT_TRUE(gate.WaitParked().ok());
   std::vector<Outcome> first(kClients);
   std::vector<Outcome> later(kClients);
   std::vector<std::thread> clients;
@@ -134,10 +145,28 @@ TEST(ShutdownTest, RequestsQueuedAtSigtermAreComputedNotDropped) {
       SendOne(stub.get(), c, 1, &later[c]);
     });
   }
-  absl::SleepFor(absl::Milliseconds(1500));
+  absl::StatusOr<double> queued =
+      server->WaitForMetric("sepconv_pending_requests", {{"model", "sepconv"}, {"version", "1"}},
+                            [](double v) { return v == kClients; });
+  ASSERT_TRUE(queued.ok()) << queued.status();
   ASSERT_TRUE(server->Signal(SIGTERM).ok());
+  // Readiness goes false when shutdown begins; only then may answers flow.
+  auto stub = StubFor(server->grpc_port());
+  bool ready = true;
+  for (const absl::Time give_up = absl::Now() + absl::Seconds(60);
+       ready && absl::Now() < give_up;) {
+    inference::ServerReadyResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    ready = !stub->ServerReady(&context, {}, &response).ok() || response.ready();
+    if (ready) absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_FALSE(ready) << "the server never began shutting down";
+  gate.Open();
+  plug_client.join();
   for (auto& t : clients) t.join();
-  EXPECT_EQ(server->Wait(absl::Seconds(30)).value_or(-1), 0) << server->Log();
+  EXPECT_EQ(server->Wait(absl::Seconds(60)).value_or(-1), 0) << server->Log();
+  EXPECT_EQ(plug.ok_correct, 1);
   for (int c = 0; c < kClients; ++c) {
     EXPECT_EQ(first[c].ok_correct, 1) << "client " << c;
     EXPECT_EQ(later[c].unavailable, 1)

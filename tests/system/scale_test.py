@@ -13,7 +13,7 @@ through one `ipv4:127.0.0.1:A,127.0.0.1:B,...` target. Phases (--phase):
            reports 0 errors of any code, and every replacement served requests.
   join     3 servers with a 2 s --max_connection_age_secs; the target lists a
            4th port with nothing on it; the 4th server starts while the bench
-           runs: within 30 s its share of requests per second reaches at least
+           runs: within 60 s its share of requests per second reaches at least
            85% of a quarter. Prints how long that took, and any failed calls
            (not asserted: a rare UNAVAILABLE while connections age is open).
            With an ipv4: list the client knows the 4th address from the start
@@ -23,7 +23,7 @@ through one `ipv4:127.0.0.1:A,127.0.0.1:B,...` target. Phases (--phase):
            gains the 4th address once it is SERVING: only a re-resolution
            finds it, which the servers' 2 s connection age causes (gRPC waits
            at least 30 s between resolutions). --age_secs=0 shows the 4th
-           getting nothing in 50 s.
+           getting nothing in 90 s.
   scaling  (a measurement, asserts nothing but that requests succeed) bench
            throughput with 1, 2 and 3 replicas and each server's CPU share
            (process_cpu_seconds_total over the bench), one table.
@@ -50,7 +50,11 @@ from sepconv_testing import free_port, scrape_sums, wait_for  # noqa: E402
 IN_FLIGHT = 16
 SHAPE = "1,32,28,28"
 # One engine thread per replica: this machine has 2 cores for all of them.
-SERVER_FLAGS = ["--threads=1", "--instances=1", "--exit_timeout_secs=10"]
+# Shutdown windows of seconds (defaults: 300 and 200 ms): the roll asserts
+# that no call fails, which needs every client to see the GOAWAY in time, and
+# a loaded or slow test machine must not make that flaky.
+SERVER_FLAGS = ["--threads=1", "--instances=1", "--exit_timeout_secs=10",
+                "--shutdown_drain_grace_ms=2000", "--shutdown_goaway_settle_ms=2000"]
 
 
 def log(message):
@@ -145,8 +149,14 @@ def phase_balance(args, tmp):
     replicas = [Replica(args, tmp, f"r{i}") for i in range(3)]
     try:
         start_all(replicas)
-        step = finish_bench(start_bench(args, target(replicas), 3), 60)
-        counts = [r.requests() for r in replicas]
+        bench_secs = 10
+        bench = start_bench(args, target(replicas), bench_secs)
+        # Counted from when every replica has traffic: connections that come
+        # up at different moments (and the warm-up) do not skew the shares.
+        wait_for("traffic on every replica", lambda: all(r.requests() > 0 for r in replicas), 30)
+        baseline = [r.requests() for r in replicas]
+        step = finish_bench(bench, bench_secs + 60)
+        counts = [r.requests() - b for r, b in zip(replicas, baseline)]
         total = sum(counts)
         log(f"bench: {step['infer_per_sec']:.1f} infer/s, errors {step['errors']}; "
             f"per server {counts} of {total}")
@@ -165,7 +175,9 @@ def phase_roll(args, tmp):
     replicas = [Replica(args, tmp, f"r{i}") for i in range(3)]
     try:
         start_all(replicas)
-        bench_secs = 45
+        # Long enough for three restarts (each a few seconds) on a slow or
+        # loaded machine; the bench's one window covers them all.
+        bench_secs = 90
         bench = start_bench(args, target(replicas), bench_secs)
         started = time.monotonic()
         wait_for("traffic on every replica", lambda: all(r.requests() > 0 for r in replicas), 15)
@@ -202,7 +214,9 @@ def phase_join(args, tmp):
     late = replicas[3]
     try:
         start_all(replicas[:3])
-        bench_secs = 40
+        # The 4th replica gets its share within seconds; the window leaves a
+        # slow or loaded machine a minute for it.
+        bench_secs = 90
         bench = start_bench(args, target(replicas), bench_secs)
         wait_for("traffic", lambda: sum(r.requests() for r in replicas[:3]) > 0, 15)
         time.sleep(5)  # the client has been failing to reach the 4th port meanwhile
@@ -212,7 +226,7 @@ def phase_join(args, tmp):
         last = [r.requests() for r in replicas]
         last_t = t0
         took = None
-        while time.monotonic() - t0 < 30:
+        while time.monotonic() - t0 < 60:
             time.sleep(0.5)
             now = [r.requests() for r in replicas]
             now_t = time.monotonic()
@@ -227,7 +241,7 @@ def phase_join(args, tmp):
         step = finish_bench(bench, bench_secs + 60)
         log(f"JOIN: the 4th replica took a fair share {took if took is None else f'{took:.1f}'}s "
             f"after it was SERVING (connection age 2s); bench errors {step['errors']}")
-        assert took is not None, "the 4th replica never reached 85% of a quarter within 30 s"
+        assert took is not None, "the 4th replica never reached 85% of a quarter within 60 s"
         # Not asserted here: about 1 run in 8 loses one call (UNAVAILABLE)
         # among the ~60 connection ageings of a run; an open issue, logged so
         # it stays visible. The roll phase asserts 0 errors (no ageing there).
@@ -316,7 +330,7 @@ def phase_join_dns(args, tmp):
     dns.addresses = [r.address for r in replicas[:3]]
     try:
         start_all(replicas[:3])
-        bench_secs = 75
+        bench_secs = 120  # gRPC re-resolves at most every 30 s; a slow machine gets 90
         bench = start_bench(args, f"dns://127.0.0.1:{dns.port}/replicas.test:{port}", bench_secs)
         wait_for("traffic", lambda: all(r.requests() > 0 for r in replicas[:3]), 15)
         late.start()
@@ -325,7 +339,7 @@ def phase_join_dns(args, tmp):
         t0 = time.monotonic()
         last = [r.requests() for r in replicas]
         took = None
-        while time.monotonic() - t0 < 50:
+        while time.monotonic() - t0 < 90:
             time.sleep(1)
             now = [r.requests() for r in replicas]
             delta = [b - a for a, b in zip(last, now)]
@@ -337,11 +351,11 @@ def phase_join_dns(args, tmp):
                 break
         step = finish_bench(bench, bench_secs + 60)
         log(f"JOIN_DNS: connection age {args.age_secs}s: the 4th replica took a fair share "
-            f"{'never (50 s)' if took is None else f'{took:.1f}s'} after DNS listed it; "
+            f"{'never (90 s)' if took is None else f'{took:.1f}s'} after DNS listed it; "
             f"bench errors {step['errors']} of {step['requests']}")
         # Failed calls are reported, not asserted (see join).
         if args.age_secs > 0:
-            assert took is not None, "the 4th replica never reached 85% of a quarter within 50 s"
+            assert took is not None, "the 4th replica never reached 85% of a quarter within 90 s"
         else:
             assert took is None, "without ageing the 4th replica got traffic: re-resolved how?"
     finally:
