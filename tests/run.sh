@@ -37,6 +37,11 @@ run_ctest() {
 # -DSEPCONV_BUILD_TESTS=OFF, and the cache would keep that.
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEPCONV_BUILD_TESTS=ON >/dev/null
 cmake --build build -j "$jobs"
+# The fuzzers' clang tree is built here, not inside the fuzz test's timeout,
+# when the selection includes that test.
+if (cd build && ctest -N -R '^request_fuzzer$' "${extra_args[@]}" | grep -q 'Total Tests: 1'); then
+  tests/server/fuzz/run_fuzz.sh --build-only
+fi
 run_ctest build "${extra_args[@]}"
 
 # The unit and integration suites again under AddressSanitizer (with

@@ -231,13 +231,16 @@ TEST_F(CliTest, BenchOpenLoopHoldsTheRate) {
   const std::string json = Temp("rate.json");
   ProcessResult r =
       Cli({"bench", "--shape=1,32,8,8", "--rate=40", "--arrival=constant", "--warmup_ms=200",
-           "--window_ms=500", "--max_windows=3", absl::StrCat("--json=", json)});
+           "--window_ms=2000", "--max_windows=3", absl::StrCat("--json=", json)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ProcessResult parsed = testing::RunProcess({testing::RequiredEnv("SEPCONV_PYTHON"), "-c",
                                               "import json, sys\n"
                                               "s = json.load(open(sys.argv[1]))['steps'][0]\n"
                                               "assert s['mode'] == 'rate' and s['load'] == 40, s\n"
-                                              "assert 30 <= s['infer_per_sec'] <= 50, s\n"
+                                              // 80 requests a window: a stall of a loaded
+                                              // machine moves some across a window's edge,
+                                              // a generator that ignores the rate is far off.
+                                              "assert 20 <= s['infer_per_sec'] <= 60, s\n"
                                               "assert s['errors'] == {}, s\n",
                                               json},
                                              absl::Seconds(60));

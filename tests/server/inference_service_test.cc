@@ -12,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -22,12 +23,14 @@
 #include "health.grpc.pb.h"
 #include "server/models/served_model.h"
 #include "server_test_util.h"
+#include "tests/testing/engine_gate.h"
 
 namespace sepconv {
 namespace {
 
 using testing::ContextWithDeadline;
 using testing::Elements;
+using testing::EngineGate;
 using testing::MakeInferRequest;
 using testing::MalformedCase;
 using testing::MaxRelativeError;
@@ -111,7 +114,8 @@ TEST_F(InferenceServiceTest, ServerMetadataListsTheExtensionsItServes) {
   context = ContextWithDeadline();
   status = stub_->RepositoryIndex(context.get(), {}, &index);
   EXPECT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(index.models_size(), 1);
+  EXPECT_TRUE(std::any_of(index.models().begin(), index.models().end(),
+                          [](const auto& model) { return model.name() == "sepconv"; }));
 }
 
 TEST_F(InferenceServiceTest, ModelReadyPerVersion) {
@@ -183,13 +187,33 @@ TEST_F(InferenceServiceTest, ResponseCarriesNameVersionIdAndShape) {
 }
 
 TEST_F(InferenceServiceTest, ExpiredTimeoutParameterEndsDeadlineExceeded) {
+  // The engine is held at a gate (tests/testing/engine_gate.h) on another
+  // request, so the 1 us timeout passes with the request queued, on any CPU.
+  EngineGate gate;
+  ServerOptions options = TestServer::DefaultOptions();
+  options.scheduler.before_batch = gate.Hook();
+  TestServer held(options);
+  auto stub = held.NewStub();
   const Dims4 dims{1, 32, 8, 8};
+  gate.Close();
+  std::thread plug([&] {
+    inference::ModelInferResponse response;
+    auto context = ContextWithDeadline(120);
+    EXPECT_TRUE(
+        stub->ModelInfer(context.get(),
+                         MakeInferRequest("sepconv", dims, RandomTensor(Elements(dims), 15), true),
+                         &response)
+            .ok());
+  });
+  ASSERT_TRUE(gate.WaitParked().ok());
   auto request = MakeInferRequest("sepconv", dims, RandomTensor(Elements(dims), 16), true);
   (*request.mutable_parameters())["timeout"].set_int64_param(1);  // 1 us
   inference::ModelInferResponse response;
-  grpc::Status status = Infer(request, &response);
-  // 1 us passes before a worker can pick the job up.
+  auto context = ContextWithDeadline(60);
+  grpc::Status status = stub->ModelInfer(context.get(), request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+  gate.Open();
+  plug.join();
   ExpectGoodInfer(dims, true, 17);
 }
 
@@ -475,8 +499,8 @@ TEST_F(InferenceServiceTest, ShutdownTurnsReadinessOffRefusesNewWorkAndFinishesQ
                                queued_status = s;
                                queued_done.Notify();
                              });
-  for (int i = 0; i < 1000 && gated->Queued() == 0; ++i) absl::SleepFor(absl::Milliseconds(5));
-  ASSERT_EQ(gated->Queued(), 1);
+  for (int i = 0; i < 12000 && gated->Queued() == 0; ++i) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_EQ(gated->Queued(), 1);  // (the loop is a 60 s hang guard)
 
   std::thread shutdown([this] { server_.server().Shutdown(absl::Now() + absl::Seconds(20)); });
   ASSERT_TRUE(gated->shutdown_started_.WaitForNotificationWithTimeout(absl::Seconds(10)));
@@ -499,7 +523,12 @@ TEST_F(InferenceServiceTest, ShutdownTurnsReadinessOffRefusesNewWorkAndFinishesQ
     status =
         Infer(MakeInferRequest("sepconv", dims, RandomTensor(Elements(dims), 21), true), &refused);
   });
-  absl::SleepFor(absl::Milliseconds(200));
+  // Held, not answered, whatever the machine's speed (60 s hang guard).
+  const InferenceCore& core = *server_.server().core();
+  for (int i = 0; i < 12000 && core.held_refusals() == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(core.held_refusals(), 1);
   EXPECT_FALSE(queued_done.HasBeenNotified());
 
   gated->Release();

@@ -7,7 +7,8 @@
 // The server side is sepconv-server-gated: server/main.cc built with
 // SEPCONV_TEST_ENGINE_GATE (tests only; the shipped sepconv-server has no
 // such flag), whose --test_engine_gate=PATH installs ParkWhileGateClosed as
-// SchedulerOptions::before_batch. The gate is a file: while PATH exists a
+// SchedulerOptions::before_batch (an in-process server takes the same hook
+// from EngineGate::Hook). The gate is a file: while PATH exists a
 // worker that has taken a batch (its jobs no longer count as pending) waits
 // before running it, and PATH.parked exists while one does. The test side
 // is EngineGate, which owns PATH.
@@ -36,6 +37,8 @@ class EngineGate {
 
   // The flag to start sepconv-server-gated with.
   std::string Flag() const { return "--test_engine_gate=" + path_; }
+  // The same gate for an in-process server: SchedulerOptions::before_batch.
+  std::function<void()> Hook() const { return ParkWhileGateClosed(path_); }
 
   void Close();  // workers park before their next batch
   void Open();   // parked workers run their batch; idempotent

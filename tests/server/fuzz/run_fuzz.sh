@@ -7,6 +7,8 @@
 #   SEPCONV_REST_FUZZ_SECS=N  rest_fuzzer run time in seconds (default 20)
 #   SEPCONV_FUZZ_BUILD_DIR=D  build dir (default <repo>/build-fuzz)
 #   SEPCONV_FUZZ_JOBS=N       build jobs (default 2)
+# With --build-only it builds and stops (tests/run.sh builds before ctest, so
+# the test's own build is an up-to-date check, not part of its time).
 # Exit status: non-zero when the build fails or the fuzzer finds a crash, a
 # leak, undefined behaviour or a broken invariant; the input is then in
 # $SEPCONV_FUZZ_BUILD_DIR/fuzz/artifacts/ (turn it into a regression test).
@@ -20,6 +22,7 @@ jobs=${SEPCONV_FUZZ_JOBS:-2}
 CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSEPCONV_SANITIZE=ON -DSEPCONV_FUZZ=ON -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link" >/dev/null
 cmake --build "$build" --target request_fuzzer rest_fuzzer make_fuzz_corpus -j "$jobs"
+[ "${1:-}" = --build-only ] && exit 0
 
 work=$build/fuzz
 rm -rf "$work/artifacts" "$work/seeds"

@@ -16,12 +16,13 @@
 #include "absl/time/time.h"
 #include "client/client.h"
 #include "client/tensor.h"
-#include "tests/testing/exposition.h"
 #include "gtest/gtest.h"
-#include "tests/testing/http_get.h"
 #include "server/grpc/server.h"
 #include "server/metrics/metrics.h"
 #include "server/models/model_registry.h"
+#include "tests/testing/engine_gate.h"
+#include "tests/testing/exposition.h"
+#include "tests/testing/http_get.h"
 
 namespace sepconv {
 namespace {
@@ -44,7 +45,7 @@ std::string StatusLabel(absl::StatusCode code) {
 class MetricsServiceTest : public ::testing::Test {
  protected:
   // The default model (32 -> 64, 3x3) with a queue of `max_queue_size`.
-  void StartServer(int max_queue_size) {
+  void StartServer(int max_queue_size, std::function<void()> before_batch = nullptr) {
     metrics_ = Metrics::Create();
     ServerOptions options;
     options.address = "127.0.0.1";
@@ -54,6 +55,7 @@ class MetricsServiceTest : public ::testing::Test {
     options.scheduler.max_batch_size = 8;
     options.scheduler.max_queue_delay = absl::Microseconds(500);
     options.scheduler.max_queue_size = max_queue_size;
+    options.scheduler.before_batch = std::move(before_batch);
     options.exit_timeout = absl::Seconds(10);
     auto registry = std::make_shared<ModelRegistry>();
     ASSERT_TRUE(AddDefaultModel(options, metrics_.get(), registry.get()).ok());
@@ -179,10 +181,11 @@ TEST_F(MetricsServiceTest, GoodAndInvalidRequests) {
 }
 
 TEST_F(MetricsServiceTest, ConcurrentLoadWithQueueFullRejections) {
-  // A queue of 2 and 64 requests of ~1-5ms of compute each sent at once: most
-  // are rejected as queue-full, the rest are batched. Whatever the split, the
-  // scrape must match it.
-  StartServer(/*max_queue_size=*/2);
+  // A queue of 2 behind an engine held at a gate on one request: of 64
+  // requests sent at once, 2 are queued and 62 refused as queue-full, on any
+  // CPU; then the gate opens. The scrape must match what the clients saw.
+  testing::EngineGate gate;
+  StartServer(/*max_queue_size=*/2, gate.Hook());
   const std::vector<int64_t> shape = {1, 32, 64, 64};
   absl::StatusOr<client::Tensor> input = client::RandomTensor(shape, 3);
   ASSERT_TRUE(input.ok());
@@ -190,21 +193,26 @@ TEST_F(MetricsServiceTest, ConcurrentLoadWithQueueFullRejections) {
       client_->Prepare("sepconv", "", *input, {});
   ASSERT_TRUE(request.ok()) << request.status();
   constexpr int kRequests = 64;
-  absl::BlockingCounter done(kRequests);
-  for (int i = 0; i < kRequests; ++i) {
-    client_->InferAsync(*request, absl::Seconds(30), [&](client::AsyncInferResult result) {
-      Saw("sepconv", result.status.code(), shape);
-      done.DecrementCount();
-    });
+  absl::BlockingCounter done(kRequests + 1);
+  auto saw = [&](client::AsyncInferResult result) {
+    Saw("sepconv", result.status.code(), shape);
+    done.DecrementCount();
+  };
+  gate.Close();
+  client_->InferAsync(*request, absl::Seconds(60), saw);  // parks the worker
+  ASSERT_TRUE(gate.WaitParked().ok());
+  for (int i = 0; i < kRequests; ++i) client_->InferAsync(*request, absl::Seconds(60), saw);
+  for (const absl::Time give_up = absl::Now() + absl::Seconds(60);;
+       absl::SleepFor(absl::Milliseconds(1))) {
+    absl::MutexLock lock(&mu_);
+    if (seen_["RESOURCE_EXHAUSTED"] == kRequests - 2 || absl::Now() > give_up) break;
   }
+  gate.Open();
   done.Wait();
   {
     absl::MutexLock lock(&mu_);
-    EXPECT_EQ(seen_["ok"] + seen_["RESOURCE_EXHAUSTED"], kRequests);
-    EXPECT_GE(seen_["ok"], 1);
-    EXPECT_GE(seen_["RESOURCE_EXHAUSTED"], 1);
-    std::cout << "ok=" << seen_["ok"] << " RESOURCE_EXHAUSTED=" << seen_["RESOURCE_EXHAUSTED"]
-              << "\n";
+    EXPECT_EQ(seen_["ok"], 3);
+    EXPECT_EQ(seen_["RESOURCE_EXHAUSTED"], kRequests - 2);
   }
   ExpectScrapeMatchesWhatClientsSaw();
 }

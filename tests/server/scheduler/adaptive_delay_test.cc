@@ -280,9 +280,10 @@ TEST_F(AdaptiveSchedulerTest, FixedPolicyReportsHowLongItHeldTheBatch) {
   options.adaptive_queue_delay = false;
   auto scheduler = Make(options);
   TestRequest request(kShape, 1);
+  const absl::Time submitted = clock_.Now();
   ASSERT_TRUE(scheduler->Submit(request.Job()).ok());
-  // Let the worker look at the job (and decide to hold it) before time moves.
-  absl::SleepFor(absl::Milliseconds(30));
+  // Time moves only once the worker holds the job for company, until 5 ms on.
+  ASSERT_TRUE(clock_.AwaitWaiterFor(submitted + absl::Milliseconds(5)));
   EXPECT_FALSE(request.finished());
   clock_.Advance(absl::Milliseconds(5));
   std::optional<absl::Status> status = request.Wait();

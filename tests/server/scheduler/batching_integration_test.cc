@@ -1,6 +1,8 @@
 // The dynamic batcher end to end over 127.0.0.1: concurrent clients with
 // distinct inputs each get the engine's answer for their input alone, while
-// the engine ran fewer times than there were requests.
+// the engine ran fewer times than there were requests. The engine is held at
+// a gate (tests/testing/engine_gate.h) until every request is queued, so the
+// batches formed do not depend on how fast the machine is.
 
 #include <grpcpp/grpcpp.h>
 #include <prometheus/registry.h>
@@ -14,7 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "engine/executor.h"
 #include "engine/random_model.h"
 #include "grpc_service.grpc.pb.h"
@@ -22,6 +24,8 @@
 #include "server/grpc/server.h"
 #include "server/metrics/metrics.h"
 #include "server/models/model_registry.h"
+#include "server/models/served_model.h"
+#include "tests/testing/engine_gate.h"
 #include "tests/testing/tensors.h"
 
 namespace sepconv {
@@ -34,6 +38,18 @@ using testing::Elements;
 
 std::vector<float> RandomInput(uint64_t seed) {
   return testing::RandomTensor(Elements(kInput), seed);
+}
+
+inference::ModelInferRequest MakeRequest(const std::vector<float>& input_values) {
+  inference::ModelInferRequest request;
+  request.set_model_name("sepconv");
+  auto* input = request.add_inputs();
+  input->set_name("input");
+  input->set_datatype("FP32");
+  for (int64_t d : {kInput.n, kInput.c, kInput.h, kInput.w}) input->add_shape(d);
+  request.add_raw_input_contents()->assign(reinterpret_cast<const char*>(input_values.data()),
+                                           input_values.size() * sizeof(float));
+  return request;
 }
 
 double CounterValue(Metrics& metrics, const std::string& family_name) {
@@ -56,9 +72,9 @@ TEST(BatchingIntegrationTest, ConcurrentClientsGetTheirOwnAnswersFromFewerExecut
   options.metrics_port = 0;
   options.threads = 1;
   options.scheduler.max_batch_size = 8;
-  // Long enough that clients released together share batches even on a
-  // loaded machine; a full batch does not wait for it.
-  options.scheduler.max_queue_delay = absl::Milliseconds(200);
+  options.scheduler.adaptive_queue_delay = false;  // full batches, never a probe of singles
+  testing::EngineGate gate;
+  options.scheduler.before_batch = gate.Hook();
   std::unique_ptr<Metrics> metrics = Metrics::Create();
   auto registry = std::make_shared<ModelRegistry>();
   ASSERT_TRUE(AddDefaultModel(options, metrics.get(), registry.get()).ok());
@@ -87,24 +103,26 @@ TEST(BatchingIntegrationTest, ConcurrentClientsGetTheirOwnAnswersFromFewerExecut
   ASSERT_TRUE(channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(10))));
   auto stub = inference::GRPCInferenceService::NewStub(channel);
 
-  absl::Notification start;
+  // One request parks the worker; every client's request then queues.
+  gate.Close();
+  std::thread plug([&] {
+    inference::ModelInferRequest request = MakeRequest(inputs[0]);
+    inference::ModelInferResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+    EXPECT_TRUE(stub->ModelInfer(&context, request, &response).ok());
+  });
+  ASSERT_TRUE(gate.WaitParked().ok());
+
   std::vector<grpc::Status> statuses(kClients);
   std::vector<std::vector<float>> outputs(kClients);
   std::vector<std::thread> clients;
   for (int i = 0; i < kClients; ++i) {
     clients.emplace_back([&, i] {
-      inference::ModelInferRequest request;
-      request.set_model_name("sepconv");
-      auto* input = request.add_inputs();
-      input->set_name("input");
-      input->set_datatype("FP32");
-      for (int64_t d : {kInput.n, kInput.c, kInput.h, kInput.w}) input->add_shape(d);
-      request.add_raw_input_contents()->assign(reinterpret_cast<const char*>(inputs[i].data()),
-                                               inputs[i].size() * sizeof(float));
+      inference::ModelInferRequest request = MakeRequest(inputs[i]);
       inference::ModelInferResponse response;
       grpc::ClientContext context;
-      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-      start.WaitForNotification();
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
       statuses[i] = stub->ModelInfer(&context, request, &response);
       if (statuses[i].ok() && response.raw_output_contents_size() == 1) {
         const std::string& bytes = response.raw_output_contents(0);
@@ -113,7 +131,14 @@ TEST(BatchingIntegrationTest, ConcurrentClientsGetTheirOwnAnswersFromFewerExecut
       }
     });
   }
-  start.Notify();
+  absl::StatusOr<std::shared_ptr<ServedModel>> served = registry->Find("sepconv", "1");
+  ASSERT_TRUE(served.ok()) << served.status();
+  for (int i = 0; i < 60000 && (*served)->scheduler().queued() < kClients; ++i) {
+    absl::SleepFor(absl::Milliseconds(1));  // (a 60 s hang guard)
+  }
+  ASSERT_EQ((*served)->scheduler().queued(), kClients);
+  gate.Open();
+  plug.join();
   for (std::thread& client : clients) client.join();
 
   for (int i = 0; i < kClients; ++i) {
@@ -128,9 +153,9 @@ TEST(BatchingIntegrationTest, ConcurrentClientsGetTheirOwnAnswersFromFewerExecut
   }
   const double executions = CounterValue(*metrics, "sepconv_inference_executions_total");
   const double samples = CounterValue(*metrics, "sepconv_inference_samples_total");
-  EXPECT_EQ(samples, kClients);
-  EXPECT_GE(executions, 1);
-  EXPECT_LT(executions, kClients) << "no request shared a batch";
+  // The plug alone, then the 32 queued requests in full batches of 8.
+  EXPECT_EQ(samples, kClients + 1);
+  EXPECT_EQ(executions, 1 + kClients / 8);
   (*server)->Shutdown(absl::Now() + absl::Seconds(10));
 }
 

@@ -46,29 +46,47 @@ class FakeClock final : public Clock {
     {
       absl::MutexLock lock(&mu_);
       if (now_ >= deadline) return;
-      waiters_.emplace_back(cv, mu);
+      waiters_.push_back({cv, mu, deadline});
     }
     cv->Wait(mu);  // `mu` is held from the check above until here
     absl::MutexLock lock(&mu_);
-    waiters_.erase(std::find(waiters_.begin(), waiters_.end(), std::make_pair(cv, mu)));
+    waiters_.erase(std::find_if(waiters_.begin(), waiters_.end(),
+                                [cv, mu](const Waiter& w) { return w.cv == cv && w.mu == mu; }));
   }
   void Advance(absl::Duration d) {
-    std::vector<std::pair<absl::CondVar*, absl::Mutex*>> waiters;
+    std::vector<Waiter> waiters;
     {
       absl::MutexLock lock(&mu_);
       now_ += d;
       waiters = waiters_;
     }
-    for (auto [cv, mu] : waiters) {
-      absl::MutexLock lock(mu);
-      cv->SignalAll();
+    for (const Waiter& w : waiters) {
+      absl::MutexLock lock(w.mu);
+      w.cv->SignalAll();
     }
+  }
+  // Blocks until a thread waits for `deadline` (e.g. a worker that decided
+  // to hold a batch until then): a test moves time only once the code under
+  // test has acted, however fast or slow the machine. False after the hang
+  // guard `timeout`.
+  bool AwaitWaiterFor(absl::Time deadline, absl::Duration timeout = absl::Seconds(60)) const {
+    absl::MutexLock lock(&mu_);
+    auto waiting = [this, deadline]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return std::any_of(waiters_.begin(), waiters_.end(),
+                         [deadline](const Waiter& w) { return w.deadline == deadline; });
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&waiting), timeout);
   }
 
  private:
+  struct Waiter {
+    absl::CondVar* cv;
+    absl::Mutex* mu;
+    absl::Time deadline;
+  };
   mutable absl::Mutex mu_;
   absl::Time now_ ABSL_GUARDED_BY(mu_) = absl::FromUnixSeconds(1000000);
-  mutable std::vector<std::pair<absl::CondVar*, absl::Mutex*>> waiters_ ABSL_GUARDED_BY(mu_);
+  mutable std::vector<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
 };
 
 // What one Executor::Run saw.

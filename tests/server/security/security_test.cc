@@ -210,7 +210,14 @@ TEST_F(AuthTest, SighupRotatesTokensWithoutRestart) {
   // A broken file on reload keeps the current tokens in force.
   WriteTokens("# nothing here\n");
   ASSERT_TRUE(server_->Signal(SIGHUP).ok());
-  absl::SleepFor(absl::Milliseconds(500));
+  // Checked once the server has read the broken file (it says so), however
+  // long that takes: not after a sleep that a slow machine could outlast.
+  const absl::Time reloaded_by = absl::Now() + absl::Seconds(60);
+  while (server_->Log().find("keeping the current tokens") == std::string::npos &&
+         absl::Now() < reloaded_by) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_NE(server_->Log().find("keeping the current tokens"), std::string::npos) << server_->Log();
   EXPECT_TRUE(Infer(server_->target(), nullptr, new_token).ok());
   EXPECT_TRUE(server_->running());
 }
