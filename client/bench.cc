@@ -88,6 +88,7 @@ struct StepState {
   int64_t completed ABSL_GUARDED_BY(mu) = 0;
   std::vector<double> latencies ABSL_GUARDED_BY(mu);
   std::map<std::string, int64_t> errors ABSL_GUARDED_BY(mu);
+  std::string first_error ABSL_GUARDED_BY(mu);
   Clock::time_point window_start ABSL_GUARDED_BY(mu);
 };
 
@@ -118,6 +119,7 @@ void OnDone(const std::shared_ptr<StepState>& state, Clock::time_point intended,
       state->latencies.push_back(latency);
     } else {
       ++state->errors[absl::StatusCodeToString(r.status.code())];
+      if (state->first_error.empty()) state->first_error = r.status.ToString();
     }
     // Closed loop: the slot passes straight to the next request.
     again = state->closed && state->running;
@@ -212,6 +214,7 @@ class Step {
       }
       result.requests = s.completed;
       result.errors = s.errors;
+      result.first_error = s.first_error;
     }
 
     Summarize(windows, &result);

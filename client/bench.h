@@ -77,6 +77,7 @@ struct StepResult {
   // Latency of successful requests in the reported windows, milliseconds.
   double mean_ms = 0, p50_ms = 0, p90_ms = 0, p95_ms = 0, p99_ms = 0, max_ms = 0;
   std::map<std::string, int64_t> errors;  // gRPC code name -> count, whole step
+  std::string first_error;                // the first failure's status, in full
   // Server-side, from /metrics deltas over the step (when scraped).
   bool has_server = false;
   double server_requests = 0;

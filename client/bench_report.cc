@@ -136,6 +136,9 @@ std::string FormatJson(const std::vector<StepResult>& results) {
         JsonString(r.mode), r.load, r.windows, r.stable ? "true" : "false", r.requests, r.measured,
         r.infer_per_sec, r.samples_per_sec, r.mean_ms, r.p50_ms, r.p90_ms, r.p95_ms, r.p99_ms,
         r.max_ms, absl::StrJoin(errors, ", "));
+    if (!r.first_error.empty()) {
+      absl::StrAppend(&step, ", \"first_error\": ", JsonString(r.first_error));
+    }
     if (r.has_server) {
       absl::StrAppend(&step,
                       absl::StrFormat(", \"server\": {\"requests\": %.0f, \"queue_ms\": %.4f, "

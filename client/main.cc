@@ -486,14 +486,17 @@ int Bench(const ClientOptions& client_options) {
     if (absl::Status s = WritePlot(*results, title, plot); !s.ok()) return Fail("bench", s);
   }
   int64_t failed = 0, total = 0;
+  std::string first_error;
   for (const StepResult& r : *results) {
     total += r.requests;
     for (const auto& [code, n] : r.errors) failed += n;
+    if (first_error.empty()) first_error = r.first_error;
   }
   if (failed > 0) {
     return Fail("bench", absl::UnknownError(absl::StrCat(failed, " of ", total,
                                                          " requests failed (see the errors "
-                                                         "column)")));
+                                                         "column); the first: ",
+                                                         first_error)));
   }
   bool unstable = false;
   for (const StepResult& r : *results) unstable |= !r.stable;
