@@ -475,10 +475,15 @@ class GrpcClient : public Client {
     absl::StatusOr<inference::ModelInferRequest> request =
         BuildRequest(model, version, input, options);
     if (!request.ok()) return request.status();
-    grpc::ClientContext context;
-    SetUp(&context, options.deadline);
+    const absl::Time deadline = DeadlineOf(options.deadline);
     inference::ModelInferResponse response;
-    absl::Status status = FromGrpcStatus(inference_->ModelInfer(&context, *request, &response));
+    absl::Status status;
+    for (int reissues = Reissues();; --reissues) {
+      grpc::ClientContext context;
+      SetUp(&context, deadline);
+      status = FromGrpcStatus(inference_->ModelInfer(&context, *request, &response));
+      if (!Reissue(status, reissues, deadline)) break;
+    }
     if (!status.ok()) return status;
     Tensor output;
     int64_t bytes = 0;
@@ -508,15 +513,25 @@ class GrpcClient : public Client {
 
   void InferAsync(std::shared_ptr<const PreparedRequest> request, absl::Duration deadline,
                   std::function<void(AsyncInferResult)> done) override {
+    StartAsync(std::move(request), DeadlineOf(deadline), absl::Now(), Reissues(), std::move(done));
+  }
+
+ private:
+  // One attempt of an InferAsync call started at `start`; on a failure that
+  // Reissue accepts, its callback starts the next attempt, which inherits the
+  // deadline, the start (latency covers every attempt) and `done`.
+  void StartAsync(std::shared_ptr<const PreparedRequest> request, absl::Time deadline,
+                  absl::Time start, int reissues, std::function<void(AsyncInferResult)> done) {
     auto call = std::make_shared<AsyncCall>();
     SetUp(&call->context, deadline);
     call->request = static_cast<const GrpcPreparedRequest&>(*request).buffer();
     call->keep_alive = std::move(request);
     call->done = std::move(done);
-    call->start = absl::Now();
+    call->start = start;
     const std::optional<uint64_t> id = calls_->Add(call);
     if (!id.has_value()) {
       AsyncInferResult result;
+      result.latency = absl::Now() - start;
       result.status = absl::CancelledError("the client is being destroyed");
       call->done(std::move(result));
       return;
@@ -525,15 +540,25 @@ class GrpcClient : public Client {
     // The callback owns the call and a share of the registry, and lets go of
     // both before it returns: the call's state is freed (unless a closing
     // client holds it for a moment), then the call leaves the registry, which
-    // is what the client's destructor waits for.
+    // is what the client's destructor waits for. A reissue registers its call
+    // before this one leaves, so the destructor (which waits for an empty
+    // registry) cannot return in between: `this` outlives the reissue.
     generic_.UnaryCall(
         &raw->context, kModelInferMethod, grpc::StubOptions(), &raw->request, &raw->response,
-        [call = std::move(call), registry = calls_, id = *id](grpc::Status status) mutable {
+        [this, call = std::move(call), registry = calls_, id = *id, deadline,
+         reissues](grpc::Status status) mutable {
           std::shared_ptr<AsyncCall> self = std::move(call);
           std::shared_ptr<CallRegistry> calls = std::move(registry);
           AsyncInferResult result;
-          result.latency = absl::Now() - self->start;
           result.status = FromGrpcStatus(status);
+          if (Reissue(result.status, reissues, deadline)) {
+            StartAsync(std::move(self->keep_alive), deadline, self->start, reissues - 1,
+                       std::move(self->done));
+            self.reset();
+            calls->Remove(id);
+            return;
+          }
+          result.latency = absl::Now() - self->start;
           if (result.status.ok()) {
             inference::ModelInferResponse response;
             result.status = ParseResponse(&self->response, &response);
@@ -548,10 +573,26 @@ class GrpcClient : public Client {
         });
   }
 
- private:
+  // Sends of an inference call after its first that may follow a failure
+  // gRPC's own retry could not take back (ClientOptions::max_attempts).
+  int Reissues() const { return options_.max_attempts > 1 ? 1 : 0; }
+
+  // Whether a call that ended with `status` is sent again: UNAVAILABLE (a
+  // reset connection), with a reissue left and time before its deadline.
+  static bool Reissue(const absl::Status& status, int reissues, absl::Time deadline) {
+    return status.code() == absl::StatusCode::kUnavailable && reissues > 0 &&
+           absl::Now() < deadline;
+  }
+
+  absl::Time DeadlineOf(absl::Duration deadline) const {
+    return absl::Now() + (deadline > absl::ZeroDuration() ? deadline : options_.default_deadline);
+  }
+
   void SetUp(grpc::ClientContext* context, absl::Duration deadline) const {
-    if (deadline <= absl::ZeroDuration()) deadline = options_.default_deadline;
-    context->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    SetUp(context, DeadlineOf(deadline));
+  }
+  void SetUp(grpc::ClientContext* context, absl::Time deadline) const {
+    context->set_deadline(absl::ToChronoTime(deadline));
     if (!options_.token.empty()) {
       context->AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
     }

@@ -3,19 +3,21 @@
 // the engine's naive reference, errors, the async API, and bounded failure
 // against unreachable or silent servers.
 
-
 #include <atomic>
 #include <cmath>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
 #include "engine/model_spec.h"
 #include "engine/random_model.h"
 #include "engine/reference.h"
 #include "gmock/gmock.h"
+#include "grpc_service.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/testing/free_port.h"
 #include "tests/testing/shared_server.h"
@@ -165,6 +167,108 @@ TEST(ClientFailureTest, SilentServerHitsTheDeadline) {
   absl::StatusOr<Tensor> out = client->Infer("sepconv", "", *RandomTensor({1, 32, 8, 8}, 1), {});
   EXPECT_EQ(out.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+// A ModelInfer service whose first `failures` answers begin (response
+// headers sent, so gRPC's retry policy takes the call as committed) and then
+// end UNAVAILABLE: what a client sees when a server closing an aged
+// connection resets it under an answer in flight. Later calls succeed with a
+// [1, 1, 1, 1] output.
+class CommittedFailures final : public inference::GRPCInferenceService::CallbackService {
+  // Sends the response headers and fails only once they are out (a reactor
+  // that did both at once could answer trailers-only, which gRPC retries).
+  class CommitThenFail final : public grpc::ServerUnaryReactor {
+   public:
+    CommitThenFail() { StartSendInitialMetadata(); }
+    void OnSendInitialMetadataDone(bool) override {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "recvmsg:Connection reset by peer"));
+    }
+    void OnDone() override { delete this; }
+  };
+
+ public:
+  explicit CommittedFailures(int failures) : failures_(failures) {}
+  int calls() const { return calls_.load(); }
+
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
+                                       const inference::ModelInferRequest*,
+                                       inference::ModelInferResponse* response) override {
+    if (calls_.fetch_add(1) < failures_) return new CommitThenFail;
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    response->set_model_name("sepconv");
+    auto* output = response->add_outputs();
+    output->set_name("output");
+    output->set_datatype("FP32");
+    for (int i = 0; i < 4; ++i) output->add_shape(1);
+    const float value = 1.5f;
+    response->add_raw_output_contents()->assign(reinterpret_cast<const char*>(&value),
+                                                sizeof(value));
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+ private:
+  const int failures_;
+  std::atomic<int> calls_{0};
+};
+
+struct FakeServer {
+  explicit FakeServer(int failures) : service(failures) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&service);
+    server = builder.BuildAndStart();
+  }
+  ~FakeServer() { server->Shutdown(); }
+  std::string target() const { return absl::StrCat("127.0.0.1:", port); }
+  CommittedFailures service;
+  int port = 0;
+  std::unique_ptr<grpc::Server> server;
+};
+
+TEST(ClientFailureTest, InferIsSentAgainAfterAFailureGrpcCannotRetry) {
+  FakeServer fake(/*failures=*/1);
+  ASSERT_NE(fake.server, nullptr);
+  std::unique_ptr<Client> client = *Client::Create(fake.target(), {});
+  absl::StatusOr<Tensor> out = client->Infer("sepconv", "", *RandomTensor({1, 32, 2, 2}, 1), {});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(out->data, ElementsAre(1.5f));
+  EXPECT_EQ(fake.service.calls(), 2);  // gRPC did not retry it; the client sent it once more
+}
+
+TEST(ClientFailureTest, InferAsyncIsSentAgainAfterAFailureGrpcCannotRetry) {
+  FakeServer fake(/*failures=*/1);
+  ASSERT_NE(fake.server, nullptr);
+  std::unique_ptr<Client> client = *Client::Create(fake.target(), {});
+  absl::StatusOr<std::shared_ptr<const PreparedRequest>> request =
+      client->Prepare("sepconv", "", *RandomTensor({1, 32, 2, 2}, 1), {});
+  ASSERT_TRUE(request.ok()) << request.status();
+  absl::Notification done;
+  AsyncInferResult result;
+  client->InferAsync(*request, absl::Seconds(30), [&](AsyncInferResult r) {
+    result = std::move(r);
+    done.Notify();
+  });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  EXPECT_TRUE(result.status.ok()) << result.status;
+  EXPECT_THAT(result.output_shape, ElementsAre(1, 1, 1, 1));
+  EXPECT_EQ(fake.service.calls(), 2);
+}
+
+TEST(ClientFailureTest, OnlyOnceAndNotWithoutRetries) {
+  FakeServer twice(/*failures=*/2);
+  std::unique_ptr<Client> client = *Client::Create(twice.target(), {});
+  absl::StatusOr<Tensor> out = client->Infer("sepconv", "", *RandomTensor({1, 32, 2, 2}, 1), {});
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(twice.service.calls(), 2);
+
+  FakeServer once(/*failures=*/1);
+  ClientOptions no_retries;
+  no_retries.max_attempts = 1;
+  client = *Client::Create(once.target(), no_retries);
+  out = client->Infer("sepconv", "", *RandomTensor({1, 32, 2, 2}, 1), {});
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(once.service.calls(), 1);
 }
 
 TEST(ClientFailureTest, CreateRefusesHalfSetTls) {
