@@ -111,7 +111,7 @@ runs, fails = {}, {}
 for mode in modes:
     for path in sorted(glob.glob(os.path.join(logs, f"{mode}-*.xml"))):
         for case in ET.parse(path).getroot().iter("testcase"):
-            name = case.get("name")
+            name = case.get("name").split("  #")[0]
             key = (name, mode)
             runs[key] = runs.get(key, 0) + 1
             bad = case.find("failure") is not None or case.find("error") is not None

@@ -189,6 +189,27 @@ class FaultTest : public ::testing::Test {
     WaitPending(0);
   }
 
+  // The server took `n` requests out of its queue, counted CANCELLED on top
+  // of `cancelled`, while the engine was still held: none was computed (the
+  // executions are still `executions`).
+  void ExpectCancelledUncomputed(double cancelled, int n, double executions) {
+    absl::StatusOr<double> counted =
+        server_->WaitForMetric("sepconv_inference_requests_total", WithStatus("CANCELLED"),
+                               [cancelled, n](double v) { return v >= cancelled + n; });
+    ASSERT_TRUE(counted.ok()) << counted.status();
+    EXPECT_EQ(*counted, cancelled + n);
+    WaitPending(0);
+    EXPECT_TRUE(gate_->parked());
+    EXPECT_EQ(Metric("sepconv_inference_executions_total", kModel), executions);
+  }
+  // Opens the gate: the plug's request is answered and the server is healthy.
+  void ReleaseEngine(AsyncCalls* plug) {
+    gate_->Open();
+    ASSERT_TRUE(plug->WaitAll(absl::Seconds(60)));
+    EXPECT_EQ(plug->Codes(), std::vector<grpc::StatusCode>{grpc::StatusCode::OK});
+    ExpectHealthy();
+  }
+
   // The server is healthy: a good request is answered correctly and nothing
   // is left pending.
   void ExpectHealthy() {
@@ -233,21 +254,8 @@ TEST_F(FaultTest, ClientsCancelMidFlight) {
   ASSERT_TRUE(calls.WaitAll(absl::Seconds(60)));
   for (grpc::StatusCode code : calls.Codes()) EXPECT_EQ(code, grpc::StatusCode::CANCELLED);
 
-  // The server took each one out of its queue, CANCELLED, while the engine
-  // was still held: none was computed.
-  absl::StatusOr<double> counted =
-      server_->WaitForMetric("sepconv_inference_requests_total", WithStatus("CANCELLED"),
-                             [cancelled](double v) { return v >= cancelled + kCalls; });
-  ASSERT_TRUE(counted.ok()) << counted.status();
-  EXPECT_EQ(*counted, cancelled + kCalls);
-  WaitPending(0);
-  EXPECT_TRUE(gate_->parked());
-  EXPECT_EQ(Metric("sepconv_inference_executions_total", kModel), executions);
-
-  gate_->Open();
-  ASSERT_TRUE(plug.WaitAll(absl::Seconds(60)));
-  EXPECT_EQ(plug.Codes(), std::vector<grpc::StatusCode>{grpc::StatusCode::OK});
-  ExpectHealthy();
+  ExpectCancelledUncomputed(cancelled, kCalls, executions);
+  ReleaseEngine(&plug);
 }
 
 TEST_F(FaultTest, ClientDisconnectsWithRequestsQueued) {
@@ -299,19 +307,8 @@ TEST_F(FaultTest, RestClientsDisconnectWithRequestsQueued) {
   WaitPending(kRestClients);
   for (int fd : sockets) close(fd);
 
-  absl::StatusOr<double> counted =
-      server_->WaitForMetric("sepconv_inference_requests_total", WithStatus("CANCELLED"),
-                             [cancelled](double v) { return v >= cancelled + kRestClients; });
-  ASSERT_TRUE(counted.ok()) << counted.status();
-  EXPECT_EQ(*counted, cancelled + kRestClients);
-  WaitPending(0);
-  EXPECT_TRUE(gate_->parked());
-  EXPECT_EQ(Metric("sepconv_inference_executions_total", kModel), executions);
-
-  gate_->Open();
-  ASSERT_TRUE(plug.WaitAll(absl::Seconds(60)));
-  EXPECT_EQ(plug.Codes(), std::vector<grpc::StatusCode>{grpc::StatusCode::OK});
-  ExpectHealthy();
+  ExpectCancelledUncomputed(cancelled, kRestClients, executions);
+  ReleaseEngine(&plug);
 }
 
 TEST_F(FaultTest, RequestsPastTheirDeadline) {
@@ -338,10 +335,7 @@ TEST_F(FaultTest, RequestsPastTheirDeadline) {
   WaitPending(0);
   EXPECT_GE(Metric("sepconv_inference_requests_total", WithStatus("DEADLINE_EXCEEDED")),
             expired_before + 16);
-  gate_->Open();
-  ASSERT_TRUE(plug.WaitAll(absl::Seconds(60)));
-  EXPECT_EQ(plug.Codes(), std::vector<grpc::StatusCode>{grpc::StatusCode::OK});
-  ExpectHealthy();
+  ReleaseEngine(&plug);
 }
 
 TEST_F(FaultTest, ManyConnectionsAtOnce) {
