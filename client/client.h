@@ -78,8 +78,10 @@ struct ClientOptions {
   // connection was reset: a server closing an aged connection can cut the
   // answer in flight (the client's flow-control frames reach a socket it has
   // already closed, and the kernel resets it), about one call in 200,000 at a
-  // 2 s connection age. With max_attempts > 1, Infer and InferAsync send such
-  // a call once more (within its deadline).
+  // 2 s connection age. With max_attempts > 1, Infer and InferAsync send an
+  // inference call that still ends UNAVAILABLE once more, within its
+  // deadline, through the same retry policy (so up to twice max_attempts
+  // tries in all against a server that stays down).
   int max_attempts = 5;
   int64_t retry_buffer_bytes = int64_t{64} << 20;
 };

@@ -72,8 +72,8 @@ ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC request or response, i
 ABSL_FLAG(int, exit_timeout_secs, 30,
           "On SIGTERM/SIGINT, how long queued requests may still finish.");
 ABSL_FLAG(int, shutdown_drain_grace_ms, 300,
-          "On SIGTERM, once the queues have drained: how long new requests are still refused "
-          "UNAVAILABLE (clients retry it) before gRPC stops listening.");
+          "On SIGTERM, once the queues have drained: how long new requests are still taken "
+          "(held, then refused UNAVAILABLE, which clients retry) before gRPC stops listening.");
 ABSL_FLAG(int, shutdown_goaway_settle_ms, 200,
           "On SIGTERM: how long requests refused meanwhile are held unanswered while gRPC's "
           "GOAWAY reaches the clients (loopback and LAN need far less); raise it for slow links.");
@@ -160,6 +160,9 @@ absl::Status InstallSignalHandlers() {
       return absl::InternalError(absl::StrCat("sigaction: ", strerror(errno)));
     }
   }
+  // A write to a client that hung up fails with EPIPE instead of killing the
+  // process (OpenSSL writes TLS records with write(), without MSG_NOSIGNAL).
+  signal(SIGPIPE, SIG_IGN);
   return absl::OkStatus();
 }
 

@@ -36,7 +36,7 @@ while getopts "n:m:L:E:d:h" opt; do
     L) labels=$OPTARG ;;
     E) exclude=$OPTARG ;;
     d) build=$OPTARG ;;
-    *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; [ "$opt" = h ] && exit 0 || exit 2 ;;
+    *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; [ "$opt" = h ] && exit 0 || exit 2 ;;
   esac
 done
 if ! [[ $reps =~ ^[1-9][0-9]*$ ]]; then
@@ -47,9 +47,13 @@ if [ ! -f "$build/CTestTestfile.cmake" ]; then
   echo "tests/stress.sh: no tests in $build: run tests/run.sh first (it installs and builds)" >&2
   exit 2
 fi
-cmake --build "$build" -j "$(nproc)" >/dev/null
-logs=${STRESS_LOG_DIR:-$(mktemp -d /tmp/sepconv_stress_XXXXXX)}
+build_log=$(mktemp)
+cmake --build "$build" -j "$(nproc)" >"$build_log" 2>&1 || { cat "$build_log" >&2; exit 1; }
+rm -f "$build_log"
+# Absolute: ctest writes its JUnit report relative to the build directory.
+logs=$(realpath -m "${STRESS_LOG_DIR:-$(mktemp -d /tmp/sepconv_stress_XXXXXX)}")
 mkdir -p "$logs"
+rm -f "$logs"/hog-*.xml "$logs"/pinned-*.xml  # the table counts this invocation's runs only
 cpus=$(nproc)
 
 hogs=()
@@ -69,7 +73,7 @@ select_args=(-L "$labels")
 run_once() {
   local mode=$1 junit=$2 log=$3
   local -a ctest_cmd=(ctest --test-dir "$build" "${select_args[@]}" --output-on-failure
-    --output-junit "$junit")
+    --no-tests=error --output-junit "$junit")
   case $mode in
     hog)
       for ((i = 0; i < cpus; ++i)); do
@@ -102,23 +106,28 @@ done
 
 # The table: per test, failures / runs in each mode.
 status=0
-/usr/bin/python3 - "$logs" "${modes[@]}" <<'EOF' || status=$?
+/usr/bin/python3 - "$logs" "$reps" "${modes[@]}" <<'EOF' || status=$?
 import glob, os, sys
 import xml.etree.ElementTree as ET
 
-logs, modes = sys.argv[1], sys.argv[2:]
+logs, modes, reps = sys.argv[1], sys.argv[3:], int(sys.argv[2])
 runs, fails = {}, {}
 for mode in modes:
-    for path in sorted(glob.glob(os.path.join(logs, f"{mode}-*.xml"))):
+    reports = sorted(glob.glob(os.path.join(logs, f"{mode}-*.xml")))
+    if len(reports) != reps:  # a ctest that crashed or selected nothing
+        sys.exit(f"tests/stress.sh: {len(reports)} JUnit reports for {reps} {mode} runs in {logs}")
+    for path in reports:
         for case in ET.parse(path).getroot().iter("testcase"):
             name = case.get("name").split("  #")[0]
             key = (name, mode)
             runs[key] = runs.get(key, 0) + 1
             bad = case.find("failure") is not None or case.find("error") is not None
-            if case.get("status") in ("fail", "failed"):
+            if case.get("status") in ("fail", "failed", "notrun"):
                 bad = True
             fails[key] = fails.get(key, 0) + int(bad)
 names = sorted({n for n, _ in runs})
+if not names:
+    sys.exit("tests/stress.sh: no test ran")
 width = max([len(n) for n in names] + [4])
 print(f"\n{'test':<{width}}  " + "  ".join(f"{m + ' failed/runs':>18}" for m in modes))
 for n in names:

@@ -46,10 +46,10 @@ struct ServerOptions : ModelOptions {
   // Largest request or response; fits a 1x32x224x224 fp32 request and its
   // 1x64x224x224 output with room to spare.
   int max_message_bytes = 64 << 20;
-  // After the queues have drained, how long the server keeps answering new
-  // requests UNAVAILABLE (retryable) before gRPC stops: calls that reach a
-  // stopping gRPC server end CANCELLED, which clients do not retry. Capped
-  // by the shutdown deadline.
+  // After the queues have drained, how long the server keeps taking new
+  // requests (held unanswered, then refused UNAVAILABLE, which clients retry)
+  // before gRPC stops: calls that reach a stopping gRPC server end CANCELLED,
+  // which clients do not retry. Capped by the shutdown deadline.
   absl::Duration drain_grace = absl::Milliseconds(300);
   // Infer requests arriving once shutdown began are held unanswered while
   // gRPC's GOAWAY goes out, this long after gRPC's Shutdown started, then

@@ -49,7 +49,7 @@ void WaitWatchingThePeer(const httplib::Request& req, Cancellation& cancellation
                          absl::Notification& finished) {
   constexpr absl::Duration kSlice = absl::Milliseconds(10);
   if (finished.WaitForNotificationWithTimeout(kSlice)) return;
-  PeerHangUp peer(req.remote_addr, req.remote_port, req.local_port);
+  PeerHangUp peer(req.remote_addr, req.remote_port, req.local_addr, req.local_port);
   while (!finished.WaitForNotificationWithTimeout(kSlice)) {
     if (peer.HungUp()) {
       cancellation.Cancel();

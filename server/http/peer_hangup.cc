@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <cstdlib>
+#include <string>
 #include <utility>
 
 namespace sepconv {
@@ -26,12 +27,27 @@ int Port(const sockaddr_storage& address) {
   return -1;
 }
 
+// The numeric host, as httplib prints it (getnameinfo, NI_NUMERICHOST).
+std::string Host(const sockaddr_storage& address) {
+  char host[NI_MAXHOST];
+  if (getnameinfo(reinterpret_cast<const sockaddr*>(&address), sizeof(address), host, sizeof(host),
+                  nullptr, 0, NI_NUMERICHOST) != 0) {
+    return "";
+  }
+  return host;
+}
+
 }  // namespace
 
-PeerHangUp::PeerHangUp(std::string remote_addr, int remote_port, int local_port)
-    : remote_addr_(std::move(remote_addr)), remote_port_(remote_port), local_port_(local_port) {}
+PeerHangUp::PeerHangUp(std::string remote_addr, int remote_port, std::string local_addr,
+                       int local_port)
+    : remote_addr_(std::move(remote_addr)),
+      remote_port_(remote_port),
+      local_addr_(std::move(local_addr)),
+      local_port_(local_port) {}
 
 bool PeerHangUp::Matches(int fd) const {
+  if (remote_port_ <= 0 || local_port_ <= 0) return false;
   sockaddr_storage peer{};
   socklen_t length = sizeof(peer);
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0) return false;
@@ -40,12 +56,7 @@ bool PeerHangUp::Matches(int fd) const {
   length = sizeof(local);
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0) return false;
   if (Port(local) != local_port_) return false;
-  char host[NI_MAXHOST];
-  if (getnameinfo(reinterpret_cast<const sockaddr*>(&peer), sizeof(peer), host, sizeof(host),
-                  nullptr, 0, NI_NUMERICHOST) != 0) {
-    return false;
-  }
-  return remote_addr_ == host;
+  return Host(peer) == remote_addr_ && Host(local) == local_addr_;
 }
 
 int PeerHangUp::Find() const {

@@ -16,13 +16,14 @@ namespace sepconv {
 
 class PeerHangUp {
  public:
-  // The connection from `remote_addr`:`remote_port` (as httplib prints
-  // them: numeric host) to local port `local_port`.
-  PeerHangUp(std::string remote_addr, int remote_port, int local_port);
+  // The connection from `remote_addr`:`remote_port` to
+  // `local_addr`:`local_port` (as httplib prints them: numeric hosts).
+  PeerHangUp(std::string remote_addr, int remote_port, std::string local_addr, int local_port);
 
-  // True once the client has closed (or reset) its end of the connection.
-  // False while it is open, and when the socket cannot be found (then the
-  // request simply runs to its end). Never blocks.
+  // True once the client has closed (or reset) its end of the connection; a
+  // client that only shuts its sending side while it waits counts as gone,
+  // as it does for nginx. False while it is open, and when the socket cannot
+  // be found (then the request simply runs to its end). Never blocks.
   bool HungUp();
 
  private:
@@ -32,6 +33,7 @@ class PeerHangUp {
 
   const std::string remote_addr_;
   const int remote_port_;
+  const std::string local_addr_;
   const int local_port_;
   int fd_ = -2;  // -2: not looked for yet
 };

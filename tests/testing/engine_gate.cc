@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -30,22 +32,36 @@ void Touch(const std::string& path) {
 
 std::function<void()> ParkWhileGateClosed(const std::string& path) {
   if (path.empty()) return nullptr;
-  auto parked_workers = std::make_shared<std::atomic<int>>(0);
-  return [path, parked_workers] {
+  // The count and the marker change together, so that a worker leaving the
+  // gate cannot remove the marker of one arriving.
+  struct Parked {
+    std::mutex mu;
+    int workers = 0;
+  };
+  auto parked = std::make_shared<Parked>();
+  return [path, parked] {
     if (!Exists(path)) return;
     const std::string marker = path + ".parked";
-    if (parked_workers->fetch_add(1) == 0) Touch(marker);
+    {
+      std::lock_guard<std::mutex> lock(parked->mu);
+      if (parked->workers++ == 0) Touch(marker);
+    }
     // Polling keeps the gate a plain file any test (C++, Python, shell) can
     // drive; 1 ms is nothing next to what a test waits for.
     while (Exists(path)) absl::SleepFor(absl::Milliseconds(1));
-    if (parked_workers->fetch_sub(1) == 1) unlink(marker.c_str());
+    std::lock_guard<std::mutex> lock(parked->mu);
+    if (--parked->workers == 0) unlink(marker.c_str());
   };
 }
 
 EngineGate::EngineGate() {
   char templ[] = "/tmp/sepconv_gate_XXXXXX";
   const char* made = mkdtemp(templ);
-  dir_ = made != nullptr ? made : "/tmp";
+  if (made == nullptr) {
+    std::fprintf(stderr, "EngineGate: mkdtemp: %s\n", std::strerror(errno));
+    std::abort();
+  }
+  dir_ = made;
   path_ = absl::StrCat(dir_, "/gate");
 }
 
@@ -60,7 +76,15 @@ EngineGate::~EngineGate() {
   rmdir(dir_.c_str());
 }
 
-void EngineGate::Close() { Touch(path_); }
+void EngineGate::Close() {
+  // Workers released by an Open leave first, so that a later WaitParked sees
+  // only a worker parked by this Close (60 s hang guard).
+  for (const absl::Time give_up = absl::Now() + absl::Seconds(60);
+       parked() && absl::Now() < give_up;) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  Touch(path_);
+}
 
 void EngineGate::Open() { unlink(path_.c_str()); }
 

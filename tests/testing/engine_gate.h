@@ -40,7 +40,7 @@ class EngineGate {
   // The same gate for an in-process server: SchedulerOptions::before_batch.
   std::function<void()> Hook() const { return ParkWhileGateClosed(path_); }
 
-  void Close();  // workers park before their next batch
+  void Close();  // workers park before their next batch (once any released earlier have left)
   void Open();   // parked workers run their batch; idempotent
 
   // Waits until a worker is parked at the closed gate; an error after

@@ -50,8 +50,10 @@ class FakeClock final : public Clock {
     }
     cv->Wait(mu);  // `mu` is held from the check above until here
     absl::MutexLock lock(&mu_);
-    waiters_.erase(std::find_if(waiters_.begin(), waiters_.end(),
-                                [cv, mu](const Waiter& w) { return w.cv == cv && w.mu == mu; }));
+    waiters_.erase(
+        std::find_if(waiters_.begin(), waiters_.end(), [cv, mu, deadline](const Waiter& w) {
+          return w.cv == cv && w.mu == mu && w.deadline == deadline;
+        }));
   }
   void Advance(absl::Duration d) {
     std::vector<Waiter> waiters;

@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -240,6 +241,8 @@ ServerProcess* FaultTest::server_ = nullptr;
 
 TEST_F(FaultTest, ClientsCancelMidFlight) {
   AsyncCalls plug(ChannelTo(server_->target(), nullptr, 9));
+  // Opens the gate before `plug` waits for its call, whatever happens.
+  absl::Cleanup open_gate = [] { gate_->Open(); };
   HoldEngine(&plug);
   const double executions = Metric("sepconv_inference_executions_total", kModel);
   const double cancelled = Metric("sepconv_inference_requests_total", WithStatus("CANCELLED"));
@@ -261,6 +264,8 @@ TEST_F(FaultTest, ClientsCancelMidFlight) {
 TEST_F(FaultTest, ClientDisconnectsWithRequestsQueued) {
   for (int round = 0; round < 3; ++round) {
     AsyncCalls plug(ChannelTo(server_->target(), nullptr, 20 + round));
+    // Opens the gate before `plug` waits for its call, whatever happens.
+    absl::Cleanup open_gate = [] { gate_->Open(); };
     HoldEngine(&plug);
     const double executions = Metric("sepconv_inference_executions_total", kModel);
     const pid_t pid = fork();
@@ -293,6 +298,8 @@ TEST_F(FaultTest, ClientDisconnectsWithRequestsQueued) {
 // gRPC client does: dropped from the queue, counted CANCELLED, not computed.
 TEST_F(FaultTest, RestClientsDisconnectWithRequestsQueued) {
   AsyncCalls plug(ChannelTo(server_->target(), nullptr, 40));
+  // Opens the gate before `plug` waits for its call, whatever happens.
+  absl::Cleanup open_gate = [] { gate_->Open(); };
   HoldEngine(&plug);
   const double executions = Metric("sepconv_inference_executions_total", kModel);
   const double cancelled = Metric("sepconv_inference_requests_total", WithStatus("CANCELLED"));
@@ -313,6 +320,8 @@ TEST_F(FaultTest, RestClientsDisconnectWithRequestsQueued) {
 
 TEST_F(FaultTest, RequestsPastTheirDeadline) {
   AsyncCalls plug(ChannelTo(server_->target(), nullptr, 30));
+  // Opens the gate before `plug` waits for its call, whatever happens.
+  absl::Cleanup open_gate = [] { gate_->Open(); };
   HoldEngine(&plug);
   const double expired_before =
       Metric("sepconv_inference_requests_total", WithStatus("DEADLINE_EXCEEDED"));
