@@ -73,7 +73,7 @@ struct InferCall {
 struct ServerMetadataInfo {
   std::string name;
   std::string version;
-  std::vector<std::string> extensions;
+  std::vector<std::string> extensions;  // filled by each frontend: what it serves
 };
 
 // KServe v2 model metadata; variable dims are -1.

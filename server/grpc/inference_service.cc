@@ -92,7 +92,6 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
   for (const char* extension : {"model_configuration", "model_repository", "statistics"}) {
     response->add_extensions(extension);
   }
-  for (const std::string& extension : info.extensions) response->add_extensions(extension);
   return FinishUnary(context, absl::OkStatus());
 }
 

@@ -127,7 +127,7 @@ void HttpServer::AddRoutes() {
     }
     ServerMetadataInfo info = core.ServerMetadata();
     // Triton's names for the extensions this frontend serves.
-    info.extensions.insert(info.extensions.begin(), "binary_tensor_data");
+    info.extensions = {"binary_tensor_data"};
     res.set_content(ServerMetadataJson(info), kJson);
   });
   s.Get(kModelReadyPath, [&core](const httplib::Request& req, httplib::Response& res) {
