@@ -1,5 +1,7 @@
 #include "engine/internal/onednn_plan.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +23,7 @@ memory::format_tag TagFor(ActivationLayout layout) {
   switch (layout) {
     case ActivationLayout::kNhwc:
     case ActivationLayout::kNhwcDirect:
+    case ActivationLayout::kFusedNchw:  // without fused kernels for this CPU
       return memory::format_tag::nhwc;
     case ActivationLayout::kBlocked8:
       return memory::format_tag::nChw8c;
@@ -210,7 +213,7 @@ Plan::Buffer Plan::Allocate(size_t bytes) {
 
 Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
            ActivationLayout layout, WeightCache& weights, const dnnl::engine& engine,
-           dnnl::stream& stream)
+           dnnl::stream& stream, int64_t fused_tile_bytes)
     : engine_(engine),
       flops_(flops),
       tag_(TagFor(ResolveLayout(layout))),
@@ -218,6 +221,14 @@ Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
       // A last layer in parts (depth multiplier > 1) ends like kNhwc.
       direct_output_(ResolveLayout(layout) == ActivationLayout::kNhwcDirect &&
                      weights.Parts(model.layers.size() - 1) == 1) {
+  if (ResolveLayout(layout) == ActivationLayout::kFusedNchw) {
+    if (const internal::FusedKernels* kernels = internal::FusedPlan::KernelsForThisCpu()) {
+      fused_ = std::make_unique<internal::FusedPlan>(model, input, *kernels, omp_get_max_threads(),
+                                                     fused_tile_bytes);
+      arena_bytes_ = fused_->ArenaBytes();
+      return;
+    }
+  }
   const int64_t n = input.n;
   // Pass 1: primitive descriptors, to size the shared buffers; in nhwc
   // instead if the requested layout has no JIT kernel for some layer.
@@ -365,13 +376,17 @@ Plan::Boundary& Plan::OutputBoundary(int64_t samples) {
 }
 
 ActivationLayout Plan::layout() const {
+  if (fused_) return ActivationLayout::kFusedNchw;
   if (direct_output_) return ActivationLayout::kNhwcDirect;
   if (tag_ == memory::format_tag::nhwc) return ActivationLayout::kNhwc;
   if (tag_ == memory::format_tag::nChw8c) return ActivationLayout::kBlocked8;
   return ActivationLayout::kBlocked16;
 }
 
+PlanChoice Plan::choice() const { return PlanChoice{layout(), fused_ ? fused_->tile_bytes() : 0}; }
+
 std::vector<std::string> Plan::ImplNames() const {
+  if (fused_) return fused_->ImplNames();
   std::vector<std::string> names;
   for (const auto& [samples, b] : inputs_) names.push_back(b.impl);
   for (const Step& step : steps_) names.push_back(step.impl);
@@ -394,6 +409,10 @@ void Plan::Bind(char* base) {
 void Plan::Execute(absl::Span<const BatchItem> items, dnnl::stream& stream,
                    internal::Arena& arena) {
   char* activations = arena.Reserve(arena_bytes_);
+  if (fused_) {
+    fused_->Execute(items, activations);
+    return;
+  }
   if (activations != bound_) Bind(activations);
   // Each item's NCHW samples go straight into their slice of the batch (N
   // is outermost in every internal layout, so a slice is contiguous).

@@ -18,6 +18,7 @@
 #include "engine/executor.h"
 #include "engine/flops.h"
 #include "engine/internal/arena.h"
+#include "engine/internal/fused_plan.h"
 #include "engine/internal/onednn_weights.h"
 #include "engine/model_spec.h"
 #include "oneapi/dnnl/dnnl.hpp"
@@ -33,6 +34,21 @@ enum class ActivationLayout {
   // nhwc, and the last pointwise conv runs as a matmul that writes NCHW
   // straight into each item's output (no output reorder).
   kNhwcDirect,
+  // NCHW throughout, each layer's depthwise and pointwise convs fused on
+  // row tiles by this project's kernels (engine/internal/fused_plan.h); nhwc
+  // on a CPU below AVX2.
+  kFusedNchw,
+};
+
+// What the tuner chooses for a plan: the layout and, for kFusedNchw, the
+// size of a tile's depthwise output (0: FusedPlan's default).
+struct PlanChoice {
+  ActivationLayout layout = ActivationLayout::kAuto;
+  int64_t fused_tile_bytes = 0;
+
+  friend bool operator==(const PlanChoice& a, const PlanChoice& b) {
+    return a.layout == b.layout && a.fused_tile_bytes == b.fused_tile_bytes;
+  }
 };
 
 // kAuto resolved for the CPU oneDNN runs on.
@@ -64,12 +80,14 @@ int64_t MicroBatchSize(const ModelSpec& model, const Dims4& chw, int64_t n, int6
 // executor's Arena, bound at Execute: ArenaBytes() of it. A layer with depth multiplier > 1 runs in
 // parts (see WeightCache) so that every convolution has a JIT kernel. The layout asked for is a
 // preference: if oneDNN has no JIT kernel for some layer in it (it would fall back to a reference
-// kernel, 100x slower), the plan runs in nhwc. With kNhwcDirect, a last layer in parts ends as with
+// kernel, 100x slower), the plan runs in nhwc. kFusedNchw runs a FusedPlan instead of oneDNN's
+// primitives. With kNhwcDirect, a last layer in parts ends as with
 // kNhwc (output reorder).
 class Plan {
  public:
   Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops, ActivationLayout layout,
-       WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream);
+       WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream,
+       int64_t fused_tile_bytes = 0);
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
 
@@ -84,6 +102,8 @@ class Plan {
   const FlopCount& flops() const { return flops_; }
   // The layout the plan runs in (kNhwc when the one asked for fell back).
   ActivationLayout layout() const;
+  // The layout and (fused) tile size it runs with.
+  PlanChoice choice() const;
 
   // The oneDNN implementation of every primitive the plan has made so far
   // (e.g. "jit:uni", "brgconv_1x1:avx512_core"; boundary reorders and direct
@@ -151,6 +171,8 @@ class Plan {
   Activation last_activation_ = Activation::kNone;
   dnnl::memory last_weights_, last_bias_;
   std::map<int64_t, DirectOutput> direct_outputs_;
+  // kFusedNchw: the fused plan runs instead of every oneDNN step.
+  std::unique_ptr<internal::FusedPlan> fused_;
 };
 
 }  // namespace sepconv

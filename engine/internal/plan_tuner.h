@@ -1,10 +1,12 @@
 #ifndef SEPCONV_ENGINE_INTERNAL_PLAN_TUNER_H_
 #define SEPCONV_ENGINE_INTERNAL_PLAN_TUNER_H_
 
-// Chooses a Plan's activation layout by measurement: builds the plan for one
-// input shape in each candidate layout (nhwc with the direct NCHW matmul
-// output, nhwc, nChw8c, nChw16c), times a few runs of each on this CPU and
-// keeps the fastest. The choice is remembered process-wide per layer shapes
+// Chooses how a Plan runs by measurement: builds the plan for one input
+// shape in each candidate (this project's fused NCHW kernels at two tile
+// sizes; oneDNN's primitives in nhwc with the direct NCHW matmul output,
+// nhwc, nChw8c, nChw16c), times a few runs of each on this CPU, each
+// starting with cold caches as a served request does, and keeps the
+// fastest. The choice is remembered process-wide per layer shapes
 // and image shape [c, h, w] (not the weights, not the batch size: a sample's
 // result must not depend on its batch, and layouts round differently): later
 // plans for the same key (another batch size, another executor of the same
@@ -17,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "absl/functional/function_ref.h"
 #include "absl/time/time.h"
@@ -34,16 +37,18 @@ namespace internal {
 struct TuneResult {
   std::unique_ptr<Plan> plan;
   ActivationLayout layout = ActivationLayout::kAuto;  // the one chosen
+  int64_t fused_tile_bytes = 0;                       // with kFusedNchw
   int candidates_timed = 0;                           // 0: the choice was cached
   absl::Duration spent;                               // building and timing
 };
 
 // The plan for `input` in the fastest layout. Candidates are built and run
 // once while `budget` lasts (the first always), then timed in up to 3
-// interleaved rounds (the first always; none for a lone candidate), each timed run right after an
-// untimed one of the same candidate (warm, as back-to-back requests run), the
-// best run of each kept, so tuning one shape costs about budget + one round.
-// Timing runs use `arena` (the caller's executor's).
+// interleaved rounds (the first always; none for a lone candidate), each
+// timed run after the caches were flushed (a write over twice the
+// last-level cache, allocated for the tuning), the best run of each kept,
+// so tuning one shape costs about budget + one round. Timing runs use
+// `arena` (the caller's executor's).
 TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
                           WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream,
                           Arena& arena, absl::Duration budget);
@@ -66,6 +71,10 @@ struct MicroBatchChoice {
 MicroBatchChoice ChooseMicroBatch(const ModelSpec& model, const Dims4& input,
                                   absl::Span<const int64_t> candidates, absl::Duration budget,
                                   absl::FunctionRef<void(int64_t)> run);
+
+// The choice remembered for `input`'s key, if it was tuned (benchmarks
+// label their rows with it).
+std::optional<PlanChoice> TunedChoice(const ModelSpec& model, const Dims4& input);
 
 // Forgets every remembered choice (tests and benchmarks that measure tuning).
 void ClearTunedChoices();

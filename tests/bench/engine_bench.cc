@@ -8,7 +8,9 @@
 // and its compulsory bytes. tests/bench/run_engine_bench.py runs it beside
 // PyTorch and prints one table; the JSON context gives `onednn_isa`.
 //
-// Flags: --threads=N (default 2) and Google Benchmark's own (--benchmark_*).
+// Flags: --threads=N (default 2), --cold (flush the caches before every timed
+// run, as a served request finds them) and Google Benchmark's own
+// (--benchmark_*).
 
 #include <omp.h>
 
@@ -38,6 +40,19 @@ namespace {
 
 int g_threads = 2;
 int g_errors = 0;  // benchmarks that could not run; main exits non-zero
+// --cold: every timed run of the engine starts with the caches flushed, as a
+// request served after others' traffic does (see ColdCaches).
+bool g_cold = false;
+
+// Writes over twice a 32 MiB last-level cache, so that the next run finds
+// its weights, buffers and input in memory, as a server's request does after
+// network traffic or an idle spell (the same flush as the layout tuner's).
+void ColdCaches() {
+  static std::vector<char>* const buffer = new std::vector<char>(size_t{64} << 20);
+  for (size_t i = 0; i < buffer->size(); i += 64)
+    (*buffer)[i] = static_cast<char>((*buffer)[i] + 1);
+  benchmark::DoNotOptimize(buffer->data());
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -75,6 +90,24 @@ int64_t WeightElements(const ModelSpec& model) {
   return total;
 }
 
+const char* LayoutName(ActivationLayout layout) {
+  switch (layout) {
+    case ActivationLayout::kAuto:
+      return "auto";
+    case ActivationLayout::kNhwc:
+      return "nhwc";
+    case ActivationLayout::kBlocked8:
+      return "nChw8c";
+    case ActivationLayout::kBlocked16:
+      return "nChw16c";
+    case ActivationLayout::kNhwcDirect:
+      return "nhwc_direct";
+    case ActivationLayout::kFusedNchw:
+      return "fused";
+  }
+  return "?";
+}
+
 void BM_Engine(benchmark::State& state, std::shared_ptr<const ModelSpec> model, Dims4 dims,
                OneDnnTuning tuning) {
   ExecutorOptions options;
@@ -97,6 +130,11 @@ void BM_Engine(benchmark::State& state, std::shared_ptr<const ModelSpec> model, 
   {
     IterationTimer timer(state);
     for (auto _ : state) {
+      if (g_cold) {
+        state.PauseTiming();
+        ColdCaches();
+        state.ResumeTiming();
+      }
       timer.Time([&] {
         absl::StatusOr<FlopCount> run = (*executor)->Run(dims, input.data(), output.data());
         benchmark::DoNotOptimize(run);
@@ -109,6 +147,14 @@ void BM_Engine(benchmark::State& state, std::shared_ptr<const ModelSpec> model, 
       4.0 * static_cast<double>(Elements(dims) + Elements(out_dims) + WeightElements(*model));
   state.counters["GFLOPS"] =
       benchmark::Counter(separable * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  if (tuning.layout == ActivationLayout::kAuto) {
+    if (std::optional<PlanChoice> chosen = internal::TunedChoice(*model, dims)) {
+      state.SetLabel(absl::StrCat("chose ", LayoutName(chosen->layout),
+                                  chosen->fused_tile_bytes > 0
+                                      ? absl::StrCat(" ", chosen->fused_tile_bytes >> 10, "K")
+                                      : ""));
+    }
+  }
 }
 
 // Load to first request: each iteration forgets the tuned layouts, creates
@@ -248,22 +294,6 @@ std::vector<LayerSpec> MobileNetBody() {
   return specs;
 }
 
-const char* LayoutName(ActivationLayout layout) {
-  switch (layout) {
-    case ActivationLayout::kAuto:
-      return "auto";
-    case ActivationLayout::kNhwc:
-      return "nhwc";
-    case ActivationLayout::kBlocked8:
-      return "nChw8c";
-    case ActivationLayout::kBlocked16:
-      return "nChw16c";
-    case ActivationLayout::kNhwcDirect:
-      return "nhwc_direct";
-  }
-  return "?";
-}
-
 // The ISA oneDNN dispatches to (after ONEDNN_MAX_CPU_ISA), for the table.
 std::string IsaName(dnnl::cpu_isa isa) {
   switch (isa) {
@@ -326,9 +356,9 @@ void RegisterAll() {
         ->Unit(benchmark::kMillisecond);
   };
   for (const Case& c : cases) {
-    for (ActivationLayout layout :
-         {ActivationLayout::kAuto, ActivationLayout::kNhwc, ActivationLayout::kBlocked8,
-          ActivationLayout::kBlocked16, ActivationLayout::kNhwcDirect}) {
+    for (ActivationLayout layout : {ActivationLayout::kAuto, ActivationLayout::kNhwc,
+                                    ActivationLayout::kBlocked8, ActivationLayout::kBlocked16,
+                                    ActivationLayout::kNhwcDirect, ActivationLayout::kFusedNchw}) {
       add(absl::StrCat(c.name, "/", LayoutName(layout)), c, OneDnnTuning{layout, 0});
       // Micro-batch variants, to tune kMicroBatchBytes: "mbN" runs N samples
       // per execution.
@@ -365,6 +395,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       sepconv::g_threads = std::max(1, std::atoi(argv[i] + 10));
+    } else if (std::strcmp(argv[i], "--cold") == 0) {
+      sepconv::g_cold = true;
     } else {
       argv[kept++] = argv[i];
     }
@@ -373,6 +405,7 @@ int main(int argc, char** argv) {
   omp_set_num_threads(sepconv::g_threads);
   sepconv::RegisterAll();
   benchmark::AddCustomContext("onednn_isa", sepconv::IsaName(dnnl::get_effective_cpu_isa()));
+  benchmark::AddCustomContext("caches", sepconv::g_cold ? "cold" : "warm");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   const size_t ran = benchmark::RunSpecifiedBenchmarks();

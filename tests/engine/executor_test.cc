@@ -80,9 +80,9 @@ LayerSpec Spec(int64_t in, int64_t out) {
   return s;
 }
 
-constexpr ActivationLayout kLayouts[] = {ActivationLayout::kAuto, ActivationLayout::kNhwc,
-                                         ActivationLayout::kBlocked8, ActivationLayout::kBlocked16,
-                                         ActivationLayout::kNhwcDirect};
+constexpr ActivationLayout kLayouts[] = {
+    ActivationLayout::kAuto,      ActivationLayout::kNhwc,       ActivationLayout::kBlocked8,
+    ActivationLayout::kBlocked16, ActivationLayout::kNhwcDirect, ActivationLayout::kFusedNchw};
 
 // Sweep over (kernel, stride); each test loops over dilation, depth
 // multiplier (1, and 2 and 3, which run in parts), biases and activations on

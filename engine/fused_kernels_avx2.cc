@@ -1,0 +1,42 @@
+// The fused kernels built for AVX2 with FMA (this file alone is compiled with
+// -mavx2 -mfma; see engine/CMakeLists.txt): 8 floats a vector, blocks of 6
+// output channels x 16 pixels (12 accumulators of the 16 registers).
+
+#include <immintrin.h>
+
+#include "engine/internal/fused_kernels.h"
+#include "engine/internal/fused_kernels_impl.h"
+
+namespace sepconv {
+namespace internal {
+namespace {
+
+struct Avx2 {
+  using Reg = __m256;
+  static constexpr int kLanes = 8;
+  static Reg Zero() { return _mm256_setzero_ps(); }
+  static Reg Set1(float x) { return _mm256_set1_ps(x); }
+  static Reg Load(const float* p) { return _mm256_loadu_ps(p); }
+  static void Store(float* p, Reg x) { _mm256_storeu_ps(p, x); }
+  // The first n (< 8) lanes only: lane i is stored where i < n.
+  static void StoreFirst(float* p, Reg x, int n) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane), x);
+  }
+  static Reg Fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static Reg Max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
+  static Reg Min(Reg a, Reg b) { return _mm256_min_ps(a, b); }
+};
+
+constexpr int kMr = 6, kNv = 2;
+
+}  // namespace
+
+const FusedKernels& FusedKernelsAvx2() {
+  static constexpr FusedKernels kKernels = {"avx2", kMr, Avx2::kLanes, kNv * Avx2::kLanes,
+                                            &fused::Tile<Avx2, kMr, kNv>};
+  return kKernels;
+}
+
+}  // namespace internal
+}  // namespace sepconv

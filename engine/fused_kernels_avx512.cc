@@ -1,0 +1,43 @@
+// The fused kernels built for AVX-512 (this file alone is compiled with
+// -mavx512f -mfma; see engine/CMakeLists.txt): 16 floats a vector, blocks
+// of 12 output channels x 32 pixels (24 accumulators of the 32 registers).
+
+#include <immintrin.h>
+
+#include "engine/internal/fused_kernels.h"
+#include "engine/internal/fused_kernels_impl.h"
+
+namespace sepconv {
+namespace internal {
+namespace {
+
+struct Avx512 {
+  using Reg = __m512;
+  static constexpr int kLanes = 16;
+  static Reg Zero() { return _mm512_setzero_ps(); }
+  static Reg Set1(float x) { return _mm512_set1_ps(x); }
+  static Reg Load(const float* p) { return _mm512_loadu_ps(p); }
+  static void Store(float* p, Reg x) { _mm512_storeu_ps(p, x); }
+  // The first n (< 16) lanes only.
+  static void StoreFirst(float* p, Reg x, int n) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), x);
+  }
+  static Reg Fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  // The zero-masked forms: GCC 12 warns that the plain ones' (undefined)
+  // pass-through may be used uninitialized. All lanes are kept.
+  static Reg Max(Reg a, Reg b) { return _mm512_maskz_max_ps(0xffff, a, b); }
+  static Reg Min(Reg a, Reg b) { return _mm512_maskz_min_ps(0xffff, a, b); }
+};
+
+constexpr int kMr = 12, kNv = 2;
+
+}  // namespace
+
+const FusedKernels& FusedKernelsAvx512() {
+  static constexpr FusedKernels kKernels = {"avx512", kMr, Avx512::kLanes, kNv * Avx512::kLanes,
+                                            &fused::Tile<Avx512, kMr, kNv>};
+  return kKernels;
+}
+
+}  // namespace internal
+}  // namespace sepconv

@@ -1,0 +1,66 @@
+#ifndef SEPCONV_ENGINE_INTERNAL_FUSED_KERNELS_H_
+#define SEPCONV_ENGINE_INTERNAL_FUSED_KERNELS_H_
+
+// The fused depthwise-then-pointwise kernels: one call computes a tile (a
+// range of output pixels) of one sample of one layer, NCHW in and NCHW out. The
+// depthwise output of the tile (every mid channel, the tile's pixels) is
+// written to a per-thread scratch small enough to stay in the core's cache,
+// and the pointwise convolution (a small matrix product: out channels x mid
+// channels times mid channels x the tile's pixels) reads it from there and
+// writes each output channel's rows straight into the NCHW output, where
+// they are contiguous. So a layer reads its input once and writes its output
+// once; the intermediate never reaches memory. One build per ISA
+// (fused_kernels_avx512.cc, fused_kernels_avx2.cc: the same template code,
+// compiled for each); engine/fused_plan.cc picks one at run time.
+
+#include <cstdint>
+
+#include "engine/model_spec.h"
+
+namespace sepconv {
+namespace internal {
+
+// One layer as the kernels take it: geometry, weights prepared by the plan,
+// and the scratch layout of one tile.
+struct FusedLayerView {
+  int64_t in_channels = 0, mid_channels = 0, out_channels = 0, depth_multiplier = 1;
+  int64_t kernel = 3, stride = 1, dilation = 1, pad = 1;
+  int64_t in_h = 0, in_w = 0, out_h = 0, out_w = 0;
+  const float* dw_weights = nullptr;  // [mid][kernel * kernel]
+  const float* dw_bias = nullptr;     // [mid] (zeros without a bias)
+  // [ceil(out / mr)][mid][mr]: each block of `mr` output channels' weights,
+  // mid channel by mid channel; zero past the last output channel.
+  const float* pw_packed = nullptr;
+  const float* pw_bias = nullptr;  // [ceil(out / mr) * mr], zeros past out (and without a bias)
+  Activation dw_activation = Activation::kNone, pw_activation = Activation::kNone;
+  // Scratch of one tile: mid channels at mid_ld floats apart, then the
+  // input rows the depthwise conv reads, each zero-padded and split into
+  // `stride` phases (columns i*stride + r) of phase_ld floats.
+  int64_t mid_ld = 0, phase_ld = 0;
+};
+
+// Output pixels [p0, p1) of every output channel's plane (row-major, so a
+// range of whole and partial rows) of one sample: `in` and `out` are the
+// sample's NCHW input and output, `scratch` (64-byte aligned) holds the
+// mid channels' rows that cover the range (mid_ld floats each) and the
+// input rows they read.
+using FusedTileFn = void (*)(const FusedLayerView& layer, const float* in, float* out, int64_t p0,
+                             int64_t p1, float* scratch);
+
+struct FusedKernels {
+  const char* isa;   // "avx512", "avx2"
+  int mr;            // output channels per pointwise block (the weights' packing)
+  int lanes;         // floats per vector
+  int block_pixels;  // pixels per pointwise block
+  FusedTileFn tile;
+};
+
+// Each defined in its own file compiled for that ISA: call one only on a CPU
+// that has it.
+const FusedKernels& FusedKernelsAvx512();
+const FusedKernels& FusedKernelsAvx2();
+
+}  // namespace internal
+}  // namespace sepconv
+
+#endif  // SEPCONV_ENGINE_INTERNAL_FUSED_KERNELS_H_

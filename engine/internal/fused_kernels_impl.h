@@ -1,0 +1,196 @@
+#ifndef SEPCONV_ENGINE_INTERNAL_FUSED_KERNELS_IMPL_H_
+#define SEPCONV_ENGINE_INTERNAL_FUSED_KERNELS_IMPL_H_
+
+// The fused kernels' code, a template on the vector type `V` (see
+// fused_kernels_avx512.cc for what V provides). Included only by the
+// per-ISA files, each with its own V in an anonymous namespace: every
+// instantiation is then local to the file compiled for its ISA, so the linker
+// can never hand an AVX-512 build of a function to the AVX2 path. For the
+// same reason nothing here is a non-template inline function and nothing
+// calls an inline template of the standard library.
+
+#include <cstdint>
+#include <cstring>
+
+#include "engine/internal/fused_kernels.h"
+
+namespace sepconv {
+namespace internal {
+namespace fused {
+
+template <class V>
+typename V::Reg Activate(typename V::Reg x, Activation activation) {
+  if (activation == Activation::kNone) return x;
+  x = V::Max(x, V::Zero());
+  return activation == Activation::kRelu6 ? V::Min(x, V::Set1(6.f)) : x;
+}
+
+// The `count` input rows from `iy0` on of one channel plane, zero-padded and
+// split into phases (see FusedLayerView), into `phases`.
+template <class V>
+void FillPhases(const FusedLayerView& l, const float* plane, int64_t iy0, int64_t count,
+                float* phases) {
+  const int64_t s = l.stride, ld = l.phase_ld;
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t iy = iy0 + j;
+    float* row = phases + j * s * ld;
+    if (iy < 0 || iy >= l.in_h) {
+      std::memset(row, 0, sizeof(float) * s * ld);
+      continue;
+    }
+    const float* src = plane + iy * l.in_w;
+    if (s == 1) {
+      std::memset(row, 0, sizeof(float) * l.pad);
+      std::memcpy(row + l.pad, src, sizeof(float) * l.in_w);
+      std::memset(row + l.pad + l.in_w, 0, sizeof(float) * (ld - l.pad - l.in_w));
+      continue;
+    }
+    for (int64_t r = 0; r < s; ++r) {
+      float* phase = row + r * ld;
+      for (int64_t i = 0; i < ld; ++i) {
+        const int64_t x = i * s + r - l.pad;
+        phase[i] = x >= 0 && x < l.in_w ? src[x] : 0.f;
+      }
+    }
+  }
+}
+
+// Depthwise output rows [0, rows) of the tile for mid channel `m`, from the
+// phases, into `dst` (rows of out_w floats, back to back). Each row's last
+// vector may spill up to a vector past the row: into the next row, written
+// after it, or into the mid channel's slack. Taps are summed in kernel
+// order after the bias for every pixel, whatever the tile.
+template <class V, int K>
+void DepthwiseRows(const FusedLayerView& l, const float* phases, int64_t m, int64_t rows,
+                   float* dst) {
+  const int64_t k = K > 0 ? K : l.kernel, s = l.stride, d = l.dilation, ld = l.phase_ld;
+  constexpr int kMaxTaps = 49;
+  int64_t offset[kMaxTaps];
+  typename V::Reg weight[K > 0 ? K * K : 1];
+  const float* w = l.dw_weights + m * k * k;
+  for (int64_t ky = 0; ky < k; ++ky) {
+    for (int64_t kx = 0; kx < k; ++kx) {
+      const int64_t t = kx * d;
+      offset[ky * k + kx] = ky * d * s * ld + (t % s) * ld + t / s;
+      if constexpr (K > 0) weight[ky * K + kx] = V::Set1(w[ky * K + kx]);
+    }
+  }
+  const typename V::Reg bias = V::Set1(l.dw_bias[m]);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* base = phases + r * s * s * ld;
+    float* out = dst + r * l.out_w;
+    for (int64_t x = 0; x < l.out_w; x += V::kLanes) {
+      typename V::Reg acc = bias;
+      if constexpr (K > 0) {
+#pragma GCC unroll 49
+        for (int i = 0; i < K * K; ++i) acc = V::Fma(weight[i], V::Load(base + offset[i] + x), acc);
+      } else {
+        for (int64_t i = 0; i < k * k; ++i) {
+          acc = V::Fma(V::Set1(w[i]), V::Load(base + offset[i] + x), acc);
+        }
+      }
+      V::Store(out + x, Activate<V>(acc, l.dw_activation));
+    }
+  }
+}
+
+// One block of the pointwise product: MR output channels (rows of `out`,
+// out_ld apart) times `pixels` (<= NV vectors) pixels, summed over the
+// `mids` mid channels of `mid` (mid_ld apart) in order after the bias.
+template <class V, int MR, int NV>
+void PointwiseBlock(const float* weights, const float* bias, const float* mid, int64_t mid_ld,
+                    int64_t mids, Activation activation, int64_t channels, int64_t pixels,
+                    float* out, int64_t out_ld) {
+  typename V::Reg acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    const typename V::Reg b = V::Set1(bias[i]);
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = b;
+  }
+  for (int64_t c = 0; c < mids; ++c) {
+    const float* row = mid + c * mid_ld;
+    const float* w = weights + c * MR;
+    typename V::Reg x[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) x[j] = V::Load(row + j * V::kLanes);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const typename V::Reg a = V::Set1(w[i]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = V::Fma(a, x[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    if (i >= channels) break;
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      const int64_t left = pixels - j * V::kLanes;
+      if (left <= 0) break;
+      const typename V::Reg y = Activate<V>(acc[i][j], activation);
+      if (left >= V::kLanes) {
+        V::Store(out + i * out_ld + j * V::kLanes, y);
+      } else {
+        V::StoreFirst(out + i * out_ld + j * V::kLanes, y, static_cast<int>(left));
+      }
+    }
+  }
+}
+
+// The pointwise product of the tile's pixels [0, pixels) of `mid` into
+// `out` (the first of them, out_plane floats between output channels), in
+// blocks of NV vectors and a narrower block for a tail of one vector or less.
+template <class V, int MR, int NV>
+void Pointwise(const FusedLayerView& l, const float* mid, int64_t pixels, float* out,
+               int64_t out_plane) {
+  constexpr int64_t kBlock = NV * V::kLanes;
+  for (int64_t cb = 0; cb < l.out_channels; cb += MR) {
+    const float* weights = l.pw_packed + cb * l.mid_channels;
+    const int64_t channels = l.out_channels - cb;
+    float* dst = out + cb * out_plane;
+    int64_t p = 0;
+    for (; p + V::kLanes < pixels; p += kBlock) {
+      PointwiseBlock<V, MR, NV>(weights, l.pw_bias + cb, mid + p, l.mid_ld, l.mid_channels,
+                                l.pw_activation, channels, pixels - p, dst + p, out_plane);
+    }
+    if (p < pixels) {
+      PointwiseBlock<V, MR, 1>(weights, l.pw_bias + cb, mid + p, l.mid_ld, l.mid_channels,
+                               l.pw_activation, channels, pixels - p, dst + p, out_plane);
+    }
+  }
+}
+
+// The tile function (FusedTileFn): the depthwise output rows that hold
+// pixels [p0, p1) of the output plane, for every mid channel, into the
+// scratch; then the pointwise product of those pixels.
+template <class V, int MR, int NV>
+void Tile(const FusedLayerView& l, const float* in, float* out, int64_t p0, int64_t p1,
+          float* scratch) {
+  float* mid = scratch;
+  float* phases = scratch + l.mid_channels * l.mid_ld;
+  const int64_t y0 = p0 / l.out_w, rows = (p1 + l.out_w - 1) / l.out_w - y0;
+  const int64_t need = (rows - 1) * l.stride + (l.kernel - 1) * l.dilation + 1;
+  const int64_t plane = l.in_h * l.in_w;
+  for (int64_t c = 0; c < l.in_channels; ++c) {
+    FillPhases<V>(l, in + c * plane, y0 * l.stride - l.pad, need, phases);
+    for (int64_t j = 0; j < l.depth_multiplier; ++j) {
+      const int64_t m = c * l.depth_multiplier + j;
+      float* dst = mid + m * l.mid_ld;
+      if (l.kernel == 3) {
+        DepthwiseRows<V, 3>(l, phases, m, rows, dst);
+      } else if (l.kernel == 5) {
+        DepthwiseRows<V, 5>(l, phases, m, rows, dst);
+      } else {
+        DepthwiseRows<V, 0>(l, phases, m, rows, dst);
+      }
+    }
+  }
+  Pointwise<V, MR, NV>(l, mid + (p0 - y0 * l.out_w), p1 - p0, out + p0, l.out_h * l.out_w);
+}
+
+}  // namespace fused
+}  // namespace internal
+}  // namespace sepconv
+
+#endif  // SEPCONV_ENGINE_INTERNAL_FUSED_KERNELS_IMPL_H_
