@@ -17,6 +17,11 @@ struct Avx2 {
   static Reg Zero() { return _mm256_setzero_ps(); }
   static Reg Set1(float x) { return _mm256_set1_ps(x); }
   static Reg Load(const float* p) { return _mm256_loadu_ps(p); }
+  // The first n (< 8) lanes only (the others read as zero).
+  static Reg LoadFirst(const float* p, int n) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane));
+  }
   static void Store(float* p, Reg x) { _mm256_storeu_ps(p, x); }
   // The first n (< 8) lanes only: lane i is stored where i < n.
   static void StoreFirst(float* p, Reg x, int n) {

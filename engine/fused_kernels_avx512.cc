@@ -17,6 +17,10 @@ struct Avx512 {
   static Reg Zero() { return _mm512_setzero_ps(); }
   static Reg Set1(float x) { return _mm512_set1_ps(x); }
   static Reg Load(const float* p) { return _mm512_loadu_ps(p); }
+  // The first n (< 16) lanes only (the others read as zero).
+  static Reg LoadFirst(const float* p, int n) {
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
+  }
   static void Store(float* p, Reg x) { _mm512_storeu_ps(p, x); }
   // The first n (< 16) lanes only.
   static void StoreFirst(float* p, Reg x, int n) {

@@ -95,18 +95,30 @@ void DepthwiseRows(const FusedLayerView& l, const float* phases, int64_t m, int6
 }
 
 // One block of the pointwise product: MR output channels (rows of `out`,
-// out_ld apart) times `pixels` (<= NV vectors) pixels, summed over the
-// `mids` mid channels of `mid` (mid_ld apart) in order after the bias.
+// out_ld apart) times `pixels` (<= NV vectors) pixels, summing mid channels
+// [0, mids) of `mid` (mid_ld apart) in order onto the bias (`first`) or onto
+// what `out` holds (a previous block of mid channels), the activation after
+// the `last` block. Either way every output sums the same terms in the same
+// order.
 template <class V, int MR, int NV>
 void PointwiseBlock(const float* weights, const float* bias, const float* mid, int64_t mid_ld,
-                    int64_t mids, Activation activation, int64_t channels, int64_t pixels,
-                    float* out, int64_t out_ld) {
+                    int64_t mids, bool first, bool last, Activation activation, int64_t channels,
+                    int64_t pixels, float* out, int64_t out_ld) {
   typename V::Reg acc[MR][NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
     const typename V::Reg b = V::Set1(bias[i]);
 #pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) acc[i][j] = b;
+    for (int j = 0; j < NV; ++j) {
+      const int64_t left = pixels - j * V::kLanes;
+      if (first || i >= channels || left <= 0) {
+        acc[i][j] = b;
+      } else if (left >= V::kLanes) {
+        acc[i][j] = V::Load(out + i * out_ld + j * V::kLanes);
+      } else {
+        acc[i][j] = V::LoadFirst(out + i * out_ld + j * V::kLanes, static_cast<int>(left));
+      }
+    }
   }
   for (int64_t c = 0; c < mids; ++c) {
     const float* row = mid + c * mid_ld;
@@ -128,7 +140,7 @@ void PointwiseBlock(const float* weights, const float* bias, const float* mid, i
     for (int j = 0; j < NV; ++j) {
       const int64_t left = pixels - j * V::kLanes;
       if (left <= 0) break;
-      const typename V::Reg y = Activate<V>(acc[i][j], activation);
+      const typename V::Reg y = last ? Activate<V>(acc[i][j], activation) : acc[i][j];
       if (left >= V::kLanes) {
         V::Store(out + i * out_ld + j * V::kLanes, y);
       } else {
@@ -138,25 +150,38 @@ void PointwiseBlock(const float* weights, const float* bias, const float* mid, i
   }
 }
 
+// Mid channels per pass of the pointwise product: a pass's slice of a pixel
+// block (kMidsPerPass x NV vectors) stays in L1 while every block of output
+// channels reads it.
+constexpr int64_t kMidsPerPass = 128;
+
 // The pointwise product of the tile's pixels [0, pixels) of `mid` into
-// `out` (the first of them, out_plane floats between output channels), in
-// blocks of NV vectors and a narrower block for a tail of one vector or less.
+// `out` (the first of them, out_plane floats between output channels): per
+// pass of mid channels, per block of NV vectors of pixels (a narrower block
+// for a tail of one vector or less), every block of MR output channels.
 template <class V, int MR, int NV>
 void Pointwise(const FusedLayerView& l, const float* mid, int64_t pixels, float* out,
                int64_t out_plane) {
   constexpr int64_t kBlock = NV * V::kLanes;
-  for (int64_t cb = 0; cb < l.out_channels; cb += MR) {
-    const float* weights = l.pw_packed + cb * l.mid_channels;
-    const int64_t channels = l.out_channels - cb;
-    float* dst = out + cb * out_plane;
-    int64_t p = 0;
-    for (; p + V::kLanes < pixels; p += kBlock) {
-      PointwiseBlock<V, MR, NV>(weights, l.pw_bias + cb, mid + p, l.mid_ld, l.mid_channels,
-                                l.pw_activation, channels, pixels - p, dst + p, out_plane);
-    }
-    if (p < pixels) {
-      PointwiseBlock<V, MR, 1>(weights, l.pw_bias + cb, mid + p, l.mid_ld, l.mid_channels,
-                               l.pw_activation, channels, pixels - p, dst + p, out_plane);
+  for (int64_t c0 = 0; c0 < l.mid_channels; c0 += kMidsPerPass) {
+    const int64_t mids = l.mid_channels - c0 < kMidsPerPass ? l.mid_channels - c0 : kMidsPerPass;
+    const bool first = c0 == 0, last = c0 + mids == l.mid_channels;
+    const float* pass = mid + c0 * l.mid_ld;
+    for (int64_t p = 0; p < pixels; p += kBlock) {
+      const bool wide = p + V::kLanes < pixels;
+      for (int64_t cb = 0; cb < l.out_channels; cb += MR) {
+        const float* weights = l.pw_packed + cb * l.mid_channels + c0 * MR;
+        float* dst = out + cb * out_plane + p;
+        if (wide) {
+          PointwiseBlock<V, MR, NV>(weights, l.pw_bias + cb, pass + p, l.mid_ld, mids, first, last,
+                                    l.pw_activation, l.out_channels - cb, pixels - p, dst,
+                                    out_plane);
+        } else {
+          PointwiseBlock<V, MR, 1>(weights, l.pw_bias + cb, pass + p, l.mid_ld, mids, first, last,
+                                   l.pw_activation, l.out_channels - cb, pixels - p, dst,
+                                   out_plane);
+        }
+      }
     }
   }
 }

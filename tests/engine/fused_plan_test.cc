@@ -171,6 +171,24 @@ TEST(FusedPlanTest, BitIdenticalWhateverTheBatchTilesAndThreads) {
   }
 }
 
+// More mid channels than one pass of the pointwise product takes (128): the
+// passes add onto the output in order, the activation after the last.
+TEST(FusedPlanTest, PointwiseInPassesMatchesTheReference) {
+  LayerSpec s;
+  s.in_channels = 70;
+  s.depth_multiplier = 4;  // 280 mid channels: passes of 128, 128, 24
+  s.out_channels = 29;
+  s.pointwise_activation = Activation::kRelu6;
+  const ModelSpec model = MakeRandomModel({s}, 2).value();
+  const Dims4 dims{2, 70, 9, 21};
+  const std::vector<float> input = Input(dims, 3);
+  const std::vector<float> expected = ReferenceForward(model, dims, input).value();
+  for (const FusedKernels* kernels : RunnableKernels()) {
+    SCOPED_TRACE(kernels->isa);
+    EXPECT_LE(RelativeError(RunFused(model, dims, input, *kernels, 2, 0), expected), 1e-5);
+  }
+}
+
 TEST(FusedPlanTest, NamesItsKernelsAndTiles) {
   LayerSpec s;
   s.in_channels = 8;
