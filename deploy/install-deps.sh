@@ -15,7 +15,7 @@ build_pkgs=(g++ cmake ccache ninja-build pkg-config libgrpc++-dev protobuf-compi
   libcpp-httplib-dev rapidjson-dev libssl-dev)
 test_pkgs=("${build_pkgs[@]}" libgtest-dev libgmock-dev libbenchmark-dev prometheus
   python3-torch python3-numpy python3-onnx python3-yaml openssl buildah podman debootstrap clang
-  libclang-rt-14-dev gnuplot-nox curl ca-certificates)
+  libclang-rt-14-dev gnuplot-nox curl ca-certificates libxnnpack-dev libpthreadpool-dev)
 runtime_pkgs=(libgrpc++1.51 libgrpc29 libprotobuf32 libdnnl2 libprometheus-cpp-core1.0
   libprometheus-cpp-pull1.0 libonnx1 libabsl20220623 libgomp1 ca-certificates libcpp-httplib0.11)
 

@@ -47,30 +47,53 @@ SUITES = {"issue2": r"sepconv/", "dm": r"sepconv_dm/",
 
 
 def run_engine(binary, pattern, threads, min_time, required=True):
-    """Benchmarks matching `pattern`; a baseline (required=False) may lack some."""
+    """Benchmarks matching `pattern` (a Google Benchmark binary taking --threads),
+    by name without "/real_time", plus "_isa" (the JSON context's onednn_isa).
+    A baseline (required=False) may lack some, fail or print no JSON: those
+    are left out."""
     run = subprocess.run(
         [binary, f"--benchmark_filter={pattern}", "--benchmark_format=json",
          f"--benchmark_min_time={min_time}", f"--threads={threads}"],
         check=required, capture_output=True, text=True)
-    out = run.stdout
-    if run.returncode != 0 and not out.strip():
+    try:
+        doc = json.loads(run.stdout)
+    except ValueError:
+        if required:
+            raise
         return {}
-    results = {}
-    doc = json.loads(out)
-    results["_isa"] = doc["context"].get("onednn_isa", "?")
+    results = {"_isa": doc["context"].get("onednn_isa", "?")}
     for b in doc["benchmarks"]:
         if "error_message" in b:
-            sys.exit(f"engine_bench: {b['name']}: {b['error_message']}")
+            if required:
+                sys.exit(f"{binary}: {b['name']}: {b['error_message']}")
+            continue
         results[re.sub(r"/real_time$", "", b["name"])] = b
     return results
 
 
-def run_torch(pattern, threads, min_time):
+def run_torch(pattern, threads, min_time, extra=()):
+    """torch_bench.py's results by case name; `extra`: more of its flags."""
     out = subprocess.run(
         ["/usr/bin/python3", os.path.join(HERE, "torch_bench.py"), f"--threads={threads}",
-         f"--min_time={min_time}", f"--filter={pattern}"],
+         f"--min_time={min_time}", f"--filter={pattern}", *extra],
         check=True, capture_output=True, text=True).stdout
     return {r["name"]: r for r in json.loads(out)}
+
+
+def roofline(engine):
+    """(peak FLOP/s, bandwidth B/s) from engine_bench's roofline/ results in
+    `engine`, or (None, None) when they were not run. The machine's
+    capability: its best observed iterations, not medians."""
+    if "roofline/peak_conv1x1_1024x32" not in engine:
+        return None, None
+    b = engine["roofline/peak_conv1x1_1024x32"]
+    c = engine["roofline/copy_256MiB"]
+    return b["flops"] / (b["min_ms"] * 1e-3), c["bytes"] / (c["min_ms"] * 1e-3)
+
+
+def roofline_ms(case, peak, bandwidth):
+    """max(FLOPs / peak, compulsory bytes / bandwidth) of an engine_bench case, in ms."""
+    return max(case["flops"] / peak, case["min_bytes"] / bandwidth) * 1e3
 
 
 def geomean(values):
@@ -113,13 +136,7 @@ def main():
                 run_engine(args.baseline, pattern, args.threads, args.min_time, required=False))
         torch.update(run_torch(f"^{re.escape(name)}$", args.threads, args.min_time))
 
-    peak = bandwidth = None
-    if "roofline/peak_conv1x1_1024x32" in engine:
-        b = engine["roofline/peak_conv1x1_1024x32"]
-        # The machine's capability: its best observed iteration, not a median.
-        peak = b["flops"] / (b["min_ms"] * 1e-3)
-        c = engine["roofline/copy_256MiB"]
-        bandwidth = c["bytes"] / (c["min_ms"] * 1e-3)
+    peak, bandwidth = roofline(engine)
 
     header = ["case (N, Cin-Cout x H=W)", "ours ms", "torch NCHW ms", "torch CL ms",
               "torch best ms", "speed-up", "GFLOP/s", "ours min", "torch best min", "speed-up (min)"]
@@ -144,7 +161,7 @@ def main():
                f"{theirs:.3f}", f"{theirs / ms:.2f}x", f"{ours['flops'] / (ms * 1e-3) * 1e-9:.1f}",
                f"{ours['min_ms']:.3f}", f"{theirs_min:.3f}", f"{theirs_min / ours['min_ms']:.2f}x"]
         if peak:
-            roof_ms = max(ours["flops"] / peak, ours["min_bytes"] / bandwidth) * 1e3
+            roof_ms = roofline_ms(ours, peak, bandwidth)
             fractions.append(roof_ms / ms)
             row += [f"{roof_ms:.3f}", f"{100 * roof_ms / ms:.0f}%"]
         if args.layouts == "all":

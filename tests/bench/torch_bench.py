@@ -7,7 +7,10 @@ MobileNet-v1 body (13 separable blocks with ReLU) and on a block with depth
 multiplier 1-3 (24->40, 5x5, stride 2, ReLU6), and prints one JSON list
 of {"name", "median_ms", "min_ms", "iterations", "channels_last_median_ms",
 "channels_last_min_ms"} on stdout. Case names match engine_bench's benchmark
-names without the layout suffix.
+names without the layout suffix. With --standard_conv the seed's six cases
+also time the standard convolution the separable layer replaces,
+nn.Conv2d(Cin, Cout, 3, padding=1), the same way, under the same keys
+prefixed with "standard_".
 
 PyTorch at its best: every case runs twice, in NCHW and in channels_last
 (module and input converted; the timed call takes the NCHW input, converts it,
@@ -70,15 +73,16 @@ def mobilenet_body():
 
 
 def cases():
+    """(name, module factory, input shape, standard 3x3 conv factory or None)."""
     for n in (1, 16):
         for cin, cout, hw in ((32, 64, 112), (128, 128, 56), (512, 512, 14)):
-            yield f"sepconv/{n}x{cin}-{cout}x{hw}", lambda c=cin, o=cout: SeparableConv(c, o, 1), (
-                n, cin, hw, hw)
+            yield (f"sepconv/{n}x{cin}-{cout}x{hw}", lambda c=cin, o=cout: SeparableConv(c, o, 1),
+                   (n, cin, hw, hw), lambda c=cin, o=cout: nn.Conv2d(c, o, 3, padding=1))
     for n in (1, 8):
-        yield f"mobilenet_body/{n}x32x112", mobilenet_body, (n, 32, 112, 112)
+        yield f"mobilenet_body/{n}x32x112", mobilenet_body, (n, 32, 112, 112), None
     for n, dm in ((1, 1), (1, 2), (1, 3), (16, 2)):
         yield (f"sepconv_dm/{n}x24-40x56_k5s2dm{dm}",
-               lambda d=dm: DepthMultiplierBlock(24, 40, d), (n, 24, 56, 56))
+               lambda d=dm: DepthMultiplierBlock(24, 40, d), (n, 24, 56, 56), None)
 
 
 M_TRIM_THRESHOLD = -1
@@ -119,26 +123,35 @@ def time_case(module, shape, min_time, channels_last):
     return times
 
 
+def timings(module, shape, min_time, prefix=""):
+    """Medians and minima in NCHW and channels_last, keys prefixed by `prefix`."""
+    times = time_case(module, shape, min_time, channels_last=False)
+    cl_times = time_case(module, shape, min_time, channels_last=True)
+    return {f"{prefix}median_ms": statistics.median(times) * 1e3,
+            f"{prefix}min_ms": min(times) * 1e3, f"{prefix}iterations": len(times),
+            f"{prefix}channels_last_median_ms": statistics.median(cl_times) * 1e3,
+            f"{prefix}channels_last_min_ms": min(cl_times) * 1e3}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--min_time", type=float, default=0.5, help="seconds per case")
     parser.add_argument("--filter", default="", help="regex on case names")
+    parser.add_argument("--standard_conv", action="store_true",
+                        help="also time nn.Conv2d(Cin, Cout, 3, padding=1) on the seed's cases")
     args = parser.parse_args()
     keep_allocator_warm()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     results = []
-    for name, make, shape in cases():
+    for name, make, shape, standard in cases():
         if not re.search(args.filter, name):
             continue
-        module = make().eval()
-        times = time_case(module, shape, args.min_time, channels_last=False)
-        cl_times = time_case(module, shape, args.min_time, channels_last=True)
-        results.append({"name": name, "median_ms": statistics.median(times) * 1e3,
-                        "min_ms": min(times) * 1e3, "iterations": len(times),
-                        "channels_last_median_ms": statistics.median(cl_times) * 1e3,
-                        "channels_last_min_ms": min(cl_times) * 1e3})
+        result = {"name": name, **timings(make().eval(), shape, args.min_time)}
+        if args.standard_conv and standard:
+            result.update(timings(standard().eval(), shape, args.min_time, prefix="standard_"))
+        results.append(result)
     json.dump(results, sys.stdout, indent=1)
     print()
 
