@@ -81,6 +81,22 @@ int64_t TrailingPad(int64_t in, int64_t out, int64_t pad, int64_t stride, int64_
 
 size_t RoundUp64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
+// Sets OpenMP's maximum thread count for the scope, then restores it.
+class OmpThreadsScope {
+ public:
+  explicit OmpThreadsScope(int threads) : saved_(omp_get_max_threads()) {
+    if (threads != saved_) omp_set_num_threads(threads);
+  }
+  ~OmpThreadsScope() {
+    if (omp_get_max_threads() != saved_) omp_set_num_threads(saved_);
+  }
+  OmpThreadsScope(const OmpThreadsScope&) = delete;
+  OmpThreadsScope& operator=(const OmpThreadsScope&) = delete;
+
+ private:
+  const int saved_;
+};
+
 // A layer's primitive descriptors. A layer in parts (see WeightCache) runs
 // every part's depthwise conv, each into its own slice of the mid buffer,
 // then every part's pointwise conv, all into the layer's output: the first
@@ -213,8 +229,9 @@ Plan::Buffer Plan::Allocate(size_t bytes) {
 
 Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
            ActivationLayout layout, WeightCache& weights, const dnnl::engine& engine,
-           dnnl::stream& stream, int64_t fused_tile_bytes)
+           dnnl::stream& stream, int64_t fused_tile_bytes, int threads)
     : engine_(engine),
+      threads_(threads > 0 ? threads : omp_get_max_threads()),
       flops_(flops),
       tag_(TagFor(ResolveLayout(layout))),
       input_(input),
@@ -223,12 +240,13 @@ Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
                      weights.Parts(model.layers.size() - 1) == 1) {
   if (ResolveLayout(layout) == ActivationLayout::kFusedNchw) {
     if (const internal::FusedKernels* kernels = internal::FusedPlan::KernelsForThisCpu()) {
-      fused_ = std::make_unique<internal::FusedPlan>(model, input, *kernels, omp_get_max_threads(),
-                                                     fused_tile_bytes);
+      fused_ =
+          std::make_unique<internal::FusedPlan>(model, input, *kernels, threads_, fused_tile_bytes);
       arena_bytes_ = fused_->ArenaBytes();
       return;
     }
   }
+  const OmpThreadsScope omp_threads(threads_);
   const int64_t n = input.n;
   // Pass 1: primitive descriptors, to size the shared buffers; in nhwc
   // instead if the requested layout has no JIT kernel for some layer.
@@ -383,7 +401,9 @@ ActivationLayout Plan::layout() const {
   return ActivationLayout::kBlocked16;
 }
 
-PlanChoice Plan::choice() const { return PlanChoice{layout(), fused_ ? fused_->tile_bytes() : 0}; }
+PlanChoice Plan::choice() const {
+  return PlanChoice{layout(), fused_ ? fused_->tile_bytes() : 0, threads_};
+}
 
 std::vector<std::string> Plan::ImplNames() const {
   if (fused_) return fused_->ImplNames();
@@ -413,6 +433,7 @@ void Plan::Execute(absl::Span<const BatchItem> items, dnnl::stream& stream,
     fused_->Execute(items, activations);
     return;
   }
+  const OmpThreadsScope omp_threads(threads_);
   if (activations != bound_) Bind(activations);
   // Each item's NCHW samples go straight into their slice of the batch (N
   // is outermost in every internal layout, so a slice is contiguous).

@@ -17,17 +17,26 @@ namespace sepconv {
 namespace internal {
 namespace {
 
-// The ISA table's guess first (what runs if the budget ends early), then
+// On `threads` (the executor's) and, when more than one, on 1 thread too:
+// the ISA table's guess first (what runs if the budget ends early), then
 // the fused kernels at two tile sizes (a quarter and about half of a 1 MiB
-// L2), then the other oneDNN layouts.
-std::vector<PlanChoice> Candidates() {
+// L2), the same on one thread (a second thread pays only if the work
+// outweighs waking it and sharing the memory bus), then oneDNN's other
+// layouts.
+std::vector<PlanChoice> Candidates(int threads) {
   const ActivationLayout guess = ResolveLayout(ActivationLayout::kAuto);
-  std::vector<PlanChoice> candidates = {{guess, 0},
-                                        {ActivationLayout::kFusedNchw, int64_t{128} << 10},
-                                        {ActivationLayout::kFusedNchw, int64_t{512} << 10}};
+  const PlanChoice fused_small{ActivationLayout::kFusedNchw, int64_t{128} << 10, threads};
+  const PlanChoice fused_large{ActivationLayout::kFusedNchw, int64_t{512} << 10, threads};
+  std::vector<PlanChoice> candidates = {{guess, 0, threads}, fused_small, fused_large};
+  if (threads > 1) {
+    for (PlanChoice one : {fused_small, fused_large, PlanChoice{guess, 0, threads}}) {
+      one.threads = 1;
+      candidates.push_back(one);
+    }
+  }
   for (ActivationLayout layout : {ActivationLayout::kNhwcDirect, ActivationLayout::kNhwc,
                                   ActivationLayout::kBlocked8, ActivationLayout::kBlocked16}) {
-    if (layout != guess) candidates.push_back({layout, 0});
+    if (layout != guess) candidates.push_back({layout, 0, threads});
   }
   return candidates;
 }
@@ -65,7 +74,7 @@ struct Choices {
   absl::Mutex tuning;
   absl::Mutex mu;
   absl::flat_hash_map<std::string, PlanChoice> plan ABSL_GUARDED_BY(mu);
-  // Keyed by ChoiceKey, batch size and threads.
+  // Keyed by ChoiceKey (which holds the threads) and batch size.
   absl::flat_hash_map<std::string, int64_t> micro_batch ABSL_GUARDED_BY(mu);
 };
 
@@ -74,12 +83,13 @@ Choices& TheChoices() {
   return *choices;
 }
 
-// What the fastest layout depends on: layer shapes and input shape. Not the
-// batch size: a sample's result must not depend on the batch it came in
-// (each layout rounds differently), so all batch sizes of an image shape
-// share the layout chosen on the first one seen.
+// What the fastest plan depends on: layer shapes, input shape and the
+// threads the executor may use. Not the batch size: a sample's result must
+// not depend on the batch it came in (each layout rounds differently), so
+// all batch sizes of an image shape share the plan chosen on the first one
+// seen.
 std::string ChoiceKey(const ModelSpec& model, const Dims4& input) {
-  std::string key = absl::StrCat(input.c, "x", input.h, "x", input.w);
+  std::string key = absl::StrCat(input.c, "x", input.h, "x", input.w, "|t", omp_get_max_threads());
   for (const Layer& layer : model.layers) {
     const LayerSpec& s = layer.spec;
     absl::StrAppend(&key, "|", s.in_channels, ",", s.out_channels, ",", s.kernel, ",", s.stride,
@@ -119,10 +129,10 @@ std::vector<TimedPlan> BuildCandidates(const ModelSpec& model, const Dims4& inpu
                                        const dnnl::engine& engine, dnnl::stream& stream,
                                        const TimingData& data, Arena& arena, absl::Time deadline) {
   std::vector<TimedPlan> candidates;
-  for (const PlanChoice& choice : Candidates()) {
+  for (const PlanChoice& choice : Candidates(omp_get_max_threads())) {
     if (!candidates.empty() && absl::Now() >= deadline) break;
     auto plan = std::make_unique<Plan>(model, input, flops, choice.layout, weights, engine, stream,
-                                       choice.fused_tile_bytes);
+                                       choice.fused_tile_bytes, choice.threads);
     const PlanChoice effective = plan->choice();
     if (std::any_of(candidates.begin(), candidates.end(),
                     [&](const TimedPlan& c) { return c.choice == effective; })) {
@@ -176,9 +186,10 @@ TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const Flop
   }
   if (known) {
     result.plan = std::make_unique<Plan>(model, input, flops, known->layout, weights, engine,
-                                         stream, known->fused_tile_bytes);
+                                         stream, known->fused_tile_bytes, known->threads);
     result.layout = known->layout;
     result.fused_tile_bytes = known->fused_tile_bytes;
+    result.threads = known->threads;
     result.spent = absl::Now() - start;
     return result;
   }
@@ -192,6 +203,7 @@ TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const Flop
   result.candidates_timed = static_cast<int>(candidates.size());
   result.layout = best.choice.layout;
   result.fused_tile_bytes = best.choice.fused_tile_bytes;
+  result.threads = best.choice.threads;
   result.plan = std::move(best.plan);
   {
     absl::MutexLock lock(&choices.mu);
@@ -220,8 +232,7 @@ MicroBatchChoice ChooseMicroBatch(const ModelSpec& model, const Dims4& input,
                                   absl::Span<const int64_t> candidates, absl::Duration budget,
                                   absl::FunctionRef<void(int64_t)> run) {
   const absl::Time start = absl::Now();
-  const std::string key =
-      absl::StrCat(ChoiceKey(model, input), "|n", input.n, "|t", omp_get_max_threads());
+  const std::string key = absl::StrCat(ChoiceKey(model, input), "|n", input.n);
   Choices& choices = TheChoices();
   auto find = [&]() -> std::optional<int64_t> {
     absl::MutexLock lock(&choices.mu);

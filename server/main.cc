@@ -53,9 +53,9 @@ ABSL_FLAG(int64_t, http_max_body_bytes, int64_t{256} << 20,
           "the bytes of binary ones.");
 ABSL_FLAG(int, metrics_port, 8002, "Prometheus /metrics port; 0 turns metrics off.");
 ABSL_FLAG(int, threads, 0,
-          "Intra-op threads per engine instance; 0 = the CPUs this process may use "
-          "(affinity mask and cgroup quota) less one left to gRPC's threads (when there are "
-          "two or more), divided among the instances.");
+          "Most intra-op threads per engine instance; 0 = the CPUs this process may use "
+          "(affinity mask and cgroup quota) divided among the instances. Each input shape's "
+          "plan is timed on one thread and on all of these, and runs on the faster.");
 ABSL_FLAG(int, instances, 1, "Engine workers per model version.");
 ABSL_FLAG(int, max_batch_size, 8, "Samples per engine execution; 0 disables batching.");
 ABSL_FLAG(int64_t, max_queue_delay_us, 500,

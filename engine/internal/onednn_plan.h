@@ -40,14 +40,17 @@ enum class ActivationLayout {
   kFusedNchw,
 };
 
-// What the tuner chooses for a plan: the layout and, for kFusedNchw, the
-// size of a tile's depthwise output (0: FusedPlan's default).
+// What the tuner chooses for a plan: the layout, for kFusedNchw the size of
+// a tile's depthwise output (0: FusedPlan's default), and the threads it
+// runs on (0: OpenMP's current maximum, i.e. the executor's).
 struct PlanChoice {
   ActivationLayout layout = ActivationLayout::kAuto;
   int64_t fused_tile_bytes = 0;
+  int threads = 0;
 
   friend bool operator==(const PlanChoice& a, const PlanChoice& b) {
-    return a.layout == b.layout && a.fused_tile_bytes == b.fused_tile_bytes;
+    return a.layout == b.layout && a.fused_tile_bytes == b.fused_tile_bytes &&
+           a.threads == b.threads;
   }
 };
 
@@ -87,7 +90,7 @@ class Plan {
  public:
   Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops, ActivationLayout layout,
        WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream,
-       int64_t fused_tile_bytes = 0);
+       int64_t fused_tile_bytes = 0, int threads = 0);
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
 
@@ -102,7 +105,7 @@ class Plan {
   const FlopCount& flops() const { return flops_; }
   // The layout the plan runs in (kNhwc when the one asked for fell back).
   ActivationLayout layout() const;
-  // The layout and (fused) tile size it runs with.
+  // The layout, (fused) tile size and threads it runs with.
   PlanChoice choice() const;
 
   // The oneDNN implementation of every primitive the plan has made so far
@@ -153,6 +156,9 @@ class Plan {
   dnnl::memory ArenaMemory(const dnnl::memory::desc& desc, size_t offset);
 
   dnnl::engine engine_;
+  // Threads the primitives are built and run with (OpenMP's maximum is set
+  // to it around both: some oneDNN kernels split their work at creation).
+  int threads_;
   FlopCount flops_;
   dnnl::memory::format_tag tag_;
   Dims4 input_, output_;

@@ -6,8 +6,11 @@
 // sizes; oneDNN's primitives in nhwc with the direct NCHW matmul output,
 // nhwc, nChw8c, nChw16c), times a few runs of each on this CPU, each
 // starting with cold caches as a served request does, and keeps the
-// fastest. The choice is remembered process-wide per layer shapes
-// and image shape [c, h, w] (not the weights, not the batch size: a sample's
+// fastest; on executors of more than one thread the fused and the ISA's
+// layout are also timed on one thread, so the thread count too is measured,
+// not assumed. The choice is remembered process-wide per layer shapes,
+// image shape [c, h, w] and the executor's threads (not the weights, not the
+// batch size: a sample's
 // result must not depend on its batch, and layouts round differently): later
 // plans for the same key (another batch size, another executor of the same
 // model, a new version, a plan rebuilt after eviction) are built once, in
@@ -38,6 +41,7 @@ struct TuneResult {
   std::unique_ptr<Plan> plan;
   ActivationLayout layout = ActivationLayout::kAuto;  // the one chosen
   int64_t fused_tile_bytes = 0;                       // with kFusedNchw
+  int threads = 0;                                    // the plan runs on
   int candidates_timed = 0;                           // 0: the choice was cached
   absl::Duration spent;                               // building and timing
 };

@@ -140,8 +140,7 @@ CpuBudget ComputeCpuBudget(const std::string& root) {
 int UsableCpus() { return ComputeCpuBudget().usable; }
 
 int DefaultEngineThreads(int usable, int instances) {
-  const int for_engine = usable >= 2 ? usable - 1 : 1;
-  return std::max(1, for_engine / std::max(1, instances));
+  return std::max(1, usable / std::max(1, instances));
 }
 
 }  // namespace sepconv

@@ -31,12 +31,14 @@ CpuBudget ComputeCpuBudget(const std::string& root = "/");
 // ComputeCpuBudget().usable.
 int UsableCpus();
 
-// Default intra-op (OpenMP) threads per engine instance when `usable` CPUs
-// are shared by `instances` engine workers and gRPC's threads, which read and
-// write every request's payload: with two or more CPUs one is left to gRPC,
-// the rest are divided among the instances; at least 1 each. (OpenMP threads
-// that spin between batches otherwise take the cores gRPC needs: on 2 CPUs,
-// one engine thread serves more than two; tests/bench/service_bench.py.)
+// Default threads per engine instance when `usable` CPUs are shared by
+// `instances` engine workers: the CPUs divided among the instances, at least
+// 1 each. An upper bound, not a setting: the engine times each input shape's
+// plan on one thread as well as on all of them and keeps the faster
+// (engine/internal/plan_tuner.h), and its fused kernels' helpers never hold
+// a request for a CPU that gRPC's threads have taken (TilePool). Measured
+// through the server on 2 CPUs (tests/bench/server_engine_bench.py,
+// service_bench.py), two threads beat one at every case.
 int DefaultEngineThreads(int usable, int instances);
 
 }  // namespace sepconv

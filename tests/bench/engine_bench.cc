@@ -152,7 +152,8 @@ void BM_Engine(benchmark::State& state, std::shared_ptr<const ModelSpec> model, 
       state.SetLabel(absl::StrCat("chose ", LayoutName(chosen->layout),
                                   chosen->fused_tile_bytes > 0
                                       ? absl::StrCat(" ", chosen->fused_tile_bytes >> 10, "K")
-                                      : ""));
+                                      : "",
+                                  " on ", chosen->threads, " thread(s)"));
     }
   }
 }

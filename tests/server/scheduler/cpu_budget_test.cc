@@ -103,14 +103,14 @@ TEST_F(CpuBudgetTest, AffinityMatchesTheKernel) {
   EXPECT_LE(UsableCpus(), AffinityCpuCount());
 }
 
-TEST(DefaultEngineThreadsTest, LeavesOneCpuToGrpcAndSplitsTheRest) {
+TEST(DefaultEngineThreadsTest, SplitsTheCpusAmongTheInstances) {
   EXPECT_EQ(DefaultEngineThreads(1, 1), 1);
-  EXPECT_EQ(DefaultEngineThreads(2, 1), 1);
-  EXPECT_EQ(DefaultEngineThreads(4, 1), 3);
-  EXPECT_EQ(DefaultEngineThreads(16, 1), 15);
+  EXPECT_EQ(DefaultEngineThreads(2, 1), 2);
+  EXPECT_EQ(DefaultEngineThreads(4, 1), 4);
+  EXPECT_EQ(DefaultEngineThreads(16, 1), 16);
   EXPECT_EQ(DefaultEngineThreads(16, 3), 5);
   EXPECT_EQ(DefaultEngineThreads(2, 4), 1);  // never fewer than one
-  EXPECT_EQ(DefaultEngineThreads(8, 0), 7);  // no instances counts as one
+  EXPECT_EQ(DefaultEngineThreads(8, 0), 8);  // no instances counts as one
 }
 
 }  // namespace
