@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark in one go and prints the README's tables (Markdown):
-# the engine beside PyTorch and the roofline, the service against the echo
+# the engine through the server beside XNNPACK, PyTorch and the roofline (and
+# in-process, as a diagnostic), the service against the echo
 # server, dynamic batching on vs off, the cost of metrics and of TLS.
 # Speed is reported here, never asserted by tests.
 #
@@ -9,12 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
-cmake --build "$build" --target engine_bench echo_server sepconv-server sepconv-client >&2
+cmake --build "$build" --target engine_bench xnnpack_bench echo_server sepconv-server sepconv-client >&2
 
 section() { printf '\n### %s\n\n' "$1"; }
 echo "Measured on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1 /proc/loadavg) at start."
 
-section "Engine vs PyTorch (fp32, 2 threads, NCHW in and out)"
+section "Engine through the server vs XNNPACK and PyTorch (fp32, 1 and 2 threads, NCHW in and out)"
+/usr/bin/python3 tests/bench/server_engine_bench.py --build_dir "$build" --markdown
+
+section "Engine in-process, every layout (diagnostic; fp32, 2 threads, warm)"
 /usr/bin/python3 tests/bench/run_engine_bench.py --build_dir "$build" --suite all --markdown
 
 section "Service vs a do-nothing echo server (1 and 16 clients, 127.0.0.1)"

@@ -33,8 +33,10 @@ from sepconv_testing import LoggedProcess, free_port, scrape_sums  # noqa: E402
 # what a user who runs the image as it is gets.
 CONFIGS = {
     "default": ([], {}),
-    # The default before one CPU was left to gRPC: 2 engine threads on 2 CPUs,
-    # spinning between batches (libgomp's own default) or sleeping.
+    # One engine thread (the default before plans were timed on one thread
+    # and on all), and 2 threads with OpenMP spinning between batches
+    # (libgomp's own default) or sleeping.
+    "--threads=1": (["--threads=1"], {}),
     "--threads=2": (["--threads=2"], {}),
     "--threads=2 OMP_WAIT_POLICY=passive": (["--threads=2"], {"OMP_WAIT_POLICY": "passive"}),
     "--adaptive_queue_delay=false": (["--adaptive_queue_delay=false"], {}),

@@ -377,8 +377,9 @@ class KubernetesTest(unittest.TestCase):
         self.assertIn("cpu", limits)
         self.assertIn("memory", limits)
         self.assertIn("cpu", self.container["resources"]["requests"])
-        # The server's own budget (cgroup quota less one CPU for gRPC) is the
-        # measured best; --threads=<limit> would give OpenMP every CPU.
+        # The server's own budget (the cgroup quota, each shape's plan timed
+        # on one thread and on all of them) is the measured best; a fixed
+        # --threads would not follow a changed limit.
         self.assertNotIn("threads", self.flags)
 
     def served_models(self):
