@@ -81,6 +81,7 @@ class OneDnnExecutor final : public Executor {
   }
 
   const ModelSpec& model() const override { return *model_; }
+  absl::Span<const Dims4> warm_shapes() const override { return options_.warm_shapes; }
 
  private:
   // The batch `items` (of shape `input`, output `out`) in micro-batches of

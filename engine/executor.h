@@ -78,6 +78,13 @@ class Executor {
 
   virtual const ModelSpec& model() const = 0;
 
+  // The shapes Create warmed (ExecutorOptions.warm_shapes). A thread that
+  // will run requests warms them again itself before its first one (see
+  // Warm): the plans are built by then, but the thread's own engine state
+  // (the fused kernels' helper threads, OpenMP's team, its allocator arena)
+  // is made on its first run.
+  virtual absl::Span<const Dims4> warm_shapes() const { return {}; }
+
  protected:
   Executor() = default;
 };

@@ -114,11 +114,19 @@ class BatchingScheduler final : public Scheduler {
     executors_ = std::move(executors);
     completions_.Start(completion_threads_);
     for (size_t i = 0; i < executors_.size(); ++i) {
-      threads_.emplace_back([this, i] { WorkerLoop(executors_[i].get()); });
+      threads_.emplace_back([this, i] {
+        WarmThisWorker(*executors_[i]);
+        WorkerLoop(executors_[i].get());
+      });
       NameThread(threads_.back(), absl::StrCat("sepconv-work", i));
     }
     threads_.emplace_back([this] { ReaperLoop(); });
     NameThread(threads_.back(), "sepconv-reaper");
+    absl::MutexLock lock(&mu_);
+    auto all_warm = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return workers_warm_ == executors_.size();
+    };
+    mu_.Await(absl::Condition(&all_warm));
   }
 
   absl::Status Submit(std::unique_ptr<InferenceJob> job) override {
@@ -204,6 +212,15 @@ class BatchingScheduler final : public Scheduler {
   }
 
  private:
+  // Runs the executor's warm-up shapes once more on this worker's thread, so
+  // that the first request does not pay for the thread's own engine state
+  // (Executor::warm_shapes); an error here is the first request's to report.
+  void WarmThisWorker(Executor& executor) {
+    if (!executor.warm_shapes().empty()) executor.Warm(executor.warm_shapes()).IgnoreError();
+    absl::MutexLock lock(&mu_);
+    ++workers_warm_;
+  }
+
   void WorkerLoop(Executor* executor) {
     std::vector<QueuedJob> batch;
     std::vector<BatchItem> items;
@@ -324,6 +341,7 @@ class BatchingScheduler final : public Scheduler {
   const int completion_threads_;
   const std::function<void()> before_batch_;
   std::vector<std::unique_ptr<Executor>> executors_;
+  size_t workers_warm_ ABSL_GUARDED_BY(mu_) = 0;  // have run WarmThisWorker
   Completions completions_;
   std::vector<std::thread> threads_;
 
