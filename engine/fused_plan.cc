@@ -44,20 +44,45 @@ const FusedKernels* FusedPlan::KernelsForThisCpu() {
   }
 }
 
+std::vector<FusedLayerWeights> PackFusedWeights(const ModelSpec& model, int mr) {
+  std::vector<FusedLayerWeights> packed;
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const Layer& layer = model.layers[i];
+    const LayerSpec& s = layer.spec;
+    const int64_t mid = s.MidChannels(), blocks = CeilDiv(s.out_channels, mr);
+    FusedLayerWeights w;
+    w.dw_bias = s.depthwise_bias ? layer.weights.depthwise_bias : std::vector<float>(mid, 0.f);
+    w.pw_bias.assign(blocks * mr, 0.f);
+    if (s.pointwise_bias) {
+      std::copy(layer.weights.pointwise_bias.begin(), layer.weights.pointwise_bias.end(),
+                w.pw_bias.begin());
+    }
+    w.pw_packed.assign(blocks * mid * mr, 0.f);
+    for (int64_t o = 0; o < s.out_channels; ++o) {
+      for (int64_t m = 0; m < mid; ++m) {
+        w.pw_packed[((o / mr) * mid + m) * mr + o % mr] = layer.weights.pointwise[o * mid + m];
+      }
+    }
+    packed.push_back(std::move(w));
+  }
+  return packed;
+}
+
 FusedPlan::FusedPlan(const ModelSpec& model, const Dims4& input, const FusedKernels& kernels,
-                     int threads, int64_t tile_bytes)
+                     const std::vector<FusedLayerWeights>& weights, int threads, int64_t tile_bytes)
     : kernels_(kernels),
       threads_(std::max(1, threads)),
       tile_bytes_(tile_bytes > 0 ? tile_bytes : kDefaultTileBytes),
       input_(input) {
   Dims4 cur = input;
   shapes_.push_back(cur);
-  for (const Layer& layer : model.layers) {
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    const Layer& layer = model.layers[i];
     const LayerSpec& s = layer.spec;
     const int64_t pad = s.EffectivePadding(), reach = s.dilation * (s.kernel - 1) + 1;
     const Dims4 next{cur.n, s.out_channels, (cur.h + 2 * pad - reach) / s.stride + 1,
                      (cur.w + 2 * pad - reach) / s.stride + 1};
-    layers_.push_back(Prepare(layer, cur, next));
+    layers_.push_back(Prepare(layer, weights[i], cur, next));
     cur = next;
     shapes_.push_back(cur);
   }
@@ -70,29 +95,16 @@ FusedPlan::FusedPlan(const ModelSpec& model, const Dims4& input, const FusedKern
   arena_bytes_ = act_offset_ + 2 * act_bytes_;
 }
 
-FusedPlan::LayerData FusedPlan::Prepare(const Layer& layer, const Dims4& in, const Dims4& out) {
+FusedPlan::LayerData FusedPlan::Prepare(const Layer& layer, const FusedLayerWeights& weights,
+                                        const Dims4& in, const Dims4& out) {
   const LayerSpec& s = layer.spec;
-  const int64_t mid = s.MidChannels(), mr = kernels_.mr, blocks = CeilDiv(s.out_channels, mr);
   LayerData d;
   const int64_t plane = out.h * out.w, block = kernels_.block_pixels;
-  d.tile_pixels = TilePixels(in.n, plane, mid, block, tile_bytes_, threads_);
+  d.tile_pixels = TilePixels(in.n, plane, s.MidChannels(), block, tile_bytes_, threads_);
   d.tiles = CeilDiv(plane, d.tile_pixels);
-  d.dw_weights = layer.weights.depthwise;
-  d.dw_bias = s.depthwise_bias ? layer.weights.depthwise_bias : std::vector<float>(mid, 0.f);
-  d.pw_bias.assign(blocks * mr, 0.f);
-  if (s.pointwise_bias) {
-    std::copy(layer.weights.pointwise_bias.begin(), layer.weights.pointwise_bias.end(),
-              d.pw_bias.begin());
-  }
-  d.pw_packed.assign(blocks * mid * mr, 0.f);
-  for (int64_t o = 0; o < s.out_channels; ++o) {
-    for (int64_t m = 0; m < mid; ++m) {
-      d.pw_packed[((o / mr) * mid + m) * mr + o % mr] = layer.weights.pointwise[o * mid + m];
-    }
-  }
   FusedLayerView& v = d.view;
   v.in_channels = s.in_channels;
-  v.mid_channels = mid;
+  v.mid_channels = s.MidChannels();
   v.out_channels = s.out_channels;
   v.depth_multiplier = s.depth_multiplier;
   v.kernel = s.kernel;
@@ -103,10 +115,10 @@ FusedPlan::LayerData FusedPlan::Prepare(const Layer& layer, const Dims4& in, con
   v.in_w = in.w;
   v.out_h = out.h;
   v.out_w = out.w;
-  v.dw_weights = d.dw_weights.data();
-  v.dw_bias = d.dw_bias.data();
-  v.pw_packed = d.pw_packed.data();
-  v.pw_bias = d.pw_bias.data();
+  v.dw_weights = layer.weights.depthwise.data();
+  v.dw_bias = weights.dw_bias.data();
+  v.pw_packed = weights.pw_packed.data();
+  v.pw_bias = weights.pw_bias.data();
   v.dw_activation = s.depthwise_activation;
   v.pw_activation = s.pointwise_activation;
   const int64_t lanes = kernels_.lanes, reach = (s.kernel - 1) * s.dilation;
@@ -120,7 +132,7 @@ FusedPlan::LayerData FusedPlan::Prepare(const Layer& layer, const Dims4& in, con
                                  RoundUp(out.w, lanes) + reach / s.stride + 1}),
                        lanes);
   const int64_t rows_read = (tile_rows - 1) * s.stride + reach + 1;
-  const int64_t floats = mid * v.mid_ld + rows_read * s.stride * v.phase_ld;
+  const int64_t floats = v.mid_channels * v.mid_ld + rows_read * s.stride * v.phase_ld;
   scratch_floats_ = std::max(scratch_floats_, static_cast<size_t>(RoundUp(floats, 16)));
   return d;
 }

@@ -240,8 +240,8 @@ Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
                      weights.Parts(model.layers.size() - 1) == 1) {
   if (ResolveLayout(layout) == ActivationLayout::kFusedNchw) {
     if (const internal::FusedKernels* kernels = internal::FusedPlan::KernelsForThisCpu()) {
-      fused_ =
-          std::make_unique<internal::FusedPlan>(model, input, *kernels, threads_, fused_tile_bytes);
+      fused_ = std::make_unique<internal::FusedPlan>(
+          model, input, *kernels, weights.Fused(kernels->mr), threads_, fused_tile_bytes);
       arena_bytes_ = fused_->ArenaBytes();
       return;
     }

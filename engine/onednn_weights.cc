@@ -7,7 +7,8 @@ namespace sepconv {
 using dnnl::memory;
 constexpr memory::data_type kF32 = memory::data_type::f32;
 
-WeightCache::WeightCache(const ModelSpec& model, const dnnl::engine& engine) : engine_(engine) {
+WeightCache::WeightCache(const ModelSpec& model, const dnnl::engine& engine)
+    : model_(model), engine_(engine) {
   // oneDNN takes non-const handles; plain weights are only ever read.
   auto view = [&](const std::vector<float>& values, const memory::dims& dims,
                   memory::format_tag tag) {
@@ -75,6 +76,12 @@ dnnl::memory WeightCache::Get(Weights& weights, const memory::desc& desc, dnnl::
   stream.wait();
   weights.reordered.emplace_back(desc, reordered);
   return reordered;
+}
+
+const std::vector<internal::FusedLayerWeights>& WeightCache::Fused(int mr) {
+  auto it = fused_.find(mr);
+  if (it == fused_.end()) it = fused_.emplace(mr, internal::PackFusedWeights(model_, mr)).first;
+  return it->second;
 }
 
 }  // namespace sepconv

@@ -25,6 +25,18 @@
 namespace sepconv {
 namespace internal {
 
+// One layer's weights in the form the fused kernels take, beside the
+// model's own depthwise weights (used as they are): the depthwise bias
+// (zeros without one), the pointwise weights packed for blocks of `mr`
+// output channels (FusedLayerView::pw_packed) and the pointwise bias padded
+// to whole blocks.
+struct FusedLayerWeights {
+  std::vector<float> dw_bias, pw_packed, pw_bias;
+};
+
+// Every layer's, for kernels with blocks of `mr` output channels.
+std::vector<FusedLayerWeights> PackFusedWeights(const ModelSpec& model, int mr);
+
 class FusedPlan {
  public:
   // The kernels for the ISA oneDNN dispatches to (ONEDNN_MAX_CPU_ISA caps
@@ -34,11 +46,13 @@ class FusedPlan {
   // The default tile: its depthwise output near this many bytes.
   static constexpr int64_t kDefaultTileBytes = int64_t{192} << 10;
 
-  // `input` must be valid for `model`; `threads` share each layer's tiles,
+  // `input` must be valid for `model`; `weights` are
+  // PackFusedWeights(model, kernels.mr); both must outlive the plan (an
+  // executor's plans share one packing). `threads` share each layer's tiles,
   // each tile's depthwise output is kept near `tile_bytes` (0: the default)
   // so that it stays in the core's cache.
-  FusedPlan(const ModelSpec& model, const Dims4& input, const FusedKernels& kernels, int threads,
-            int64_t tile_bytes = 0);
+  FusedPlan(const ModelSpec& model, const Dims4& input, const FusedKernels& kernels,
+            const std::vector<FusedLayerWeights>& weights, int threads, int64_t tile_bytes = 0);
   FusedPlan(const FusedPlan&) = delete;
   FusedPlan& operator=(const FusedPlan&) = delete;
 
@@ -58,11 +72,11 @@ class FusedPlan {
  private:
   struct LayerData {
     FusedLayerView view;
-    std::vector<float> dw_weights, dw_bias, pw_packed, pw_bias;
     int64_t tile_pixels = 1, tiles = 1;  // per sample
   };
-  // A layer's weights and tiles; grows scratch_floats_ to what it needs.
-  LayerData Prepare(const Layer& layer, const Dims4& in, const Dims4& out);
+  // A layer's view and tiles; grows scratch_floats_ to what it needs.
+  LayerData Prepare(const Layer& layer, const FusedLayerWeights& weights, const Dims4& in,
+                    const Dims4& out);
 
   const FusedKernels& kernels_;
   const int threads_;

@@ -7,9 +7,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <utility>
 #include <vector>
 
+#include "engine/internal/fused_plan.h"
 #include "engine/model_spec.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
@@ -51,6 +53,11 @@ class WeightCache {
   const dnnl::memory& PointwisePlain(size_t layer) const { return layers_[layer].pw_plain; }
   const dnnl::memory& PointwiseBias(size_t layer) const { return layers_[layer].pw_bias; }
 
+  // The weights in the fused kernels' layout for blocks of `mr` output
+  // channels (PackFusedWeights), packed on first request and kept: every
+  // fused plan of the executor shares them.
+  const std::vector<internal::FusedLayerWeights>& Fused(int mr);
+
  private:
   struct Weights {
     dnnl::memory plain;
@@ -68,8 +75,10 @@ class WeightCache {
   };
   dnnl::memory Get(Weights& weights, const dnnl::memory::desc& desc, dnnl::stream& stream);
 
+  const ModelSpec& model_;
   dnnl::engine engine_;
   std::vector<LayerMemories> layers_;
+  std::map<int, std::vector<internal::FusedLayerWeights>> fused_;  // by mr
 };
 
 }  // namespace sepconv

@@ -49,7 +49,8 @@ std::vector<float> Input(const Dims4& d, uint32_t seed) {
 std::vector<float> RunFused(const ModelSpec& model, const Dims4& dims,
                             const std::vector<float>& input, const FusedKernels& kernels,
                             int threads, int64_t tile_bytes) {
-  FusedPlan plan(model, dims, kernels, threads, tile_bytes);
+  const std::vector<FusedLayerWeights> weights = PackFusedWeights(model, kernels.mr);
+  FusedPlan plan(model, dims, kernels, weights, threads, tile_bytes);
   const Dims4 out = InferOutputShape(model, dims).value();
   const int64_t in_sample = dims.c * dims.h * dims.w, out_sample = out.c * out.h * out.w;
   std::vector<std::vector<float>> ins, outs;
@@ -195,7 +196,8 @@ TEST(FusedPlanTest, NamesItsKernelsAndTiles) {
   s.out_channels = 8;
   const ModelSpec model = MakeRandomModel({s}, 1).value();
   for (const FusedKernels* kernels : RunnableKernels()) {
-    FusedPlan plan(model, Dims4{1, 8, 16, 16}, *kernels, 2, 0);
+    const std::vector<FusedLayerWeights> weights = PackFusedWeights(model, kernels->mr);
+    FusedPlan plan(model, Dims4{1, 8, 16, 16}, *kernels, weights, 2, 0);
     ASSERT_EQ(plan.ImplNames().size(), 1u);
     EXPECT_EQ(plan.ImplNames()[0].rfind(absl::StrCat("fused_nchw:", kernels->isa), 0), 0u)
         << plan.ImplNames()[0];
