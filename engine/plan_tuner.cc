@@ -41,30 +41,6 @@ std::vector<PlanChoice> Candidates(int threads) {
   return candidates;
 }
 
-// Pushes this process's data out of the CPU caches, as a server's network
-// traffic and other processes do between two requests: each timed run then
-// starts as a served request does, with the plan's weights, buffers and
-// input in memory, not in cache. (Timed warm, back to back, layouts that
-// move more data between primitives win by up to 1.6x what they lose in the
-// server: 1x32-64x112 on a Zen 5, nChw16c 0.55 ms warm and 0.78 ms cold,
-// fused 0.46 and 0.50.) Writes a buffer of twice the last-level cache,
-// allocated for one tuning and freed after.
-class CacheEvictor {
- public:
-  CacheEvictor() {
-    long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    if (llc <= 0) llc = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    if (llc <= 0) llc = 32L << 20;
-    buffer_.resize(std::min<size_t>(2 * static_cast<size_t>(llc), size_t{256} << 20));
-  }
-  void Evict() {
-    for (size_t i = 0; i < buffer_.size(); i += 64) buffer_[i] = static_cast<char>(buffer_[i] + 1);
-  }
-
- private:
-  std::vector<char> buffer_;
-};
-
 constexpr int kTimedRuns = 3;
 
 struct Choices {
@@ -284,6 +260,17 @@ MicroBatchChoice ChooseMicroBatch(const ModelSpec& model, const Dims4& input,
   }
   result.spent = absl::Now() - start;
   return result;
+}
+
+CacheEvictor::CacheEvictor() {
+  long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  if (llc <= 0) llc = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  if (llc <= 0) llc = 32L << 20;
+  buffer_.resize(std::min<size_t>(2 * static_cast<size_t>(llc), size_t{256} << 20));
+}
+
+void CacheEvictor::Evict() {
+  for (size_t i = 0; i < buffer_.size(); i += 64) buffer_[i] = static_cast<char>(buffer_[i] + 1);
 }
 
 }  // namespace internal

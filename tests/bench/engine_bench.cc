@@ -41,18 +41,8 @@ namespace {
 int g_threads = 2;
 int g_errors = 0;  // benchmarks that could not run; main exits non-zero
 // --cold: every timed run of the engine starts with the caches flushed, as a
-// request served after others' traffic does (see ColdCaches).
+// request served after others' traffic does (the layout tuner's flush).
 bool g_cold = false;
-
-// Writes over twice a 32 MiB last-level cache, so that the next run finds
-// its weights, buffers and input in memory, as a server's request does after
-// network traffic or an idle spell (the same flush as the layout tuner's).
-void ColdCaches() {
-  static std::vector<char>* const buffer = new std::vector<char>(size_t{64} << 20);
-  for (size_t i = 0; i < buffer->size(); i += 64)
-    (*buffer)[i] = static_cast<char>((*buffer)[i] + 1);
-  benchmark::DoNotOptimize(buffer->data());
-}
 
 using Clock = std::chrono::steady_clock;
 
@@ -128,11 +118,13 @@ void BM_Engine(benchmark::State& state, std::shared_ptr<const ModelSpec> model, 
     return;
   }
   {
+    const std::unique_ptr<internal::CacheEvictor> evictor =
+        g_cold ? std::make_unique<internal::CacheEvictor>() : nullptr;
     IterationTimer timer(state);
     for (auto _ : state) {
-      if (g_cold) {
+      if (evictor != nullptr) {
         state.PauseTiming();
-        ColdCaches();
+        evictor->Evict();
         state.ResumeTiming();
       }
       timer.Time([&] {
