@@ -18,10 +18,8 @@ absl::StatusOr<FlopCount> CountFlops(const ModelSpec& model, const Dims4& input)
   Dims4 current = input;
   for (size_t i = 0; i < model.layers.size(); ++i) {
     const LayerSpec& s = model.layers[i].spec;
-    const int64_t pad = s.EffectivePadding();
-    const int64_t reach = s.dilation * (s.kernel - 1) + 1;
-    const int64_t ho = (current.h + 2 * pad - reach) / s.stride + 1;
-    const int64_t wo = (current.w + 2 * pad - reach) / s.stride + 1;
+    const Dims4 out = LayerOutputShape(s, current);
+    const int64_t ho = out.h, wo = out.w;
     const int64_t k2 = s.kernel * s.kernel;
     const std::optional<int64_t> dw = CheckedMul({2, current.n, ho, wo, k2, s.MidChannels()});
     const std::optional<int64_t> pw =

@@ -78,10 +78,7 @@ FusedPlan::FusedPlan(const ModelSpec& model, const Dims4& input, const FusedKern
   shapes_.push_back(cur);
   for (size_t i = 0; i < model.layers.size(); ++i) {
     const Layer& layer = model.layers[i];
-    const LayerSpec& s = layer.spec;
-    const int64_t pad = s.EffectivePadding(), reach = s.dilation * (s.kernel - 1) + 1;
-    const Dims4 next{cur.n, s.out_channels, (cur.h + 2 * pad - reach) / s.stride + 1,
-                     (cur.w + 2 * pad - reach) / s.stride + 1};
+    const Dims4 next = LayerOutputShape(layer.spec, cur);
     layers_.push_back(Prepare(layer, weights[i], cur, next));
     cur = next;
     shapes_.push_back(cur);

@@ -82,6 +82,15 @@ inline int64_t Elements(const Dims4& d) { return d.n * d.c * d.h * d.w; }
 // chain, and that weight sizes match. The message names the layer and value.
 absl::Status ValidateModel(const ModelSpec& model);
 
+// One layer's output for `input` (n carried over, the layer's output
+// channels, H and W past the depthwise kernel), for an input already
+// validated (InferOutputShape): no checks.
+inline Dims4 LayerOutputShape(const LayerSpec& s, const Dims4& input) {
+  const int64_t pad = s.EffectivePadding(), reach = s.dilation * (s.kernel - 1) + 1;
+  return Dims4{input.n, s.out_channels, (input.h + 2 * pad - reach) / s.stride + 1,
+               (input.w + 2 * pad - reach) / s.stride + 1};
+}
+
 // The output shape for `input`, or INVALID_ARGUMENT naming the problem:
 // non-positive dims, a channel mismatch, a spatial size smaller than a
 // kernel's reach, or element counts that overflow int64.

@@ -127,8 +127,8 @@ LayerDescs DescribeLayers(const ModelSpec& model, const Dims4& input, memory::fo
   for (size_t i = 0; i < model.layers.size(); ++i) {
     const LayerSpec& s = model.layers[i].spec;
     const int64_t pad = s.EffectivePadding(), reach = s.dilation * (s.kernel - 1) + 1;
-    const int64_t ho = (cur.h + 2 * pad - reach) / s.stride + 1;
-    const int64_t wo = (cur.w + 2 * pad - reach) / s.stride + 1;
+    const Dims4 out = LayerOutputShape(s, cur);
+    const int64_t ho = out.h, wo = out.w;
     const int64_t parts = weights.Parts(i), part_mid = s.MidChannels() / parts;
     const memory::desc src = act_desc(cur.c, cur.h, cur.w);
     const memory::desc mid = act_desc(part_mid, ho, wo);
@@ -198,18 +198,15 @@ ActivationLayout ResolveLayout(ActivationLayout layout) {
 int64_t MicroBatchSize(const ModelSpec& model, const Dims4& chw, int64_t n, int64_t requested) {
   if (requested > 0) return std::min(requested, n);
   // Per sample: the largest layer input + depthwise output + layer output.
-  int64_t h = chw.h, w = chw.w, c = chw.c, per_sample = 0;
+  Dims4 cur = chw;
+  int64_t per_sample = 0;
   for (const Layer& layer : model.layers) {
     const LayerSpec& s = layer.spec;
-    const int64_t pad = s.EffectivePadding(), reach = s.dilation * (s.kernel - 1) + 1;
-    const int64_t ho = (h + 2 * pad - reach) / s.stride + 1,
-                  wo = (w + 2 * pad - reach) / s.stride + 1;
-    per_sample =
-        std::max(per_sample, static_cast<int64_t>(sizeof(float)) *
-                                 (c * h * w + (s.MidChannels() + s.out_channels) * ho * wo));
-    h = ho;
-    w = wo;
-    c = s.out_channels;
+    const Dims4 out = LayerOutputShape(s, cur);
+    per_sample = std::max(per_sample, static_cast<int64_t>(sizeof(float)) *
+                                          (cur.c * cur.h * cur.w +
+                                           (s.MidChannels() + s.out_channels) * out.h * out.w));
+    cur = out;
   }
   return std::clamp<int64_t>(kMicroBatchBytes / std::max<int64_t>(per_sample, 1), 1, n);
 }
