@@ -31,6 +31,7 @@
 #include "server/core/auth.h"
 #include "server/core/request_limits.h"
 #include "server/core/request_log.h"
+#include "server/core/shared_memory.h"
 #include "server/core/tls.h"
 #include "server/grpc/grpc_tls.h"
 #include "server/grpc/server.h"
@@ -106,6 +107,15 @@ ABSL_FLAG(int64_t, max_elements_per_request, int64_t{16} << 20,
           "Largest input, and largest output, of one request in elements; 0 = no limit.");
 ABSL_FLAG(int64_t, max_spatial_size, 4096, "Largest input H and W; 0 = no limit.");
 ABSL_FLAG(int64_t, max_batch_per_request, 0, "Largest N of one request; 0 = no limit.");
+ABSL_FLAG(bool, allow_shared_memory, false,
+          "Serve Triton's system shared-memory extension: clients on this host register POSIX "
+          "shared-memory objects (/dev/shm) and pass tensors through them instead of the "
+          "network. Off by default, as in Triton: any client that may call the server can then "
+          "read and write the shared-memory objects this process can open.");
+ABSL_FLAG(int, shared_memory_max_regions, 64,
+          "Shared-memory regions registered at once (1-4096); more are RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, shared_memory_max_bytes, int64_t{16} << 30,
+          "Bytes of shared memory registered at once; more are RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, max_concurrent_streams, 256,
           "Concurrent requests (HTTP/2 streams) per connection; 0 = gRPC's default.");
 ABSL_FLAG(int, max_connection_age_secs, 60,
@@ -304,6 +314,18 @@ absl::Status AddSecurityOptions(ServerOptions* options) {
     log.lines_per_second = absl::GetFlag(FLAGS_failed_request_log_rate);
     log.burst = 2 * log.lines_per_second;
     options->core.request_log = std::make_shared<RequestLog>(log);
+  }
+  if (absl::GetFlag(FLAGS_allow_shared_memory)) {
+    SharedMemoryOptions shm;
+    shm.max_regions = absl::GetFlag(FLAGS_shared_memory_max_regions);
+    const int64_t max_bytes = absl::GetFlag(FLAGS_shared_memory_max_bytes);
+    if (shm.max_regions < 1 || shm.max_regions > kMaxSharedMemoryRegions || max_bytes < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--shared_memory_max_regions must be 1-", kMaxSharedMemoryRegions,
+          " and --shared_memory_max_bytes >= 1 (got ", shm.max_regions, ", ", max_bytes, ")"));
+    }
+    shm.max_bytes = static_cast<uint64_t>(max_bytes);
+    options->core.shared_memory = std::make_shared<SharedMemoryRegistry>(shm);
   }
   RequestLimits& limits = options->core.limits;
   limits.max_elements = absl::GetFlag(FLAGS_max_elements_per_request);

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/core/input_tensor.h"
 #include "server/core/request_validation.h"
@@ -71,6 +72,56 @@ TensorMetadataInfo TensorMetadata(const char* name, int64_t channels) {
   return TensorMetadataInfo{name, kDatatypeFp32, {-1, channels, -1, -1}};
 }
 
+// The leases of a request whose tensors are in shared memory.
+struct SharedMemoryLeases {
+  SharedMemoryLease input;
+  SharedMemoryLease output;
+  // OK while both ranges are intact (checked once the output is written).
+  absl::Status CheckIntact() const {
+    absl::Status status = input.CheckIntact();
+    status.Update(output.CheckIntact());
+    return status;
+  }
+};
+
+int64_t FloatBytes(const Dims4& d) { return d.n * d.c * d.h * d.w * int64_t{sizeof(float)}; }
+
+// Leases the ranges a validated request names in shared memory.
+absl::Status LeaseSharedMemory(const SharedMemoryRegistry* regions, const ValidatedInfer& validated,
+                               SharedMemoryLeases& leases) {
+  const bool wanted = validated.input_shared_memory || validated.output_shared_memory;
+  if (!wanted) return absl::OkStatus();
+  if (regions == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request names a shared-memory region; ", kSharedMemoryOff));
+  }
+  if (validated.input_shared_memory) {
+    absl::StatusOr<SharedMemoryLease> lease =
+        regions->Acquire(*validated.input_shared_memory, FloatBytes(validated.input_dims),
+                         /*at_least=*/false, absl::StrCat("input '", kInputName, "'"));
+    if (!lease.ok()) return lease.status();
+    leases.input = *std::move(lease);
+  }
+  if (validated.output_shared_memory) {
+    const std::string what = absl::StrCat("output '", kOutputName, "'");
+    absl::StatusOr<SharedMemoryLease> lease =
+        regions->Acquire(*validated.output_shared_memory, FloatBytes(validated.output_dims),
+                         /*at_least=*/true, what);
+    if (!lease.ok()) return lease.status();
+    if (reinterpret_cast<uintptr_t>(lease->data()) % alignof(float) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": its place in shared memory must be 4-byte aligned (region offset + ",
+          kShmOffsetParameter, ")"));
+    }
+    if (lease->Overlaps(leases.input)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " and input '", kInputName, "' overlap in shared memory"));
+    }
+    leases.output = *std::move(lease);
+  }
+  return absl::OkStatus();
+}
+
 // Validates and submits one request to `model`; on OK the scheduler now owns
 // calling `done`, otherwise `done` is still the caller's.
 absl::Status Submit(const std::shared_ptr<ServedModel>& model, const CoreOptions& options,
@@ -83,15 +134,25 @@ absl::Status Submit(const std::shared_ptr<ServedModel>& model, const CoreOptions
       !limited.ok()) {
     return limited;
   }
+  SharedMemoryLeases leases;
+  if (absl::Status leased = LeaseSharedMemory(EnabledRegions(options), *validated, leases);
+      !leased.ok()) {
+    return leased;
+  }
   InferResult result;
   result.model_name = model->name();
   result.model_version = model->version();
   result.output_dims = validated->output_dims;
   result.raw = validated->raw;
+  result.output_in_shared_memory = validated->output_shared_memory.has_value();
   absl::StatusOr<float*> output = allocate(result);
   if (!output.ok()) return output.status();
+  if (result.output_in_shared_memory) output = reinterpret_cast<float*>(leases.output.data());
 
-  InputTensor input = InputFromRequest(request, *validated);
+  InputTensor input =
+      validated->input_shared_memory
+          ? InputFromRawBytes(absl::string_view(leases.input.data(), leases.input.byte_size()))
+          : InputFromRequest(request, *validated);
   auto job = std::make_unique<InferenceJob>();
   const uint64_t id = NextJobId();
   job->id = id;
@@ -109,7 +170,8 @@ absl::Status Submit(const std::shared_ptr<ServedModel>& model, const CoreOptions
   // job is done, whoever unloads it meanwhile.
   job->done = [lease = model, log = options.request_log, &request, peer = call.peer,
                start = call.start, finish, timed, input = std::move(input),
-               cancellation = call.cancellation, link](absl::Status status) {
+               cancellation = call.cancellation, link,
+               leases = std::move(leases)](absl::Status status) mutable {
     if (link != nullptr) {
       uint64_t hook;
       {
@@ -119,6 +181,11 @@ absl::Status Submit(const std::shared_ptr<ServedModel>& model, const CoreOptions
       }
       cancellation->Unregister(hook);
     }
+    // A region its owner truncated meanwhile: what was read or written
+    // there is lost. The leases end here, not with the job: an unregister
+    // waiting for them goes on before the answer is sent.
+    if (status.ok()) status = leases.CheckIntact();
+    leases = SharedMemoryLeases();
     ModelMetrics* metrics = lease->metrics();
     Record(metrics, status.code(), start);
     if (metrics != nullptr && status.ok()) {

@@ -43,6 +43,7 @@
 #include "server/core/infer_request.h"
 #include "server/core/request_limits.h"
 #include "server/core/request_log.h"
+#include "server/core/shared_memory.h"
 #include "server/models/model_registry.h"
 
 namespace sepconv {
@@ -56,7 +57,16 @@ struct CoreOptions {
   std::shared_ptr<TokenAuthenticator> auth;  // null: no auth; main reloads it
   std::shared_ptr<RequestLog> request_log;   // null: no failure log
   RequestLimits limits;
+  // Triton's system shared-memory regions, for both frontends; null: off
+  // (a request naming a region is INVALID_ARGUMENT).
+  std::shared_ptr<SharedMemoryRegistry> shared_memory;
 };
+
+// options.shared_memory when it is on, else null.
+inline SharedMemoryRegistry* EnabledRegions(const CoreOptions& options) {
+  SharedMemoryRegistry* regions = options.shared_memory.get();
+  return regions != nullptr && regions->enabled() ? regions : nullptr;
+}
 
 // What the core needs from the transport carrying one request.
 struct InferCall {
@@ -140,6 +150,9 @@ class InferenceCore {
   int held_refusals() const;
 
   const ModelRegistry& registry() const { return *registry_; }
+  // The shared-memory regions the frontends register; null when off. The
+  // caller checks auth.
+  SharedMemoryRegistry* shared_memory() const { return EnabledRegions(options_); }
 
  private:
   const std::shared_ptr<const ModelRegistry> registry_;

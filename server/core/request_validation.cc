@@ -46,6 +46,26 @@ absl::Status CheckShape(const InferInput& input, const ModelSpec& model, int64_t
   return absl::OkStatus();
 }
 
+// The shared-memory parameters of `what` as a SharedMemoryRef, nullopt
+// when none are given.
+absl::StatusOr<std::optional<SharedMemoryRef>> SharedMemoryFromParams(const SharedMemoryParams& p,
+                                                                      const std::string& what) {
+  if (!p.given()) return std::optional<SharedMemoryRef>();
+  if (!p.region.has_value() || !p.byte_size.has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": parameters '", kShmRegionParameter, "' and '", kShmByteSizeParameter,
+                     "' go together (and '", kShmOffsetParameter, "' only with them)"));
+  }
+  const int64_t offset = p.offset.value_or(0);
+  if (p.region->empty() || offset < 0 || *p.byte_size < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": shared memory needs a region name and a non-negative offset and byte size (got '",
+        *p.region, "', ", offset, ", ", *p.byte_size, ")"));
+  }
+  return SharedMemoryRef{*p.region, static_cast<uint64_t>(offset),
+                         static_cast<uint64_t>(*p.byte_size)};
+}
+
 absl::Status CheckContents(const InferInput& input, int64_t elements, bool* raw) {
   if (!input.other_typed_data.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("input '", input.name, "' carries ",
@@ -54,6 +74,15 @@ absl::Status CheckContents(const InferInput& input, int64_t elements, bool* raw)
   }
   const bool has_typed = input.fp32.has_value() && !input.fp32->empty();
   const bool has_raw = input.raw.has_value();
+  if (input.shared_memory.given()) {
+    if (has_raw || has_typed) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", input.name, "' is given both in shared memory and in ",
+                       has_raw ? input.raw_field : input.typed_field, "; use one of them"));
+    }
+    *raw = true;  // an output not in shared memory goes out as raw bytes
+    return absl::OkStatus();
+  }
   if (has_raw && has_typed) {
     return absl::InvalidArgumentError(absl::StrCat("input '", input.name, "' is given both in ",
                                                    input.raw_field, " and in ", input.typed_field,
@@ -107,17 +136,32 @@ absl::StatusOr<ValidatedInfer> ValidateInferRequest(const InferRequest& request,
     return absl::InvalidArgumentError(absl::StrCat("input '", input.name, "' has datatype '",
                                                    input.datatype, "'; expected ", kDatatypeFp32));
   }
-  for (const std::string& output : request.requested_outputs) {
-    if (output != kOutputName) {
-      return absl::InvalidArgumentError(absl::StrCat("requested output '", output,
+  ValidatedInfer result;
+  for (const RequestedOutput& output : request.requested_outputs) {
+    if (output.name != kOutputName) {
+      return absl::InvalidArgumentError(absl::StrCat("requested output '", output.name,
                                                      "' does not exist; the model's output is '",
                                                      kOutputName, "'"));
     }
+    absl::StatusOr<std::optional<SharedMemoryRef>> shm =
+        SharedMemoryFromParams(output.shared_memory, absl::StrCat("output '", output.name, "'"));
+    if (!shm.ok()) return shm.status();
+    if (shm->has_value()) result.output_shared_memory = **shm;
   }
-  ValidatedInfer result;
   int64_t elements = 0;
   if (absl::Status s = CheckShape(input, model, &elements); !s.ok()) return s;
   if (absl::Status s = CheckContents(input, elements, &result.raw); !s.ok()) return s;
+  absl::StatusOr<std::optional<SharedMemoryRef>> input_shm =
+      SharedMemoryFromParams(input.shared_memory, absl::StrCat("input '", input.name, "'"));
+  if (!input_shm.ok()) return input_shm.status();
+  result.input_shared_memory = *std::move(input_shm);
+  if (result.input_shared_memory.has_value() &&
+      result.input_shared_memory->byte_size != static_cast<uint64_t>(elements * kFloatBytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input '", input.name, "': ", kShmByteSizeParameter, " is ",
+                     result.input_shared_memory->byte_size, "; shape ", ShapeString(input.shape),
+                     " needs ", elements, " FP32 elements = ", elements * kFloatBytes, " bytes"));
+  }
   if (request.timeout_us.has_value()) {
     if (*request.timeout_us < 0) {
       return absl::InvalidArgumentError(absl::StrCat("parameter '", kTimeoutParameter, "' is ",

@@ -7,10 +7,13 @@
 // input count, input name, datatype, rank, a non-positive dim, a shape whose
 // size overflows int64, the channel count, raw byte size or typed element
 // count versus the shape, raw and typed data given together, typed data of
-// another type, requested output names, a negative `timeout`, and (through
+// another type, requested output names, a negative `timeout`, incomplete or
+// negative shared-memory parameters, an input in shared memory that also
+// carries data or whose byte size does not match its shape, and (through
 // the engine's InferOutputShape) a spatial size smaller than a kernel's
-// reach. Fields are named as the frontend named them (InferInput::raw_field,
-// typed_field). Checks only a frontend can make (e.g. gRPC's count of
+// reach. Whether the regions exist and hold the ranges is checked when the
+// core leases them (shared_memory.h). Fields are named as the frontend named them
+// (InferInput::raw_field, typed_field). Checks only a frontend can make (e.g. gRPC's count of
 // raw_input_contents, the timeout parameter's type) are the frontend's.
 // Pure functions; thread-safe.
 
@@ -23,6 +26,7 @@
 #include "absl/types/span.h"
 #include "engine/model_spec.h"
 #include "server/core/infer_request.h"
+#include "server/core/shared_memory.h"
 
 namespace sepconv {
 
@@ -37,6 +41,10 @@ struct ValidatedInfer {
   bool raw = true;
   // The request's `timeout`, if any (0 = none).
   std::optional<absl::Duration> timeout;
+  // Where the input is / the output goes in the client's shared memory, if
+  // the request says so (the ranges are checked when leased).
+  std::optional<SharedMemoryRef> input_shared_memory;
+  std::optional<SharedMemoryRef> output_shared_memory;
 };
 
 absl::StatusOr<ValidatedInfer> ValidateInferRequest(const InferRequest& request,

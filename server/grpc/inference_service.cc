@@ -92,6 +92,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
   for (const char* extension : {"model_configuration", "model_repository", "statistics"}) {
     response->add_extensions(extension);
   }
+  if (core_->shared_memory() != nullptr) response->add_extensions("system_shared_memory");
   return FinishUnary(context, absl::OkStatus());
 }
 

@@ -118,6 +118,23 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
       grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
       inference::RepositoryModelUnloadResponse* response) override;
 
+  // Triton's system shared-memory extension (server/grpc/shared_memory_rpcs.cc;
+  // auth as above; UNAVAILABLE when it is off): the core's
+  // SharedMemoryRegistry Status / Register / Unregister. Unregister waits,
+  // on the calling gRPC thread, for the requests using the region.
+  grpc::ServerUnaryReactor* SystemSharedMemoryStatus(
+      grpc::CallbackServerContext* context,
+      const inference::SystemSharedMemoryStatusRequest* request,
+      inference::SystemSharedMemoryStatusResponse* response) override;
+  grpc::ServerUnaryReactor* SystemSharedMemoryRegister(
+      grpc::CallbackServerContext* context,
+      const inference::SystemSharedMemoryRegisterRequest* request,
+      inference::SystemSharedMemoryRegisterResponse* response) override;
+  grpc::ServerUnaryReactor* SystemSharedMemoryUnregister(
+      grpc::CallbackServerContext* context,
+      const inference::SystemSharedMemoryUnregisterRequest* request,
+      inference::SystemSharedMemoryUnregisterResponse* response) override;
+
   // The core's Authenticate over the call's "authorization" metadata.
   absl::Status Authenticate(const grpc::CallbackServerContext& context) const;
 

@@ -22,17 +22,39 @@ const char* OtherTypedContents(const inference::InferTensorContents& contents) {
   return nullptr;
 }
 
-// The `timeout` parameter in microseconds (its sign is the core's check).
-absl::StatusOr<std::optional<int64_t>> ParseTimeout(const inference::ModelInferRequest& request) {
-  auto it = request.parameters().find(kTimeoutParameter);
-  if (it == request.parameters().end()) return std::optional<int64_t>();
-  const inference::InferParameter& p = it->second;
+// A parameter's int64 value (int64_param, or a uint64_param that fits).
+absl::StatusOr<int64_t> Int64Parameter(const inference::InferParameter& p, absl::string_view name,
+                                       const std::string& what) {
   if (p.parameter_choice_case() == inference::InferParameter::kInt64Param) return p.int64_param();
   if (p.parameter_choice_case() == inference::InferParameter::kUint64Param &&
       p.uint64_param() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
     return static_cast<int64_t>(p.uint64_param());
   }
-  return absl::InvalidArgumentError("parameter 'timeout' must be an int64_param (microseconds)");
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, ": parameter '", name, "' must be an int64_param"));
+}
+
+// Triton's shared-memory parameters of one tensor, type-checked.
+absl::StatusOr<SharedMemoryParams> ParseSharedMemory(
+    const google::protobuf::Map<std::string, inference::InferParameter>& parameters,
+    const std::string& what) {
+  SharedMemoryParams shm;
+  if (auto it = parameters.find(kShmRegionParameter); it != parameters.end()) {
+    if (it->second.parameter_choice_case() != inference::InferParameter::kStringParam) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": parameter '", kShmRegionParameter, "' must be a string_param"));
+    }
+    shm.region = it->second.string_param();
+  }
+  for (auto [name, field] : {std::pair{kShmOffsetParameter, &shm.offset},
+                             std::pair{kShmByteSizeParameter, &shm.byte_size}}) {
+    auto it = parameters.find(name);
+    if (it == parameters.end()) continue;
+    absl::StatusOr<int64_t> value = Int64Parameter(it->second, name, what);
+    if (!value.ok()) return value.status();
+    *field = *value;
+  }
+  return shm;
 }
 
 }  // namespace
@@ -43,13 +65,15 @@ absl::StatusOr<InferRequest> ParseModelInferRequest(const inference::ModelInferR
         absl::StrCat("raw_input_contents has ", request.raw_input_contents_size(),
                      " entries; expected one per input (", request.inputs_size(), ")"));
   }
-  absl::StatusOr<std::optional<int64_t>> timeout = ParseTimeout(request);
-  if (!timeout.ok()) return timeout.status();
   InferRequest parsed;
+  if (auto it = request.parameters().find(kTimeoutParameter); it != request.parameters().end()) {
+    absl::StatusOr<int64_t> timeout = Int64Parameter(it->second, kTimeoutParameter, "request");
+    if (!timeout.ok()) return timeout.status();
+    parsed.timeout_us = *timeout;  // microseconds; its sign is the core's check
+  }
   parsed.model_name = request.model_name();
   parsed.model_version = request.model_version();
   parsed.id = request.id();
-  parsed.timeout_us = *timeout;
   for (int i = 0; i < request.inputs_size(); ++i) {
     const auto& tensor = request.inputs(i);
     InferInput& input = parsed.inputs.emplace_back();
@@ -62,8 +86,19 @@ absl::StatusOr<InferRequest> ParseModelInferRequest(const inference::ModelInferR
     const auto& fp32 = tensor.contents().fp32_contents();
     if (!fp32.empty()) input.fp32 = absl::Span<const float>(fp32.data(), fp32.size());
     if (const char* other = OtherTypedContents(tensor.contents())) input.other_typed_data = other;
+    absl::StatusOr<SharedMemoryParams> shm =
+        ParseSharedMemory(tensor.parameters(), absl::StrCat("input '", tensor.name(), "'"));
+    if (!shm.ok()) return shm.status();
+    input.shared_memory = *std::move(shm);
   }
-  for (const auto& output : request.outputs()) parsed.requested_outputs.push_back(output.name());
+  for (const auto& output : request.outputs()) {
+    RequestedOutput& wanted = parsed.requested_outputs.emplace_back();
+    wanted.name = output.name();
+    absl::StatusOr<SharedMemoryParams> shm =
+        ParseSharedMemory(output.parameters(), absl::StrCat("output '", output.name(), "'"));
+    if (!shm.ok()) return shm.status();
+    wanted.shared_memory = *std::move(shm);
+  }
   return parsed;
 }
 
@@ -80,6 +115,7 @@ absl::StatusOr<float*> WriteInferResponse(const InferResult& result, const std::
   for (int64_t dim : {d.n, d.c, d.h, d.w}) output->add_shape(dim);
 
   const int64_t elements = d.n * d.c * d.h * d.w;
+  if (result.output_in_shared_memory) return nullptr;  // the values are in the client's region
   if (!result.raw) {
     if (elements > std::numeric_limits<int>::max()) {
       return absl::ResourceExhaustedError(

@@ -15,6 +15,7 @@
 #include "server/http/infer_response_json.h"
 #include "server/http/metadata_json.h"
 #include "server/http/peer_hangup.h"
+#include "server/http/shared_memory_json.h"
 
 namespace sepconv {
 namespace {
@@ -27,6 +28,12 @@ constexpr char kModelPath[] = SEPCONV_MODEL_PATH;
 constexpr char kModelReadyPath[] = SEPCONV_MODEL_PATH "/ready";
 constexpr char kInferPath[] = SEPCONV_MODEL_PATH "/infer";
 #undef SEPCONV_MODEL_PATH
+// Triton's system shared-memory extension; matches[1] the region, if any.
+#define SEPCONV_SHM_PATH R"(/v2/systemsharedmemory(?:/region/([^/]+))?)"
+constexpr char kShmStatusPath[] = SEPCONV_SHM_PATH "/status";
+constexpr char kShmUnregisterPath[] = SEPCONV_SHM_PATH "/unregister";
+#undef SEPCONV_SHM_PATH
+constexpr char kShmRegisterPath[] = R"(/v2/systemsharedmemory/region/([^/]+)/register)";
 
 void ReplyError(const absl::Status& status, httplib::Response& res) {
   res.status = HttpStatusCode(status);
@@ -36,6 +43,18 @@ void ReplyError(const absl::Status& status, httplib::Response& res) {
 void ReplyReady(bool ready, httplib::Response& res) {
   // KServe v2 REST / Triton: 200 when ready, 4xx otherwise.
   res.status = ready ? 200 : 400;
+}
+
+// The shared-memory registry for a control call: auth first, then whether
+// the extension is on.
+absl::StatusOr<SharedMemoryRegistry*> SharedMemoryFor(const InferenceCore& core,
+                                                      const httplib::Request& req) {
+  if (absl::Status auth = core.Authenticate(req.get_header_value("Authorization")); !auth.ok()) {
+    return auth;
+  }
+  SharedMemoryRegistry* regions = core.shared_memory();
+  if (regions == nullptr) return absl::UnavailableError(kSharedMemoryOff);
+  return regions;
 }
 
 std::string Peer(const httplib::Request& req) {
@@ -128,6 +147,7 @@ void HttpServer::AddRoutes() {
     ServerMetadataInfo info = core.ServerMetadata();
     // Triton's names for the extensions this frontend serves.
     info.extensions = {"binary_tensor_data"};
+    if (core.shared_memory() != nullptr) info.extensions.push_back("system_shared_memory");
     res.set_content(ServerMetadataJson(info), kJson);
   });
   s.Get(kModelReadyPath, [&core](const httplib::Request& req, httplib::Response& res) {
@@ -184,17 +204,21 @@ void HttpServer::AddRoutes() {
     res.body = builder.Finish();
   });
 
+  AddSharedMemoryRoutes();
+
   // The same paths with the other method: 405, as Triton answers.
   const auto not_allowed = [](const httplib::Request& req, httplib::Response& res) {
     ReplyError(
         absl::InvalidArgumentError(absl::StrCat(req.method, " is not allowed on ", req.path)), res);
     res.status = 405;
   };
-  for (const char* path :
-       {"/v2/health/live", "/v2/health/ready", "/v2", kModelReadyPath, kModelPath}) {
+  for (const char* path : {"/v2/health/live", "/v2/health/ready", "/v2", kModelReadyPath,
+                           kModelPath, kShmStatusPath}) {
     s.Post(path, not_allowed);
   }
-  s.Get(kInferPath, not_allowed);
+  for (const char* path : {kInferPath, kShmRegisterPath, kShmUnregisterPath}) {
+    s.Get(path, not_allowed);
+  }
 
   // httplib's own errors (unknown path 404, body too large 413, unreadable
   // request 400) get the KServe error body; handlers' errors keep theirs.
@@ -215,6 +239,36 @@ void HttpServer::AddRoutes() {
         res.set_content(ErrorJson(absl::UnknownError(message)), kJson);
         return httplib::Server::HandlerResponse::Handled;
       }));
+}
+
+void HttpServer::AddSharedMemoryRoutes() {
+  httplib::Server& s = *server_;
+  InferenceCore& core = *core_;  // outlives the routes (held by this)
+  s.Get(kShmStatusPath, [&core](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<SharedMemoryRegistry*> regions = SharedMemoryFor(core, req);
+    if (!regions.ok()) return ReplyError(regions.status(), res);
+    absl::StatusOr<std::vector<SharedMemoryRegionInfo>> infos =
+        (*regions)->Status(req.matches[1].str());
+    if (!infos.ok()) return ReplyError(infos.status(), res);
+    res.set_content(SharedMemoryStatusJson(*infos), kJson);
+  });
+  s.Post(kShmRegisterPath, [&core](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<SharedMemoryRegistry*> regions = SharedMemoryFor(core, req);
+    if (!regions.ok()) return ReplyError(regions.status(), res);
+    absl::StatusOr<RegisterBody> body = ParseRegisterBody(req.body);
+    if (!body.ok()) return ReplyError(body.status(), res);
+    absl::Status registered =
+        (*regions)->Register(req.matches[1].str(), body->key, body->offset, body->byte_size);
+    if (!registered.ok()) return ReplyError(registered, res);
+    res.status = 200;
+  });
+  s.Post(kShmUnregisterPath, [&core](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<SharedMemoryRegistry*> regions = SharedMemoryFor(core, req);
+    if (!regions.ok()) return ReplyError(regions.status(), res);
+    absl::Status unregistered = (*regions)->Unregister(req.matches[1].str());
+    if (!unregistered.ok()) return ReplyError(unregistered, res);
+    res.status = 200;
+  });
 }
 
 }  // namespace sepconv

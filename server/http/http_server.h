@@ -10,11 +10,16 @@
 //   GET  /v2/models/{m}[/versions/{v}]          model metadata
 //   GET  /v2/models/{m}[/versions/{v}]/ready    200, 400 when not ready
 //   POST /v2/models/{m}[/versions/{v}]/infer    infer_request_json.h
+//   GET  /v2/systemsharedmemory[/region/{r}]/status      Triton's system
+//   POST /v2/systemsharedmemory/region/{r}/register      shared-memory
+//   POST /v2/systemsharedmemory[/region/{r}]/unregister  extension
+//                                               (shared_memory_json.h; 503
+//                                               when the server has it off)
 // Readiness answers as the KServe v2 REST spec and Triton do (4xx when not
 // ready). Errors are {"error": "..."} with http_status.h's code; an unknown
 // path is 404, a known path with the other method 405, a body over
 // max_body_bytes 413. The bearer token (Authorization header) is checked by
-// the core for infer and metadata; health stays open for probes. Every
+// the core for infer, metadata and shared memory; health stays open for probes. Every
 // request runs on one of `threads` pool threads, which waits for the core to
 // answer (the core's metrics, limits, log and deadline apply as for gRPC;
 // the deadline is the request's "timeout" parameter).
@@ -66,6 +71,7 @@ class HttpServer {
  private:
   HttpServer(std::shared_ptr<InferenceCore> core, std::unique_ptr<httplib::Server> server);
   void AddRoutes();
+  void AddSharedMemoryRoutes();
 
   const std::shared_ptr<InferenceCore> core_;
   std::unique_ptr<httplib::Server> server_;

@@ -81,6 +81,31 @@ absl::StatusOr<const Value*> OptionalObject(const Value& object, const char* key
   return v;
 }
 
+// Triton's shared-memory parameters of one tensor, type-checked.
+absl::StatusOr<SharedMemoryParams> ParseSharedMemory(const Value* parameters,
+                                                     absl::string_view where) {
+  SharedMemoryParams shm;
+  if (parameters == nullptr) return shm;
+  if (const Value* region = Find(*parameters, kShmRegionParameter)) {
+    if (!region->IsString()) {
+      return Invalid(absl::StrCat(where, "parameter \"", kShmRegionParameter,
+                                  "\" must be a string, not ", TypeName(*region)));
+    }
+    shm.region = std::string(region->GetString(), region->GetStringLength());
+  }
+  for (auto [key, field] : {std::pair{kShmOffsetParameter, &shm.offset},
+                            std::pair{kShmByteSizeParameter, &shm.byte_size}}) {
+    const Value* v = Find(*parameters, key);
+    if (v == nullptr) continue;
+    if (!v->IsInt64()) {
+      return Invalid(
+          absl::StrCat(where, "parameter \"", key, "\" must be an integer, not ", TypeName(*v)));
+    }
+    *field = v->GetInt64();
+  }
+  return shm;
+}
+
 absl::Status FlattenData(const Value& array, int depth, absl::string_view where,
                          std::vector<float>& out) {
   for (const Value& e : array.GetArray()) {
@@ -160,6 +185,9 @@ absl::Status ParseInput(const Value& v, size_t index, BinaryCursor& binary, bool
     if (absl::Status s = FlattenData(*data, 0, named, values); !s.ok()) return s;
     input.fp32 = absl::Span<const float>(values);
   }
+  absl::StatusOr<SharedMemoryParams> shm = ParseSharedMemory(*parameters, named);
+  if (!shm.ok()) return shm.status();
+  input.shared_memory = *std::move(shm);
   out.request.inputs.push_back(std::move(input));
   return absl::OkStatus();
 }
@@ -179,7 +207,9 @@ absl::Status ParseOutputs(const Value& outputs, bool& binary_output, RestInferRe
     absl::StatusOr<bool> binary = OptionalBool(*parameters, "binary_data", binary_output, where);
     if (!binary.ok()) return binary.status();
     out.binary_output = *binary;
-    out.request.requested_outputs.push_back(*std::move(name));
+    absl::StatusOr<SharedMemoryParams> shm = ParseSharedMemory(*parameters, where);
+    if (!shm.ok()) return shm.status();
+    out.request.requested_outputs.push_back(RequestedOutput{*std::move(name), *std::move(shm)});
   }
   return absl::OkStatus();
 }

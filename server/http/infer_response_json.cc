@@ -12,7 +12,7 @@ namespace {}  // namespace
 InferResponseBuilder::InferResponseBuilder(std::string id, bool binary)
     : id_(std::move(id)), binary_(binary) {}
 
-std::string InferResponseBuilder::Header(bool with_data) const {
+std::string InferResponseBuilder::Header(Data data) const {
   rapidjson::StringBuffer buffer;
   JsonWriter writer(buffer);
   writer.StartObject();
@@ -38,7 +38,7 @@ std::string InferResponseBuilder::Header(bool with_data) const {
     writer.Int64(d);
   }
   writer.EndArray();
-  if (with_data) {
+  if (data == Data::kJson) {
     writer.Key("data");
     writer.StartArray();
     char number[32];
@@ -47,7 +47,7 @@ std::string InferResponseBuilder::Header(bool with_data) const {
       writer.RawValue(number, static_cast<size_t>(end - number), rapidjson::kNumberType);
     }
     writer.EndArray();
-  } else {
+  } else if (data == Data::kBinary) {
     writer.Key("parameters");
     writer.StartObject();
     writer.Key("binary_data_size");
@@ -63,11 +63,12 @@ std::string InferResponseBuilder::Header(bool with_data) const {
 float* InferResponseBuilder::Allocate(const InferResult& result) {
   result_ = result;
   const size_t count = static_cast<size_t>(Elements(result.output_dims));
+  if (result.output_in_shared_memory) return nullptr;  // nothing to carry
   if (!binary_) {
     floats_.assign(count, 0.0f);
     return floats_.data();
   }
-  body_ = Header(/*with_data=*/false);
+  body_ = Header(Data::kBinary);
   body_.append((4 - body_.size() % 4) % 4, ' ');  // JSON allows trailing blanks
   header_length_ = body_.size();
   body_.resize(header_length_ + count * sizeof(float));
@@ -77,8 +78,9 @@ float* InferResponseBuilder::Allocate(const InferResult& result) {
 }
 
 std::string InferResponseBuilder::Finish() {
+  if (result_.output_in_shared_memory) return Header(Data::kNone);
   if (binary_) return std::move(body_);
-  return Header(/*with_data=*/true);
+  return Header(Data::kJson);
 }
 
 }  // namespace sepconv

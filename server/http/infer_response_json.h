@@ -9,6 +9,8 @@
 //           of "data", followed by the B output bytes (little-endian floats);
 //           Content-Type application/octet-stream and the header's length in
 //           Inference-Header-Content-Length.
+//   shared memory (the request asked for the output in a region): the same
+//           header without "data" or "parameters", as pure JSON.
 // Floats are written as the shortest decimal that reads back as the same
 // float (std::to_chars), so a JSON answer carries the exact bits.
 //
@@ -32,20 +34,24 @@ class InferResponseBuilder {
   InferResponseBuilder(std::string id, bool binary);
 
   // Sizes the response for `result` and returns where its
-  // n*c*h*w output floats go (valid until Finish or destruction).
+  // n*c*h*w output floats go (valid until Finish or destruction); nullptr
+  // when the output goes to shared memory.
   float* Allocate(const InferResult& result);
 
   // The body once the output has been written; call once, after Allocate.
   std::string Finish();
 
   // Inference-Header-Content-Length for a binary body (0: pure JSON).
-  size_t header_length() const { return binary_ ? header_length_ : 0; }
+  size_t header_length() const { return binary_body() ? header_length_ : 0; }
   const char* content_type() const {
-    return binary_ ? "application/octet-stream" : "application/json";
+    return binary_body() ? "application/octet-stream" : "application/json";
   }
 
  private:
-  std::string Header(bool with_binary_size) const;
+  // What the output entry carries.
+  enum class Data { kJson, kBinary, kNone };
+  bool binary_body() const { return binary_ && !result_.output_in_shared_memory; }
+  std::string Header(Data data) const;
 
   const std::string id_;
   const bool binary_;

@@ -76,7 +76,9 @@ TEST(ParseInferRequestTest, BinaryDataIsAViewIntoTheBody) {
   EXPECT_EQ(*r.request.inputs[0].raw, Bytes(values));
   EXPECT_EQ(r.request.inputs[0].raw->data(), r.body.data() + header.size());
   EXPECT_FALSE(r.request.inputs[0].fp32.has_value());
-  EXPECT_EQ(r.request.requested_outputs, std::vector<std::string>{"output"});
+  ASSERT_EQ(r.request.requested_outputs.size(), 1u);
+  EXPECT_EQ(r.request.requested_outputs[0].name, "output");
+  EXPECT_FALSE(r.request.requested_outputs[0].shared_memory.given());
   EXPECT_TRUE(r.binary_output);
 }
 

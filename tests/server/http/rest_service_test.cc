@@ -24,48 +24,6 @@
 namespace sepconv::testing {
 namespace {
 
-struct RestServer {
-  explicit RestServer(ServerOptions options = TestServer::DefaultOptions(),
-                      HttpServerOptions http = Options())
-      : grpc(std::move(options)) {
-    auto started = HttpServer::Start(http, grpc.server().core());
-    if (!started.ok()) {
-      ADD_FAILURE() << started.status();
-      std::abort();
-    }
-    rest = *std::move(started);
-  }
-  static HttpServerOptions Options() {
-    HttpServerOptions http;
-    http.address = "127.0.0.1";
-    http.port = 0;
-    http.threads = 8;
-    http.max_body_bytes = 4 << 20;
-    return http;
-  }
-  std::unique_ptr<httplib::Client> Client() const {
-    auto client = std::make_unique<httplib::Client>("127.0.0.1", rest->port());
-    client->set_read_timeout(30, 0);
-    return client;
-  }
-  // The gRPC answer for `data` (raw or typed), or empty on error.
-  std::vector<float> Grpc(const Dims4& dims, const std::vector<float>& data, bool raw) {
-    inference::ModelInferResponse response;
-    auto context = ContextWithDeadline();
-    grpc::Status status = grpc.NewStub()->ModelInfer(
-        context.get(), MakeInferRequest("sepconv", dims, data, raw), &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return status.ok() ? OutputFloats(response) : std::vector<float>();
-  }
-
-  TestServer grpc;
-  std::unique_ptr<HttpServer> rest;
-};
-
-bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
 TEST(RestServiceTest, HealthAndMetadata) {
   RestServer s;
   auto c = s.Client();

@@ -6,9 +6,47 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
 #include "rapidjson/document.h"
 
 namespace sepconv::testing {
+
+RestServer::RestServer(ServerOptions options, HttpServerOptions http) : grpc(std::move(options)) {
+  auto started = HttpServer::Start(http, grpc.server().core());
+  if (!started.ok()) {
+    ADD_FAILURE() << started.status();
+    std::abort();
+  }
+  rest = *std::move(started);
+}
+
+HttpServerOptions RestServer::Options() {
+  HttpServerOptions http;
+  http.address = "127.0.0.1";
+  http.port = 0;
+  http.threads = 8;
+  http.max_body_bytes = 4 << 20;
+  return http;
+}
+
+std::unique_ptr<httplib::Client> RestServer::Client() const {
+  auto client = std::make_unique<httplib::Client>("127.0.0.1", rest->port());
+  client->set_read_timeout(30, 0);
+  return client;
+}
+
+std::vector<float> RestServer::Grpc(const Dims4& dims, const std::vector<float>& data, bool raw) {
+  inference::ModelInferResponse response;
+  auto context = ContextWithDeadline();
+  grpc::Status status = grpc.NewStub()->ModelInfer(
+      context.get(), MakeInferRequest("sepconv", dims, data, raw), &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return status.ok() ? OutputFloats(response) : std::vector<float>();
+}
+
+bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
 
 RestBody MakeRestBody(const Dims4& dims, const std::vector<float>& data, bool binary,
                       const std::string& id) {
