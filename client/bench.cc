@@ -20,6 +20,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// What a step sends: one request for every send, or (exclusive) one request
+// per slot, each in flight at most once at a time.
+struct Requests {
+  std::vector<std::shared_ptr<const PreparedRequest>> requests;
+  bool exclusive = false;
+};
+
 constexpr absl::Duration kScrapeTimeout = absl::Seconds(5);
 // The first request also connects (a TLS handshake, a busy server).
 constexpr absl::Duration kProbeTimeout = absl::Seconds(10);
@@ -65,24 +72,45 @@ bool Stable(const std::vector<Window>& windows, double tolerance) {
 // and waits for them).
 struct StepState {
   StepState(const std::vector<Client*>& clients, const std::vector<InferStream*>& streams,
-            std::shared_ptr<const PreparedRequest> request, absl::Duration request_timeout,
-            bool closed)
+            const Requests& requests, absl::Duration request_timeout, bool closed)
       : clients(clients),
         streams(streams),
-        request(std::move(request)),
+        requests(requests.requests),
+        exclusive(requests.exclusive),
         request_timeout(request_timeout),
-        closed(closed) {}
+        closed(closed) {
+    if (exclusive) {
+      for (int i = static_cast<int>(this->requests.size()) - 1; i >= 0; --i) free.push_back(i);
+    }
+  }
+
+  // A slot (index into `requests`) for a request about to be sent, or -1
+  // when every exclusive one is in flight.
+  int TakeSlot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (!exclusive) return 0;
+    if (free.empty()) return -1;
+    const int slot = free.back();
+    free.pop_back();
+    return slot;
+  }
+  bool HasSlot() const ABSL_SHARED_LOCKS_REQUIRED(mu) { return !exclusive || !free.empty(); }
+  void ReturnSlot(int slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (exclusive) free.push_back(slot);
+  }
 
   const std::vector<Client*> clients;
   // Empty: unary calls. The streams are closed (each waits for its
   // callbacks) before RunBench lets them go.
   const std::vector<InferStream*> streams;
-  const std::shared_ptr<const PreparedRequest> request;
+  const std::vector<std::shared_ptr<const PreparedRequest>> requests;
+  // Each request in flight at most once at a time (else requests[0] for all).
+  const bool exclusive;
   const absl::Duration request_timeout;
   const bool closed;
   std::atomic<uint64_t> next_client{0};
 
   absl::Mutex mu;
+  std::vector<int> free ABSL_GUARDED_BY(mu);  // exclusive slots not in flight
   bool running ABSL_GUARDED_BY(mu) = true;
   int64_t in_flight ABSL_GUARDED_BY(mu) = 0;
   int64_t completed ABSL_GUARDED_BY(mu) = 0;
@@ -92,23 +120,23 @@ struct StepState {
   Clock::time_point window_start ABSL_GUARDED_BY(mu);
 };
 
-void OnDone(const std::shared_ptr<StepState>& state, Clock::time_point intended,
+void OnDone(const std::shared_ptr<StepState>& state, Clock::time_point intended, int slot,
             const AsyncInferResult& r);
 
-// Sends one request already counted in state->in_flight.
-void Send(const std::shared_ptr<StepState>& state, Clock::time_point intended) {
+// Sends the request of `slot`, already counted in state->in_flight.
+void Send(const std::shared_ptr<StepState>& state, Clock::time_point intended, int slot) {
+  const std::shared_ptr<const PreparedRequest>& request = state->requests[slot];
+  auto done = [state, intended, slot](AsyncInferResult r) { OnDone(state, intended, slot, r); };
   if (!state->streams.empty()) {
     InferStream* stream = state->streams[state->next_client.fetch_add(1) % state->streams.size()];
-    stream->Send(state->request,
-                 [state, intended](AsyncInferResult r) { OnDone(state, intended, r); });
+    stream->Send(request, std::move(done));
     return;
   }
   Client* client = state->clients[state->next_client.fetch_add(1) % state->clients.size()];
-  client->InferAsync(state->request, state->request_timeout,
-                     [state, intended](AsyncInferResult r) { OnDone(state, intended, r); });
+  client->InferAsync(request, state->request_timeout, std::move(done));
 }
 
-void OnDone(const std::shared_ptr<StepState>& state, Clock::time_point intended,
+void OnDone(const std::shared_ptr<StepState>& state, Clock::time_point intended, int slot,
             const AsyncInferResult& r) {
   const double latency = Ms(Clock::now() - intended);
   bool again = false;
@@ -123,27 +151,32 @@ void OnDone(const std::shared_ptr<StepState>& state, Clock::time_point intended,
     }
     // Closed loop: the slot passes straight to the next request.
     again = state->closed && state->running;
-    if (!again) --state->in_flight;
+    if (!again) {
+      --state->in_flight;
+      state->ReturnSlot(slot);
+    }
   }
-  if (again) Send(state, Clock::now());
+  if (again) Send(state, Clock::now(), slot);
 }
 
+// Sends a request on a free slot; the caller made sure there is one.
 void Issue(const std::shared_ptr<StepState>& state, Clock::time_point intended) {
+  int slot = 0;
   {
     absl::MutexLock lock(&state->mu);
     ++state->in_flight;
+    slot = state->TakeSlot();
   }
-  Send(state, intended);
+  Send(state, intended, slot);
 }
 
 // One step of the sweep: a load level held until stable, then drained.
 class Step {
  public:
   Step(const std::vector<Client*>& clients, const std::vector<InferStream*>& streams,
-       std::shared_ptr<const PreparedRequest> request, const BenchOptions& options, bool closed,
-       double load)
-      : state_(std::make_shared<StepState>(clients, streams, std::move(request),
-                                           options.request_timeout, closed)),
+       const Requests& requests, const BenchOptions& options, bool closed, double load)
+      : state_(std::make_shared<StepState>(clients, streams, requests, options.request_timeout,
+                                           closed)),
         options_(options),
         closed_(closed),
         load_(load) {}
@@ -276,11 +309,11 @@ class Step {
       {
         absl::MutexLock lock(&s.mu);
         auto room = [&]() ABSL_SHARED_LOCKS_REQUIRED(s.mu) {
-          return !s.running || s.in_flight < options_.max_in_flight;
+          return !s.running || (s.in_flight < options_.max_in_flight && s.HasSlot());
         };
         s.mu.AwaitWithTimeout(absl::Condition(&room), absl::Milliseconds(100));
         if (!s.running) return;
-        if (s.in_flight >= options_.max_in_flight) continue;
+        if (s.in_flight >= options_.max_in_flight || !s.HasSlot()) continue;
       }
       Issue(state_, next);
       const double gap = options_.arrival == Arrival::kPoisson ? poisson(rng) : constant.count();
@@ -311,7 +344,7 @@ class Step {
     std::sort(all.begin(), all.end());
     result->measured = static_cast<int64_t>(all.size());
     result->infer_per_sec = seconds > 0 ? all.size() / seconds : 0;
-    result->samples_per_sec = result->infer_per_sec * state_->request->samples();
+    result->samples_per_sec = result->infer_per_sec * state_->requests[0]->samples();
     double sum = 0;
     for (double v : all) sum += v;
     result->mean_ms = all.empty() ? 0 : sum / all.size();
@@ -359,10 +392,25 @@ double Percentile(const std::vector<double>& sorted, double p) {
   return sorted[index];
 }
 
-absl::StatusOr<std::vector<StepResult>> RunBench(const std::vector<Client*>& clients,
-                                                 std::shared_ptr<const PreparedRequest> request,
+namespace {
+
+absl::StatusOr<std::vector<StepResult>> RunSteps(const std::vector<Client*>& clients,
+                                                 const Requests& requests,
                                                  const BenchOptions& options) {
   if (clients.empty()) return absl::InvalidArgumentError("no clients");
+  if (requests.requests.empty()) return absl::InvalidArgumentError("no requests");
+  for (const auto& r : requests.requests) {
+    if (r == nullptr) return absl::InvalidArgumentError("a null request");
+  }
+  if (requests.exclusive && options.rates.empty()) {
+    for (int c : options.concurrency) {
+      if (c > static_cast<int>(requests.requests.size())) {
+        return absl::InvalidArgumentError(absl::StrCat("concurrency ", c, " needs ", c,
+                                                       " requests that may be in flight at once, ",
+                                                       "got ", requests.requests.size()));
+      }
+    }
+  }
   for (int c : options.concurrency) {
     if (c <= 0)
       return absl::InvalidArgumentError(absl::StrCat("concurrency ", c, " is not positive"));
@@ -373,7 +421,7 @@ absl::StatusOr<std::vector<StepResult>> RunBench(const std::vector<Client*>& cli
   if (options.window <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("the window must be positive");
   }
-  if (absl::Status s = Probe(clients[0], request, options.request_timeout); !s.ok()) {
+  if (absl::Status s = Probe(clients[0], requests.requests[0], options.request_timeout); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("the first request failed: ", s.message()));
   }
   std::vector<StepResult> results;
@@ -392,7 +440,7 @@ absl::StatusOr<std::vector<StepResult>> RunBench(const std::vector<Client*>& cli
         owned_streams.push_back(*std::move(stream));
       }
     }
-    Step step(clients, streams, request, options, closed,
+    Step step(clients, streams, requests, options, closed,
               closed ? options.concurrency[i] : options.rates[i]);
     absl::StatusOr<StepResult> result = step.Run();
     // Closed (each waits for its callbacks) before the streams go.
@@ -408,6 +456,21 @@ absl::StatusOr<std::vector<StepResult>> RunBench(const std::vector<Client*>& cli
     results.push_back(*std::move(result));
   }
   return results;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<StepResult>> RunBench(const std::vector<Client*>& clients,
+                                                 std::shared_ptr<const PreparedRequest> request,
+                                                 const BenchOptions& options) {
+  return RunSteps(clients, Requests{{std::move(request)}, /*exclusive=*/false}, options);
+}
+
+absl::StatusOr<std::vector<StepResult>> RunBench(
+    const std::vector<Client*>& clients,
+    std::vector<std::shared_ptr<const PreparedRequest>> exclusive_requests,
+    const BenchOptions& options) {
+  return RunSteps(clients, Requests{std::move(exclusive_requests), /*exclusive=*/true}, options);
 }
 
 }  // namespace sepconv::client

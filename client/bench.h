@@ -97,6 +97,17 @@ absl::StatusOr<std::vector<StepResult>> RunBench(const std::vector<Client*>& cli
                                                  std::shared_ptr<const PreparedRequest> request,
                                                  const BenchOptions& options);
 
+// As above, for requests that must not be in flight twice at once (e.g. each
+// has its output placed in its own slice of shared memory): every request
+// in flight is a different one of `exclusive_requests`. A closed-loop
+// concurrency above their number is INVALID_ARGUMENT; open loop holds at
+// most that many in flight (besides max_in_flight). The probe request is the
+// first of them.
+absl::StatusOr<std::vector<StepResult>> RunBench(
+    const std::vector<Client*>& clients,
+    std::vector<std::shared_ptr<const PreparedRequest>> exclusive_requests,
+    const BenchOptions& options);
+
 // Nearest-rank percentile of sorted `values` (p in [0, 100]); 0 if empty.
 double Percentile(const std::vector<double>& sorted, double p);
 

@@ -24,17 +24,66 @@ namespace {
 
 constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer";
 
+// Names `placement` in a tensor's parameters, as Triton's extension does.
+void SetPlacement(const SharedMemoryPlacement& placement,
+                  google::protobuf::Map<std::string, inference::InferParameter>* parameters) {
+  (*parameters)["shared_memory_region"].set_string_param(placement.region);
+  (*parameters)["shared_memory_byte_size"].set_int64_param(placement.byte_size);
+  if (placement.offset != 0) {
+    (*parameters)["shared_memory_offset"].set_int64_param(placement.offset);
+  }
+}
+
+absl::Status CheckPlacement(const char* what, const SharedMemoryPlacement& placement) {
+  if (placement.region.empty() || placement.offset < 0 || placement.byte_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " in shared memory needs a region name, an offset >= 0 and a byte size >= 1"));
+  }
+  return absl::OkStatus();
+}
+
+// Checks `options`' shared-memory placements against `input` and each other.
+absl::Status CheckSharedMemory(const Tensor& input, int64_t input_bytes,
+                               const InferOptions& options) {
+  const bool shm = options.input_shared_memory || options.output_shared_memory;
+  if (shm && options.typed) {
+    return absl::InvalidArgumentError("typed contents and shared memory exclude each other");
+  }
+  if (const auto& in = options.input_shared_memory) {
+    if (absl::Status s = CheckPlacement("an input", *in); !s.ok()) return s;
+    if (!input.data.empty()) {
+      return absl::InvalidArgumentError(
+          "an input in shared memory takes its values from the region: its data must be empty");
+    }
+    if (in->byte_size != input_bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input of shape ", ShapeString(input.shape), " has ", input_bytes,
+                       " bytes, but its shared-memory placement holds ", in->byte_size));
+    }
+  }
+  if (const auto& out = options.output_shared_memory) {
+    if (absl::Status s = CheckPlacement("an output", *out); !s.ok()) return s;
+    if (out->offset % 4 != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "an output's shared-memory offset must be a multiple of 4, got ", out->offset));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<inference::ModelInferRequest> BuildRequest(const std::string& model,
                                                           const std::string& version,
                                                           const Tensor& input,
                                                           const InferOptions& options) {
   absl::StatusOr<int64_t> count = ElementCount(input.shape);
   if (!count.ok()) return count.status();
-  if (static_cast<uint64_t>(*count) != input.data.size()) {
+  if (!options.input_shared_memory && static_cast<uint64_t>(*count) != input.data.size()) {
     return absl::InvalidArgumentError(absl::StrCat("input of shape ", ShapeString(input.shape),
                                                    " has ", input.data.size(), " values, expected ",
                                                    *count));
   }
+  const int64_t input_bytes = *count * static_cast<int64_t>(sizeof(float));
+  if (absl::Status s = CheckSharedMemory(input, input_bytes, options); !s.ok()) return s;
   inference::ModelInferRequest request;
   request.set_model_name(model);
   request.set_model_version(version);
@@ -43,19 +92,29 @@ absl::StatusOr<inference::ModelInferRequest> BuildRequest(const std::string& mod
   tensor->set_name("input");
   tensor->set_datatype("FP32");
   for (int64_t d : input.shape) tensor->add_shape(d);
-  if (options.typed) {
+  if (options.input_shared_memory) {
+    SetPlacement(*options.input_shared_memory, tensor->mutable_parameters());
+  } else if (options.typed) {
     tensor->mutable_contents()->mutable_fp32_contents()->Add(input.data.begin(), input.data.end());
   } else {
     request.add_raw_input_contents()->assign(reinterpret_cast<const char*>(input.data.data()),
                                              input.data.size() * sizeof(float));
   }
+  if (options.output_shared_memory) {
+    auto* output = request.add_outputs();
+    output->set_name(options.output_name.empty() ? "output" : options.output_name);
+    SetPlacement(*options.output_shared_memory, output->mutable_parameters());
+  }
   return request;
 }
 
-// Checks the first output of `response` (raw, in the first
-// raw_output_contents, or typed) against its own shape; when `values` is
-// given, copies the values out.
-absl::Status ReadOutput(const inference::ModelInferResponse& response, std::vector<int64_t>* shape,
+// Checks the first output of `response` against its own shape: its values
+// raw (in the first raw_output_contents) or typed; or, for an output
+// requested in shared memory (`shm_bytes`: the placement's size), no values
+// and at most `shm_bytes` bytes. When `values` is given, copies the values
+// out of the response (not for shared memory: they are in the region).
+absl::Status ReadOutput(const inference::ModelInferResponse& response,
+                        std::optional<int64_t> shm_bytes, std::vector<int64_t>* shape,
                         int64_t* bytes, std::vector<float>* values) {
   if (response.outputs_size() == 0) return absl::DataLossError("response has no outputs");
   const auto& output = response.outputs(0);
@@ -67,6 +126,28 @@ absl::Status ReadOutput(const inference::ModelInferResponse& response, std::vect
   absl::StatusOr<int64_t> count = ElementCount(*shape);
   if (!count.ok()) return absl::DataLossError(count.status().message());
   const int64_t want = *count * static_cast<int64_t>(sizeof(float));
+  const auto& typed = output.contents().fp32_contents();
+  const bool has_values = response.raw_output_contents_size() > 0 || !typed.empty();
+  if (shm_bytes.has_value()) {
+    if (has_values) {
+      return absl::DataLossError(absl::StrCat(
+          "output '", output.name(),
+          "' was requested in shared memory but came back in the response (does the server "
+          "support system shared memory?)"));
+    }
+    if (want > *shm_bytes) {
+      return absl::DataLossError(absl::StrCat("output of shape ", ShapeString(*shape), " has ",
+                                              want, " bytes, more than its shared-memory ",
+                                              "placement's ", *shm_bytes));
+    }
+    *bytes = want;
+    return absl::OkStatus();
+  }
+  if (!has_values && want > 0) {
+    return absl::DataLossError(absl::StrCat(
+        "output '", output.name(),
+        "' carries no values (only an output requested in shared memory may leave them out)"));
+  }
   if (response.raw_output_contents_size() > 0) {
     const std::string& raw = response.raw_output_contents(0);
     const auto raw_size = static_cast<int64_t>(raw.size());
@@ -81,7 +162,6 @@ absl::Status ReadOutput(const inference::ModelInferResponse& response, std::vect
     }
     return absl::OkStatus();
   }
-  const auto& typed = output.contents().fp32_contents();
   if (typed.size() != *count) {
     return absl::DataLossError(absl::StrCat("output of shape ", ShapeString(*shape), " has ",
                                             typed.size(), " fp32_contents, expected ", *count));
@@ -89,6 +169,12 @@ absl::Status ReadOutput(const inference::ModelInferResponse& response, std::vect
   *bytes = want;
   if (values != nullptr) values->assign(typed.begin(), typed.end());
   return absl::OkStatus();
+}
+
+// The size of the output placement of `options`, if any.
+std::optional<int64_t> OutputShmBytes(const InferOptions& options) {
+  if (!options.output_shared_memory) return std::nullopt;
+  return options.output_shared_memory->byte_size;
 }
 
 // Parses a response as gRPC's generated stubs do (no size limit of its own:
@@ -103,15 +189,19 @@ absl::Status ParseResponse(grpc::ByteBuffer* buffer, Message* message) {
 
 class GrpcPreparedRequest : public PreparedRequest {
  public:
-  GrpcPreparedRequest(grpc::ByteBuffer buffer, int64_t samples)
-      : buffer_(std::move(buffer)), samples_(samples) {}
+  GrpcPreparedRequest(grpc::ByteBuffer buffer, int64_t samples,
+                      std::optional<int64_t> output_shm_bytes)
+      : buffer_(std::move(buffer)), samples_(samples), output_shm_bytes_(output_shm_bytes) {}
   int64_t ByteSize() const override { return static_cast<int64_t>(buffer_.Length()); }
   int64_t samples() const override { return samples_; }
   const grpc::ByteBuffer& buffer() const { return buffer_; }
+  // The output's shared-memory placement size, when it was requested there.
+  std::optional<int64_t> output_shm_bytes() const { return output_shm_bytes_; }
 
  private:
   const grpc::ByteBuffer buffer_;
   const int64_t samples_;
+  const std::optional<int64_t> output_shm_bytes_;
 };
 
 // State of one asynchronous call. Owned by its completion callback (and,
@@ -203,7 +293,8 @@ class GrpcInferStream final : public InferStream,
     {
       absl::MutexLock lock(&mu_);
       if (!ended_ && !closing_) {
-        answers_.push_back({std::move(done), absl::Now()});
+        answers_.push_back({std::move(done), absl::Now(),
+                            static_cast<const GrpcPreparedRequest&>(*request).output_shm_bytes()});
         to_write_.push_back(std::move(request));
         write = NextWriteLocked();
         done = nullptr;
@@ -253,15 +344,6 @@ class GrpcInferStream final : public InferStream,
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // the server ended the stream: OnDone follows
-    AsyncInferResult result;
-    inference::ModelStreamInferResponse answer;
-    result.status = ParseResponse(&read_, &answer);
-    if (result.status.ok() && !answer.error_message().empty()) {
-      result.status = FromStreamErrorMessage(answer.error_message());
-    } else if (result.status.ok()) {
-      const inference::ModelInferResponse& response = answer.infer_response();
-      result.status = ReadOutput(response, &result.output_shape, &result.output_bytes, nullptr);
-    }
     Pending pending;
     {
       absl::MutexLock lock(&mu_);
@@ -272,6 +354,16 @@ class GrpcInferStream final : public InferStream,
       }
       pending = std::move(answers_.front());
       answers_.pop_front();
+    }
+    AsyncInferResult result;
+    inference::ModelStreamInferResponse answer;
+    result.status = ParseResponse(&read_, &answer);
+    if (result.status.ok() && !answer.error_message().empty()) {
+      result.status = FromStreamErrorMessage(answer.error_message());
+    } else if (result.status.ok()) {
+      const inference::ModelInferResponse& response = answer.infer_response();
+      result.status = ReadOutput(response, pending.output_shm_bytes, &result.output_shape,
+                                 &result.output_bytes, nullptr);
     }
     result.latency = absl::Now() - pending.start;
     pending.done(std::move(result));
@@ -300,6 +392,7 @@ class GrpcInferStream final : public InferStream,
   struct Pending {
     std::function<void(AsyncInferResult)> done;
     absl::Time start;
+    std::optional<int64_t> output_shm_bytes;  // of its request
   };
 
   // The next request to write, if no write is in flight.
@@ -475,6 +568,12 @@ class GrpcClient : public Client {
     absl::StatusOr<inference::ModelInferRequest> request =
         BuildRequest(model, version, input, options);
     if (!request.ok()) return request.status();
+    if (options.output_shared_memory && static_cast<int64_t>(options.output_view.size()) <
+                                            options.output_shared_memory->byte_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "an output in shared memory needs InferOptions::output_view of its ",
+          options.output_shared_memory->byte_size, " bytes, got ", options.output_view.size()));
+    }
     const absl::Time deadline = DeadlineOf(options.deadline);
     inference::ModelInferResponse response;
     absl::Status status;
@@ -487,9 +586,60 @@ class GrpcClient : public Client {
     if (!status.ok()) return status;
     Tensor output;
     int64_t bytes = 0;
-    status = ReadOutput(response, &output.shape, &bytes, &output.data);
+    const std::optional<int64_t> shm_bytes = OutputShmBytes(options);
+    status =
+        ReadOutput(response, shm_bytes, &output.shape, &bytes, shm_bytes ? nullptr : &output.data);
     if (!status.ok()) return status;
+    if (shm_bytes) {
+      output.data.resize(static_cast<size_t>(bytes) / sizeof(float));
+      if (bytes > 0) std::memcpy(output.data.data(), options.output_view.data(), bytes);
+    }
     return output;
+  }
+
+  absl::Status RegisterSystemSharedMemory(const std::string& name, const std::string& key,
+                                          uint64_t offset, uint64_t byte_size) override {
+    inference::SystemSharedMemoryRegisterRequest request;
+    request.set_name(name);
+    request.set_key(key);
+    request.set_offset(offset);
+    request.set_byte_size(byte_size);
+    return Unary<inference::SystemSharedMemoryRegisterRequest,
+                 inference::SystemSharedMemoryRegisterResponse>(
+               &inference::GRPCInferenceService::Stub::SystemSharedMemoryRegister, request,
+               [](const inference::SystemSharedMemoryRegisterResponse&) { return true; })
+        .status();
+  }
+
+  absl::Status UnregisterSystemSharedMemory(const std::string& name) override {
+    inference::SystemSharedMemoryUnregisterRequest request;
+    request.set_name(name);
+    return Unary<inference::SystemSharedMemoryUnregisterRequest,
+                 inference::SystemSharedMemoryUnregisterResponse>(
+               &inference::GRPCInferenceService::Stub::SystemSharedMemoryUnregister, request,
+               [](const inference::SystemSharedMemoryUnregisterResponse&) { return true; })
+        .status();
+  }
+
+  absl::StatusOr<std::vector<SharedMemoryStatus>> SystemSharedMemoryStatus(
+      const std::string& name) override {
+    inference::SystemSharedMemoryStatusRequest request;
+    request.set_name(name);
+    return Unary<inference::SystemSharedMemoryStatusRequest,
+                 inference::SystemSharedMemoryStatusResponse>(
+        &inference::GRPCInferenceService::Stub::SystemSharedMemoryStatus, request,
+        [](const inference::SystemSharedMemoryStatusResponse& r) {
+          std::vector<SharedMemoryStatus> out;
+          for (const auto& [region, status] : r.regions()) {
+            out.push_back({status.name().empty() ? region : status.name(), status.key(),
+                           status.offset(), status.byte_size()});
+          }
+          std::sort(out.begin(), out.end(),
+                    [](const SharedMemoryStatus& a, const SharedMemoryStatus& b) {
+                      return a.name < b.name;
+                    });
+          return out;
+        });
   }
 
   absl::StatusOr<std::shared_ptr<const PreparedRequest>> Prepare(
@@ -504,7 +654,8 @@ class GrpcClient : public Client {
         grpc::SerializationTraits<inference::ModelInferRequest>::Serialize(*request, &buffer, &own);
     if (!serialized.ok()) return FromGrpcStatus(serialized);
     const int64_t samples = input.shape.empty() ? 1 : input.shape[0];
-    return std::make_shared<GrpcPreparedRequest>(std::move(buffer), samples);
+    return std::make_shared<GrpcPreparedRequest>(std::move(buffer), samples,
+                                                 OutputShmBytes(options));
   }
 
   absl::StatusOr<std::unique_ptr<InferStream>> OpenStream() override {
@@ -563,8 +714,9 @@ class GrpcClient : public Client {
             inference::ModelInferResponse response;
             result.status = ParseResponse(&self->response, &response);
             if (result.status.ok()) {
-              result.status =
-                  ReadOutput(response, &result.output_shape, &result.output_bytes, nullptr);
+              const auto& prepared = static_cast<const GrpcPreparedRequest&>(*self->keep_alive);
+              result.status = ReadOutput(response, prepared.output_shm_bytes(),
+                                         &result.output_shape, &result.output_bytes, nullptr);
             }
           }
           self->done(std::move(result));

@@ -23,12 +23,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "client/tensor.h"
 
 namespace sepconv::client {
@@ -86,13 +88,52 @@ struct ClientOptions {
   int64_t retry_buffer_bytes = int64_t{64} << 20;
 };
 
+// Where a tensor lives in a system shared-memory region registered with the
+// server (Triton's shared_memory_region, shared_memory_offset and
+// shared_memory_byte_size parameters).
+struct SharedMemoryPlacement {
+  std::string region;     // the name the region was registered under
+  int64_t offset = 0;     // from the region's start (an output's: a multiple of 4)
+  int64_t byte_size = 0;  // bytes there: an input's exactly, an output's at least
+};
+
 struct InferOptions {
   // Zero: ClientOptions::default_deadline.
   absl::Duration deadline = absl::ZeroDuration();
   // Send the input as typed fp32_contents instead of raw_input_contents.
+  // Not with shared memory.
   bool typed = false;
   // Sent as ModelInferRequest.id and echoed back by the server.
   std::string request_id;
+  // The input is in shared memory: the request names the placement and
+  // carries no values. The input Tensor then gives only the shape; its data
+  // must be empty (the caller has written the values into the region, and
+  // must not change them before the answer). byte_size must be the shape's
+  // FP32 bytes.
+  std::optional<SharedMemoryPlacement> input_shared_memory;
+  // The output goes to shared memory: the server writes it there and the
+  // response carries only its name, datatype and shape. A response that
+  // carries the values anyway (a server without the extension ignored the
+  // request) is DATA_LOSS, as is one whose output exceeds byte_size.
+  std::optional<SharedMemoryPlacement> output_shared_memory;
+  // The output requested in shared memory: the model's output name (see
+  // ModelMetadata). Empty: "output".
+  std::string output_name;
+  // Infer with output_shared_memory: this process's view of the output's
+  // bytes (the mapping of the placement's region, from its offset: e.g.
+  // absl::MakeConstSpan(region.data() + offset, byte_size) when the region
+  // was registered at offset 0). Infer copies the output Tensor from it once
+  // the server has answered; it must stay mapped through the call.
+  // Required by Infer (INVALID_ARGUMENT without), unused by Prepare.
+  absl::Span<const char> output_view;
+};
+
+// A registered system shared-memory region, as the server reports it.
+struct SharedMemoryStatus {
+  std::string name;
+  std::string key;  // the POSIX shared-memory object
+  uint64_t offset = 0;
+  uint64_t byte_size = 0;
 };
 
 struct TensorInfo {
@@ -238,13 +279,34 @@ class Client {
   virtual absl::Status LoadModel(const std::string& model, absl::Duration deadline) = 0;
   virtual absl::Status UnloadModel(const std::string& model, absl::Duration deadline) = 0;
 
+  // Triton's system shared-memory extension (see shared_memory.h). Registers
+  // [offset, offset + byte_size) of the POSIX shared-memory object `key`
+  // ("/name") under `name`; the server maps it until it is unregistered.
+  // Errors are the server's (ALREADY_EXISTS for a name in use, NOT_FOUND /
+  // INVALID_ARGUMENT for a key it cannot open, RESOURCE_EXHAUSTED past its
+  // limits). A register whose answer was lost and was retried may end
+  // ALREADY_EXISTS although it took effect.
+  virtual absl::Status RegisterSystemSharedMemory(const std::string& name, const std::string& key,
+                                                  uint64_t offset, uint64_t byte_size) = 0;
+  // Unregisters `name` (empty: every region).
+  virtual absl::Status UnregisterSystemSharedMemory(const std::string& name) = 0;
+  // The region `name` (empty: every region), sorted by name.
+  virtual absl::StatusOr<std::vector<SharedMemoryStatus>> SystemSharedMemoryStatus(
+      const std::string& name) = 0;
+
   // Runs `input` (FP32, input named "input") through `model`; returns the
   // first output. The response's form (raw or typed) follows the request's;
-  // a response that does not match its own shape is DATA_LOSS.
+  // a response that does not match its own shape is DATA_LOSS. With
+  // options.input_shared_memory / output_shared_memory, the input is read
+  // from / the output written to shared memory (see InferOptions).
   virtual absl::StatusOr<Tensor> Infer(const std::string& model, const std::string& version,
                                        const Tensor& input, const InferOptions& options) = 0;
 
-  // Serialises a request for InferAsync.
+  // Serialises a request for InferAsync (and InferStream). With
+  // options.output_shared_memory, the request's answers are valid without
+  // values (AsyncInferResult has the output's shape and bytes); every send
+  // of it writes the same placement, so two of them in flight at once race
+  // on it: a load generator prepares one request per output slice.
   virtual absl::StatusOr<std::shared_ptr<const PreparedRequest>> Prepare(
       const std::string& model, const std::string& version, const Tensor& input,
       const InferOptions& options) = 0;

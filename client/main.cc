@@ -6,9 +6,13 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -30,6 +34,7 @@
 #include "client/bench_report.h"
 #include "client/client.h"
 #include "client/npy.h"
+#include "client/shared_memory.h"
 #include "client/tensor.h"
 
 ABSL_FLAG(std::string, server, "localhost:8001",
@@ -57,6 +62,15 @@ ABSL_FLAG(std::string, shape, "", "random input of this shape, e.g. 1,32,56,56")
 ABSL_FLAG(uint64_t, seed, 1, "seed of the random input and of Poisson arrivals");
 ABSL_FLAG(std::string, output, "", "infer: write the output tensor to this .npy file");
 ABSL_FLAG(bool, typed, false, "send typed fp32_contents instead of raw_input_contents");
+ABSL_FLAG(std::string, shared_memory, "none",
+          "where the tensors travel: none (in the gRPC messages) or system (POSIX shared memory "
+          "this client creates, registers with the server and removes at the end, as "
+          "perf_analyzer's --shared-memory=system; the server must run on this host and allow it). "
+          "bench reserves one output per request in flight (--rate: --max_in_flight of them). "
+          "Not with --typed or --streaming");
+ABSL_FLAG(int64_t, output_shared_memory_size, 0,
+          "with --shared_memory=system: bytes reserved for each output (0: from the model's "
+          "metadata, a variable dimension taken as the input's at the same index)");
 ABSL_FLAG(std::string, concurrency, "1,2,4,8,16", "bench: closed-loop requests in flight, a list");
 ABSL_FLAG(std::string, rate, "", "bench: open-loop requests/s, a list (replaces --concurrency)");
 ABSL_FLAG(std::string, arrival, "constant", "bench: open-loop arrivals, constant or poisson");
@@ -103,14 +117,33 @@ const std::vector<Command>& Commands() {
       {"metadata", "print server and model metadata and readiness", {"model", "model_version"}},
       {"infer",
        "run one inference; print output shape, min/max/mean and latency",
-       {"model", "model_version", "input", "shape", "seed", "output", "typed"}},
+       {"model", "model_version", "input", "shape", "seed", "output", "typed", "shared_memory",
+        "output_shared_memory_size"}},
       {"bench",
        "load generator: closed-loop concurrency sweep or open-loop rates",
-       {"model",     "model_version",    "input",         "shape",    "seed",
-        "typed",     "concurrency",      "rate",          "arrival",  "warmup_ms",
-        "window_ms", "max_windows",      "stability_pct", "channels", "max_in_flight",
-        "streaming", "drain_timeout_ms", "metrics_url",   "csv",      "json",
-        "plot"}},
+       {"model",
+        "model_version",
+        "input",
+        "shape",
+        "seed",
+        "typed",
+        "concurrency",
+        "rate",
+        "arrival",
+        "warmup_ms",
+        "window_ms",
+        "max_windows",
+        "stability_pct",
+        "channels",
+        "max_in_flight",
+        "streaming",
+        "drain_timeout_ms",
+        "metrics_url",
+        "csv",
+        "json",
+        "plot",
+        "shared_memory",
+        "output_shared_memory_size"}},
       {"config",
        "print the model's effective configuration (config.pbtxt text format)",
        {"model", "model_version"}},
@@ -223,6 +256,133 @@ absl::StatusOr<Tensor> InputFromFlags() {
   return RandomTensor(*dims, absl::GetFlag(FLAGS_seed));
 }
 
+// Whether --shared_memory asks for system shared memory; INVALID_ARGUMENT for
+// an unknown value or one of the flags it excludes.
+absl::StatusOr<bool> SystemSharedMemoryFromFlags() {
+  const std::string mode = absl::GetFlag(FLAGS_shared_memory);
+  if (mode == "none") return false;
+  if (mode != "system") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--shared_memory: '", mode, "' is not none or system"));
+  }
+  if (absl::GetFlag(FLAGS_typed)) {
+    return absl::InvalidArgumentError(
+        "--shared_memory=system sends no values in the request: not with --typed");
+  }
+  if (absl::GetFlag(FLAGS_streaming)) {
+    return absl::InvalidArgumentError(
+        "--shared_memory=system is for unary calls: not with "
+        "--streaming");
+  }
+  if (absl::GetFlag(FLAGS_output_shared_memory_size) < 0) {
+    return absl::InvalidArgumentError("--output_shared_memory_size must not be negative");
+  }
+  return true;
+}
+
+// The model's first output: its name and the bytes it takes for `input`
+// (--output_shared_memory_size, else from the metadata, each variable
+// dimension taken as the input's at the same index).
+absl::StatusOr<std::pair<std::string, int64_t>> OutputSize(Client& client, const Tensor& input) {
+  absl::StatusOr<ModelInfo> info =
+      client.ModelMetadata(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_model_version));
+  if (!info.ok()) return info.status();
+  if (info->outputs.empty()) return absl::FailedPreconditionError("the model has no outputs");
+  const TensorInfo& output = info->outputs[0];
+  if (const int64_t flag = absl::GetFlag(FLAGS_output_shared_memory_size); flag > 0) {
+    return std::pair{output.name, flag};
+  }
+  std::vector<int64_t> shape = output.shape;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] >= 0) continue;
+    if (i >= input.shape.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot size output ", ShapeString(output.shape),
+                       " from the input's shape: give --output_shared_memory_size"));
+    }
+    shape[i] = input.shape[i];
+  }
+  absl::StatusOr<int64_t> count = ElementCount(shape);
+  if (!count.ok()) return count.status();
+  return std::pair{output.name, std::max<int64_t>(*count, 1) * int64_t{sizeof(float)}};
+}
+
+// --shared_memory=system: an input region holding the input (written once)
+// and an output region of `slices` slices, one per request in flight, each
+// created here under a unique key and registered with the server under that
+// key's name. The destructor unregisters them, then the regions unlink
+// themselves: on every path out, error or not. The Client must outlive it.
+class SystemSharedMemory {
+ public:
+  static absl::StatusOr<std::unique_ptr<SystemSharedMemory>> Create(Client* client,
+                                                                    const Tensor& input,
+                                                                    int slices) {
+    absl::StatusOr<std::pair<std::string, int64_t>> output = OutputSize(*client, input);
+    if (!output.ok()) return output.status();
+    auto shm = std::unique_ptr<SystemSharedMemory>(new SystemSharedMemory(client));
+    shm->output_tensor_ = output->first;
+    // Each slice 64-byte aligned (the server wants 4).
+    shm->slice_bytes_ = (output->second + 63) / 64 * 64;
+    shm->input_bytes_ = static_cast<int64_t>(input.data.size() * sizeof(float));
+    const std::string base = absl::StrFormat("sepconv_client_%d_%08x", getpid(),
+                                             static_cast<uint32_t>(std::random_device()()));
+    shm->input_name_ = absl::StrCat(base, "_in");
+    shm->output_name_ = absl::StrCat(base, "_out");
+    absl::StatusOr<SharedMemoryRegion> in = shm->Add(shm->input_name_, shm->input_bytes_);
+    if (!in.ok()) return in.status();
+    shm->input_ = *std::move(in);
+    std::memcpy(shm->input_->data(), input.data.data(), shm->input_bytes_);
+    absl::StatusOr<SharedMemoryRegion> out =
+        shm->Add(shm->output_name_, shm->slice_bytes_ * slices);
+    if (!out.ok()) return out.status();
+    shm->output_ = *std::move(out);
+    return shm;
+  }
+
+  ~SystemSharedMemory() {
+    for (const std::string& name : registered_) {
+      if (absl::Status s = client_->UnregisterSystemSharedMemory(name); !s.ok()) {
+        std::cerr << "sepconv-client: warning: shared-memory region '" << name
+                  << "' stays registered: " << s << "\n";
+      }
+    }
+  }
+
+  // Options that place the input and the output of request `slice`.
+  InferOptions Options(int slice) const {
+    InferOptions options;
+    options.input_shared_memory = SharedMemoryPlacement{input_name_, 0, input_bytes_};
+    options.output_shared_memory =
+        SharedMemoryPlacement{output_name_, slice * slice_bytes_, slice_bytes_};
+    options.output_name = output_tensor_;
+    options.output_view = absl::MakeConstSpan(output_->data() + slice * slice_bytes_, slice_bytes_);
+    return options;
+  }
+
+ private:
+  explicit SystemSharedMemory(Client* client) : client_(client) {}
+
+  // Creates the region "/<name>" and registers it whole under `name`.
+  absl::StatusOr<SharedMemoryRegion> Add(const std::string& name, int64_t bytes) {
+    absl::StatusOr<SharedMemoryRegion> region = SharedMemoryRegion::Create("/" + name, bytes);
+    if (!region.ok()) return region.status();
+    if (absl::Status s = client_->RegisterSystemSharedMemory(name, region->key(), 0, bytes);
+        !s.ok()) {
+      return absl::Status(
+          s.code(), absl::StrCat("registering shared memory '", region->key(), "': ", s.message()));
+    }
+    registered_.push_back(name);
+    return region;
+  }
+
+  Client* const client_;
+  std::vector<std::string> registered_;               // unregistered by the destructor
+  std::optional<SharedMemoryRegion> input_, output_;  // then unlinked
+  std::string input_name_, output_name_;              // as registered
+  std::string output_tensor_;                         // the model's output
+  int64_t input_bytes_ = 0, slice_bytes_ = 0;
+};
+
 int Health(Client& client) {
   absl::StatusOr<std::string> status = client.Health(absl::GetFlag(FLAGS_service));
   if (!status.ok()) return Fail("health", status.status());
@@ -326,11 +486,22 @@ int Infer(Client& client) {
                ? UsageError("infer", input.status().message())
                : Fail("infer", input.status());
   }
+  absl::StatusOr<bool> system_shm = SystemSharedMemoryFromFlags();
+  if (!system_shm.ok()) return UsageError("infer", system_shm.status().message());
   InferOptions options;
   options.typed = absl::GetFlag(FLAGS_typed);
+  std::unique_ptr<SystemSharedMemory> shm;
+  Tensor sent{input->shape, {}};  // the values are in shared memory
+  if (*system_shm) {
+    absl::StatusOr<std::unique_ptr<SystemSharedMemory>> created =
+        SystemSharedMemory::Create(&client, *input, 1);
+    if (!created.ok()) return Fail("infer", created.status());
+    shm = *std::move(created);
+    options = shm->Options(0);
+  }
   const absl::Time start = absl::Now();
-  absl::StatusOr<Tensor> output =
-      client.Infer(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_model_version), *input, options);
+  absl::StatusOr<Tensor> output = client.Infer(
+      absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_model_version), shm ? sent : *input, options);
   const absl::Duration latency = absl::Now() - start;
   if (!output.ok()) return Fail("infer", output.status());
   double lo = 0, hi = 0, sum = 0;
@@ -431,6 +602,8 @@ int Bench(const ClientOptions& client_options) {
     if (path.empty() || path == "-") continue;
     if (absl::Status s = CheckWritable(path); !s.ok()) return Fail("bench", s);
   }
+  absl::StatusOr<bool> system_shm = SystemSharedMemoryFromFlags();
+  if (!system_shm.ok()) return UsageError("bench", system_shm.status().message());
   absl::StatusOr<Tensor> input = InputFromFlags();
   if (!input.ok()) {
     return input.status().code() == absl::StatusCode::kInvalidArgument
@@ -449,9 +622,31 @@ int Bench(const ClientOptions& client_options) {
   }
   InferOptions infer_options;
   infer_options.typed = absl::GetFlag(FLAGS_typed);
-  absl::StatusOr<std::shared_ptr<const PreparedRequest>> request =
-      clients[0]->Prepare(options.model, options.version, *input, infer_options);
-  if (!request.ok()) return Fail("bench", request.status());
+  // Declared after the Clients: unregisters its regions before they go.
+  std::unique_ptr<SystemSharedMemory> shm;
+  std::vector<std::shared_ptr<const PreparedRequest>> requests;
+  if (*system_shm) {
+    // One output slice per request that may be in flight.
+    int slices = options.max_in_flight;
+    if (options.rates.empty()) {
+      slices = *std::max_element(options.concurrency.begin(), options.concurrency.end());
+    }
+    absl::StatusOr<std::unique_ptr<SystemSharedMemory>> created =
+        SystemSharedMemory::Create(clients[0], *input, slices);
+    if (!created.ok()) return Fail("bench", created.status());
+    shm = *std::move(created);
+    for (int i = 0; i < slices; ++i) {
+      absl::StatusOr<std::shared_ptr<const PreparedRequest>> r = clients[0]->Prepare(
+          options.model, options.version, Tensor{input->shape, {}}, shm->Options(i));
+      if (!r.ok()) return Fail("bench", r.status());
+      requests.push_back(*std::move(r));
+    }
+  } else {
+    absl::StatusOr<std::shared_ptr<const PreparedRequest>> r =
+        clients[0]->Prepare(options.model, options.version, *input, infer_options);
+    if (!r.ok()) return Fail("bench", r.status());
+    requests.push_back(*std::move(r));
+  }
 
   const bool tty = isatty(STDERR_FILENO);
   if (tty) {
@@ -459,7 +654,8 @@ int Bench(const ClientOptions& client_options) {
       std::cerr << "\r" << line << "\033[K" << std::flush;
     };
   }
-  absl::StatusOr<std::vector<StepResult>> results = RunBench(clients, *request, options);
+  absl::StatusOr<std::vector<StepResult>> results =
+      shm ? RunBench(clients, requests, options) : RunBench(clients, requests[0], options);
   if (tty) std::cerr << "\r\033[K" << std::flush;
   if (!results.ok()) return Fail("bench", results.status());
 
@@ -468,8 +664,10 @@ int Bench(const ClientOptions& client_options) {
   if (csv != "-" && json != "-") {
     std::cout << absl::StrFormat("model %s, input %s (%s, %d bytes/request), %d channel(s), %s\n",
                                  options.model, ShapeString(input->shape),
-                                 infer_options.typed ? "typed" : "raw", (*request)->ByteSize(),
-                                 channels,
+                                 shm                   ? "system shared memory"
+                                 : infer_options.typed ? "typed"
+                                                       : "raw",
+                                 requests[0]->ByteSize(), channels,
                                  options.streaming ? "ModelStreamInfer (one stream per channel)"
                                                    : "unary ModelInfer")
               << FormatTable(*results);
