@@ -37,6 +37,33 @@ uint64_t NextJobId() {
 // Links one submitted job to its call's Cancellation: the hook registered
 // after Submit, unregistered when the job is done, whichever comes first.
 struct CancelLink {
+  // From the job's done: no hook may stay registered once it has run.
+  void JobDone(Cancellation& cancellation) {
+    uint64_t registered;
+    {
+      absl::MutexLock lock(&mu);
+      done = true;
+      registered = hook;
+    }
+    cancellation.Unregister(registered);
+  }
+  // After Submit: a cancel that came earlier runs the hook at once, and it
+  // still finds the job. The hook keeps the model version only weakly.
+  void Attach(Cancellation& cancellation, const std::shared_ptr<ServedModel>& model,
+              uint64_t job_id) {
+    const uint64_t registered =
+        cancellation.Register([weak = std::weak_ptr<ServedModel>(model), job_id] {
+          if (std::shared_ptr<ServedModel> alive = weak.lock()) alive->scheduler().Cancel(job_id);
+        });
+    bool done_already;
+    {
+      absl::MutexLock lock(&mu);
+      done_already = done;
+      if (!done_already) hook = registered;
+    }
+    if (done_already) cancellation.Unregister(registered);
+  }
+
   absl::Mutex mu;
   uint64_t hook ABSL_GUARDED_BY(mu) = 0;
   bool done ABSL_GUARDED_BY(mu) = false;
@@ -122,44 +149,60 @@ absl::Status LeaseSharedMemory(const SharedMemoryRegistry* regions, const Valida
   return absl::OkStatus();
 }
 
+// A request made ready to run: validated, within the limits, its shared
+// memory leased, its output allocated, its input viewed.
+struct PreparedInfer {
+  ValidatedInfer validated;
+  SharedMemoryLeases leases;
+  float* output = nullptr;
+  InputTensor input;
+};
+
+absl::StatusOr<PreparedInfer> Prepare(const ServedModel& model, const CoreOptions& options,
+                                      const InferRequest& request, OutputAllocator& allocate) {
+  PreparedInfer p;
+  absl::StatusOr<ValidatedInfer> validated = ValidateInferRequest(request, model.spec());
+  if (!validated.ok()) return validated.status();
+  p.validated = *std::move(validated);
+  const ValidatedInfer& v = p.validated;
+  if (absl::Status limited = CheckRequestLimits(options.limits, v.input_dims, v.output_dims);
+      !limited.ok()) {
+    return limited;
+  }
+  if (absl::Status leased = LeaseSharedMemory(EnabledRegions(options), v, p.leases); !leased.ok()) {
+    return leased;
+  }
+  InferResult result;
+  result.model_name = model.name();
+  result.model_version = model.version();
+  result.output_dims = v.output_dims;
+  result.raw = v.raw;
+  result.output_in_shared_memory = v.output_shared_memory.has_value();
+  absl::StatusOr<float*> output = allocate(result);
+  if (!output.ok()) return output.status();
+  p.output =
+      result.output_in_shared_memory ? reinterpret_cast<float*>(p.leases.output.data()) : *output;
+  p.input =
+      v.input_shared_memory
+          ? InputFromRawBytes(absl::string_view(p.leases.input.data(), p.leases.input.byte_size()))
+          : InputFromRequest(request, v);
+  return p;
+}
+
 // Validates and submits one request to `model`; on OK the scheduler now owns
 // calling `done`, otherwise `done` is still the caller's.
 absl::Status Submit(const std::shared_ptr<ServedModel>& model, const CoreOptions& options,
                     const InferRequest& request, const InferCall& call, OutputAllocator& allocate,
                     Done& done) {
-  absl::StatusOr<ValidatedInfer> validated = ValidateInferRequest(request, model->spec());
-  if (!validated.ok()) return validated.status();
-  if (absl::Status limited =
-          CheckRequestLimits(options.limits, validated->input_dims, validated->output_dims);
-      !limited.ok()) {
-    return limited;
-  }
-  SharedMemoryLeases leases;
-  if (absl::Status leased = LeaseSharedMemory(EnabledRegions(options), *validated, leases);
-      !leased.ok()) {
-    return leased;
-  }
-  InferResult result;
-  result.model_name = model->name();
-  result.model_version = model->version();
-  result.output_dims = validated->output_dims;
-  result.raw = validated->raw;
-  result.output_in_shared_memory = validated->output_shared_memory.has_value();
-  absl::StatusOr<float*> output = allocate(result);
-  if (!output.ok()) return output.status();
-  if (result.output_in_shared_memory) output = reinterpret_cast<float*>(leases.output.data());
-
-  InputTensor input =
-      validated->input_shared_memory
-          ? InputFromRawBytes(absl::string_view(leases.input.data(), leases.input.byte_size()))
-          : InputFromRequest(request, *validated);
+  absl::StatusOr<PreparedInfer> prepared = Prepare(*model, options, request, allocate);
+  if (!prepared.ok()) return prepared.status();
   auto job = std::make_unique<InferenceJob>();
   const uint64_t id = NextJobId();
   job->id = id;
-  job->dims = validated->input_dims;
-  job->input = input.data();
-  job->output = *output;
-  job->deadline = RequestDeadline(call, *validated);
+  job->dims = prepared->validated.input_dims;
+  job->input = prepared->input.data();
+  job->output = prepared->output;
+  job->deadline = RequestDeadline(call, prepared->validated);
   // `done` moves into the job only when the scheduler takes it: a refused
   // submit leaves it with the caller (the retry or the failure report).
   auto finish = std::make_shared<Done>();
@@ -169,18 +212,10 @@ absl::Status Submit(const std::shared_ptr<ServedModel>& model, const CoreOptions
   // The lease keeps the version (its metrics, its scheduler) alive until the
   // job is done, whoever unloads it meanwhile.
   job->done = [lease = model, log = options.request_log, &request, peer = call.peer,
-               start = call.start, finish, timed, input = std::move(input),
+               start = call.start, finish, timed, input = std::move(prepared->input),
                cancellation = call.cancellation, link,
-               leases = std::move(leases)](absl::Status status) mutable {
-    if (link != nullptr) {
-      uint64_t hook;
-      {
-        absl::MutexLock lock(&link->mu);
-        link->done = true;
-        hook = link->hook;
-      }
-      cancellation->Unregister(hook);
-    }
+               leases = std::move(prepared->leases)](absl::Status status) mutable {
+    if (link != nullptr) link->JobDone(*cancellation);
     // A region its owner truncated meanwhile: what was read or written
     // there is lost. The leases end here, not with the job: an unregister
     // waiting for them goes on before the answer is sent.
@@ -200,21 +235,7 @@ absl::Status Submit(const std::shared_ptr<ServedModel>& model, const CoreOptions
     done = std::move(*finish);
     return submitted;
   }
-  if (link != nullptr) {
-    // After Submit: a cancel that came earlier runs the hook at once, and it
-    // still finds the job. The hook keeps the model version only weakly.
-    const uint64_t hook =
-        call.cancellation->Register([weak = std::weak_ptr<ServedModel>(model), id] {
-          if (std::shared_ptr<ServedModel> alive = weak.lock()) alive->scheduler().Cancel(id);
-        });
-    bool done_already;
-    {
-      absl::MutexLock lock(&link->mu);
-      done_already = link->done;
-      if (!done_already) link->hook = hook;
-    }
-    if (done_already) call.cancellation->Unregister(hook);
-  }
+  if (link != nullptr) link->Attach(*call.cancellation, model, id);
   return absl::OkStatus();
 }
 

@@ -233,6 +233,11 @@ void HttpServer::AddRoutes() {
           case 413:
             message = "the request body is larger than the server accepts";
             break;
+          case 400:  // httplib could not read the request
+            message =
+                "the request could not be read (a POST needs a Content-Length, even for an "
+                "empty body: with curl, -d '')";
+            break;
           default:
             message = absl::StrCat("HTTP ", res.status);
         }

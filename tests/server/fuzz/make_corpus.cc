@@ -38,6 +38,30 @@ Request Valid(std::vector<int64_t> shape, bool raw) {
   return request;
 }
 
+// Triton's shared-memory parameters on `parameters` (the fuzzer registers
+// regions "in", "out" and "odd").
+void Shm(google::protobuf::Map<std::string, inference::InferParameter>* parameters,
+         const std::string& region, int64_t offset, int64_t byte_size) {
+  (*parameters)["shared_memory_region"].set_string_param(region);
+  (*parameters)["shared_memory_offset"].set_int64_param(offset);
+  (*parameters)["shared_memory_byte_size"].set_int64_param(byte_size);
+}
+
+// A 1x32x2x2 request whose input is in `region` and whose output goes to
+// `out` (if not empty).
+Request InShm(const std::string& region, int64_t offset, const std::string& out,
+              int64_t out_offset) {
+  Request r = Valid({1, 32, 2, 2}, true);
+  r.clear_raw_input_contents();
+  Shm(r.mutable_inputs(0)->mutable_parameters(), region, offset, 32 * 2 * 2 * 4);
+  if (!out.empty()) {
+    auto* output = r.add_outputs();
+    output->set_name("output");
+    Shm(output->mutable_parameters(), out, out_offset, 64 * 2 * 2 * 4);
+  }
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,6 +93,12 @@ int main(int argc, char** argv) {
          r.add_outputs()->set_name("output");
          return r;
        }},
+      {"shm_input_and_output", [] { return InShm("in", 0, "out", 0); }},
+      {"shm_input_only", [] { return InShm("odd", 12, "", 0); }},
+      {"shm_past_region", [] { return InShm("out", 32768 - 16, "in", 0); }},
+      {"shm_overflowing_offset",
+       [] { return InShm("in", int64_t{0x7fffffffffffffff} - 100, "out", 0); }},
+      {"shm_unknown_region", [] { return InShm("nope", 0, "", 0); }},
       {"bad_dtype",
        [] {
          Request r = Valid({1, 32, 2, 2}, true);

@@ -2,9 +2,11 @@
 // Inference-Header-Content-Length value and the body -> ParseInferRequest ->
 // (when it parses) the response builder, (when not) the error body. An input
 // starting with 'B' carries binary tensor data: the next line is the header
-// length as the client sent it, the rest is the body; any other input is a
-// whole JSON body. Built with -fsanitize=fuzzer,address,undefined by
-// run_fuzz.sh. A broken invariant aborts, so the fuzzer reports the input.
+// length as the client sent it, the rest is the body; an input starting
+// with 'R' is the body of a shared-memory register request
+// (shared_memory_json.h); any other input is a whole JSON infer body. Built with
+// -fsanitize=fuzzer,address,undefined by run_fuzz.sh. A broken invariant aborts, so the fuzzer
+// reports the input.
 
 #include <cstddef>
 #include <cstdint>
@@ -19,6 +21,7 @@
 #include "server/http/http_status.h"
 #include "server/http/infer_request_json.h"
 #include "server/http/infer_response_json.h"
+#include "server/http/shared_memory_json.h"
 
 namespace sepconv {
 namespace {
@@ -58,6 +61,32 @@ void CheckParsed(const RestInferRequest& r, std::optional<size_t> header_length)
   rapidjson::Document doc;
   doc.Parse(body.data(), json_length);
   Require(!doc.HasParseError() && doc.IsObject(), "the response header is a JSON object");
+
+  // The same with the output in shared memory: no buffer, a JSON body.
+  result.output_in_shared_memory = true;
+  InferResponseBuilder shm(r.request.id, r.binary_output);
+  Require(shm.Allocate(result) == nullptr, "no buffer for an output in shared memory");
+  const std::string shm_body = shm.Finish();
+  Require(shm.header_length() == 0, "a shared-memory answer is pure JSON");
+  rapidjson::Document shm_doc;
+  shm_doc.Parse(shm_body.data(), shm_body.size());
+  Require(!shm_doc.HasParseError() && shm_doc.IsObject(), "the shared-memory answer is JSON");
+}
+
+void CheckRegisterBody(absl::string_view body) {
+  absl::StatusOr<RegisterBody> parsed = ParseRegisterBody(body);
+  if (!parsed.ok()) {
+    Require(parsed.status().code() == absl::StatusCode::kInvalidArgument,
+            "register bodies fail only with INVALID_ARGUMENT");
+    return;
+  }
+  const std::string status = SharedMemoryStatusJson(
+      {SharedMemoryRegionInfo{"r", parsed->key, parsed->offset, parsed->byte_size}});
+  rapidjson::Document doc;
+  doc.Parse(status.data(), status.size());
+  Require(!doc.HasParseError() && doc.IsArray() && doc.Size() == 1, "status is a JSON array");
+  Require(doc[0]["offset"].GetUint64() == parsed->offset, "offset round-trips");
+  Require(doc[0]["byte_size"].GetUint64() == parsed->byte_size, "byte_size round-trips");
 }
 
 }  // namespace
@@ -67,6 +96,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace sepconv;
   absl::string_view input(reinterpret_cast<const char*>(data), size);
   std::optional<size_t> header_length;
+  if (!input.empty() && input[0] == 'R') {
+    CheckRegisterBody(input.substr(1));
+    return 0;
+  }
   if (!input.empty() && input[0] == 'B') {
     input.remove_prefix(1);
     const size_t eol = input.find('\n');
