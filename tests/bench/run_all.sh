@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every benchmark in one go and prints the README's tables (Markdown):
 # the engine through the server beside XNNPACK, PyTorch and the roofline (and
-# in-process, as a diagnostic), the service against the echo
-# server, dynamic batching on vs off, the cost of metrics and of TLS.
+# in-process, as a diagnostic), the service against the echo server, system
+# shared memory vs the raw gRPC path, dynamic batching on vs off, the cost of
+# metrics and of TLS.
 # Speed is reported here, never asserted by tests.
 #
 # Usage: tests/bench/run_all.sh [BUILD_DIR] > tables.md   (default: build)
@@ -23,6 +24,9 @@ section "Engine in-process, every layout (diagnostic; fp32, 2 threads, warm)"
 
 section "Service vs a do-nothing echo server (1 and 16 clients, 127.0.0.1)"
 /usr/bin/python3 tests/bench/service_bench.py --build "$build"
+
+section "System shared memory vs gRPC raw (1 and 16 clients, 1x32x56x56, same host)"
+/usr/bin/python3 tests/bench/shm_bench.py --build "$build" --markdown
 
 section "Dynamic batching off vs on (1x32x56x56)"
 /usr/bin/python3 tests/bench/batching_bench.py --build "$build"
