@@ -19,6 +19,7 @@
 #include "grpc_service.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_grpc_server.h"
 #include "tests/testing/free_port.h"
 #include "tests/testing/shared_server.h"
 
@@ -212,19 +213,7 @@ class CommittedFailures final : public inference::GRPCInferenceService::Callback
   std::atomic<int> calls_{0};
 };
 
-struct FakeServer {
-  explicit FakeServer(int failures) : service(failures) {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&service);
-    server = builder.BuildAndStart();
-  }
-  ~FakeServer() { server->Shutdown(); }
-  std::string target() const { return absl::StrCat("127.0.0.1:", port); }
-  CommittedFailures service;
-  int port = 0;
-  std::unique_ptr<grpc::Server> server;
-};
+using FakeServer = testing::FakeGrpcServer<CommittedFailures>;
 
 TEST(ClientFailureTest, InferIsSentAgainAfterAFailureGrpcCannotRetry) {
   FakeServer fake(/*failures=*/1);

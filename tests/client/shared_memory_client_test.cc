@@ -27,6 +27,7 @@
 #include "grpc_service.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_grpc_server.h"
 #include "tests/testing/shared_server.h"
 
 namespace sepconv::client {
@@ -346,19 +347,7 @@ class FixedAnswer final : public inference::GRPCInferenceService::CallbackServic
   const bool values_;
 };
 
-struct FakeServer {
-  explicit FakeServer(bool values) : service(values) {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&service);
-    server = builder.BuildAndStart();
-  }
-  ~FakeServer() { server->Shutdown(); }
-  std::string target() const { return absl::StrCat("127.0.0.1:", port); }
-  FixedAnswer service;
-  int port = 0;
-  std::unique_ptr<grpc::Server> server;
-};
+using FakeServer = testing::FakeGrpcServer<FixedAnswer>;
 
 InferOptions OutputInSharedMemory(const std::vector<char>& view) {
   InferOptions options;
