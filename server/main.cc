@@ -418,7 +418,7 @@ int Run(const std::vector<std::string>& load_models) {
       return 1;
     }
     sync = *std::move(started);
-    options->service.control = sync;  // RepositoryIndex, RepositoryModelLoad/Unload
+    options->core.control = sync;  // RepositoryIndex, RepositoryModelLoad/Unload
   }
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(*options, registry, metrics.get());
   if (!server.ok()) {

@@ -12,14 +12,9 @@
 #include "server/core/input_tensor.h"
 #include "server/core/request_validation.h"
 
-#ifndef SEPCONV_VERSION
-#define SEPCONV_VERSION "dev"
-#endif
-
 namespace sepconv {
 namespace {
 
-constexpr char kServerName[] = "sepconv-serve";
 constexpr char kPlatform[] = "sepconv_onednn";
 
 using Done = absl::AnyInvocable<void(absl::Status)>;
@@ -253,10 +248,6 @@ bool InferenceCore::Ready() const { return !shutting_down() && registry_->AllMod
 
 bool InferenceCore::ModelReady(const std::string& name, const std::string& version) const {
   return !shutting_down() && registry_->IsReady(name, version);
-}
-
-ServerMetadataInfo InferenceCore::ServerMetadata() const {
-  return ServerMetadataInfo{kServerName, SEPCONV_VERSION, {}};
 }
 
 absl::StatusOr<ModelMetadataInfo> InferenceCore::ModelMetadata(const std::string& name,

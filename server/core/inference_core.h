@@ -45,6 +45,7 @@
 #include "server/core/request_log.h"
 #include "server/core/shared_memory.h"
 #include "server/models/model_registry.h"
+#include "server/models/repository_control.h"
 
 namespace sepconv {
 
@@ -60,6 +61,10 @@ struct CoreOptions {
   // Triton's system shared-memory regions, for both frontends; null: off
   // (a request naming a region is INVALID_ARGUMENT).
   std::shared_ptr<SharedMemoryRegistry> shared_memory;
+  // Triton's repository extension (index, explicit load / unload); null: no
+  // repository, the index comes from the registry and load / unload answer
+  // UNAVAILABLE(kModelControlDisabled).
+  std::shared_ptr<RepositoryControl> control;
 };
 
 // options.shared_memory when it is on, else null.
@@ -67,6 +72,9 @@ inline SharedMemoryRegistry* EnabledRegions(const CoreOptions& options) {
   SharedMemoryRegistry* regions = options.shared_memory.get();
   return regions != nullptr && regions->enabled() ? regions : nullptr;
 }
+
+// Why a load with parameters (config or file overrides) is refused.
+absl::Status LoadParametersRefused(const std::string& first_parameter);
 
 // What the core needs from the transport carrying one request.
 struct InferCall {
@@ -83,7 +91,15 @@ struct InferCall {
 struct ServerMetadataInfo {
   std::string name;
   std::string version;
-  std::vector<std::string> extensions;  // filled by each frontend: what it serves
+  // Triton's names for the extensions served, the same over gRPC and REST.
+  std::vector<std::string> extensions;
+};
+
+// One model version's cumulative statistics (Triton's ModelStatistics).
+struct ModelVersionStats {
+  std::string name;
+  std::string version;
+  ModelStatsSnapshot stats;
 };
 
 // KServe v2 model metadata; variable dims are -1.
@@ -117,6 +133,29 @@ class InferenceCore {
   // NOT_FOUND for an unknown model or version. The caller checks auth.
   absl::StatusOr<ModelMetadataInfo> ModelMetadata(const std::string& name,
                                                   const std::string& version) const;
+
+  // Triton's extensions, the same answers for both frontends; the caller
+  // checks auth. ModelConfig: the version's effective config
+  // (server/models/served_config.h); NOT_FOUND for an unknown model or
+  // version. ModelStatistics: per loaded version (all models when the name is
+  // empty, all versions when the version is empty), read from the same series
+  // as /metrics; NOT_FOUND / UNAVAILABLE as the lookup for a named model,
+  // UNAVAILABLE when metrics are off.
+  absl::StatusOr<sepconv::ModelConfig> ModelConfig(const std::string& name,
+                                                   const std::string& version) const;
+  absl::StatusOr<std::vector<ModelVersionStats>> ModelStatistics(const std::string& name,
+                                                                 const std::string& version) const;
+  // The repository's index (only READY rows with `ready_only`), and explicit
+  // load / unload (RepositoryControl's; UNAVAILABLE(kModelControlDisabled)
+  // without a repository in explicit mode, INVALID_ARGUMENT for an empty
+  // name). Load and unload run on the calling thread (unload waits for the
+  // model's queue to drain).
+  std::vector<ModelIndexEntry> RepositoryIndex(bool ready_only) const;
+  // Whether load / unload of `name` may go on (the checks LoadModel and
+  // UnloadModel make first), for frontends that check more after it.
+  absl::Status CheckModelControl(const std::string& name) const;
+  absl::Status LoadModel(const std::string& name) const;
+  absl::Status UnloadModel(const std::string& name) const;
 
   // Runs one request: `call.auth` (the caller's Authenticate result), lookup
   // and retry, shutdown refusal, validation, limits, then `allocate` (once

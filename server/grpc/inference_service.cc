@@ -87,12 +87,8 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
   const ServerMetadataInfo info = core_->ServerMetadata();
   response->set_name(info.name);
   response->set_version(info.version);
-  // Triton's names for the extensions this frontend serves (model_info_rpcs.cc,
-  // repository_rpcs.cc); ModelStreamInfer has no name of its own in Triton's list.
-  for (const char* extension : {"model_configuration", "model_repository", "statistics"}) {
-    response->add_extensions(extension);
-  }
-  if (core_->shared_memory() != nullptr) response->add_extensions("system_shared_memory");
+  // ModelStreamInfer has no name of its own in Triton's list.
+  for (const std::string& extension : info.extensions) response->add_extensions(extension);
   return FinishUnary(context, absl::OkStatus());
 }
 

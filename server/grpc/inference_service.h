@@ -48,10 +48,6 @@ struct InferenceServiceOptions {
   // ModelStreamInfer: requests one stream may have in the server at once
   // (read and not yet answered); the flow-control bound (stream_infer.h).
   int stream_max_in_flight = 16;
-  // Triton's repository extension (RepositoryIndex, RepositoryModelLoad /
-  // Unload); null: no repository, the index comes from the registry and
-  // load / unload answer UNAVAILABLE(kModelControlDisabled).
-  std::shared_ptr<RepositoryControl> control;
 };
 
 class InferenceService final : public inference::GRPCInferenceService::CallbackService {

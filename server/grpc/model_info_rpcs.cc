@@ -16,10 +16,10 @@ void SetDuration(uint64_t count, uint64_t ns, inference::StatisticDuration* out)
   out->set_ns(ns);
 }
 
-void FillStatistics(const ServedModel& model, inference::ModelStatistics* out) {
-  const ModelStatsSnapshot stats = model.metrics()->Stats();
-  out->set_name(model.name());
-  out->set_version(model.version());
+void FillStatistics(const ModelVersionStats& model, inference::ModelStatistics* out) {
+  const ModelStatsSnapshot& stats = model.stats;
+  out->set_name(model.name);
+  out->set_version(model.version);
   out->set_last_inference(stats.last_request_ms);
   out->set_inference_count(stats.samples);
   out->set_execution_count(stats.executions);
@@ -38,10 +38,10 @@ grpc::ServerUnaryReactor* InferenceService::ModelConfig(
     grpc::CallbackServerContext* context, const inference::ModelConfigRequest* request,
     inference::ModelConfigResponse* response) {
   if (absl::Status auth = Authenticate(*context); !auth.ok()) return FinishUnary(context, auth);
-  absl::StatusOr<std::shared_ptr<ServedModel>> model =
-      registry_->Find(request->name(), request->version());
-  if (!model.ok()) return FinishUnary(context, model.status());
-  *response->mutable_config() = (*model)->config();
+  absl::StatusOr<sepconv::ModelConfig> config =
+      core_->ModelConfig(request->name(), request->version());
+  if (!config.ok()) return FinishUnary(context, config.status());
+  *response->mutable_config() = *std::move(config);
   return FinishUnary(context, absl::OkStatus());
 }
 
@@ -49,22 +49,10 @@ grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
     grpc::CallbackServerContext* context, const inference::ModelStatisticsRequest* request,
     inference::ModelStatisticsResponse* response) {
   if (absl::Status auth = Authenticate(*context); !auth.ok()) return FinishUnary(context, auth);
-  if (!request->name().empty()) {
-    // NOT_FOUND (unknown model or version) or UNAVAILABLE (not ready).
-    absl::StatusOr<std::shared_ptr<ServedModel>> found =
-        registry_->Find(request->name(), request->version());
-    if (!found.ok()) return FinishUnary(context, found.status());
-  }
-  for (const std::shared_ptr<ServedModel>& model : registry_->LoadedModels()) {
-    if (!request->name().empty() && model->name() != request->name()) continue;
-    if (!request->version().empty() && model->version() != request->version()) continue;
-    if (model->metrics() == nullptr) {
-      return FinishUnary(context,
-                         absl::UnavailableError("statistics are kept by the metrics, which are off "
-                                                "(--metrics_port=0)"));
-    }
-    FillStatistics(*model, response->add_model_stats());
-  }
+  absl::StatusOr<std::vector<ModelVersionStats>> stats =
+      core_->ModelStatistics(request->name(), request->version());
+  if (!stats.ok()) return FinishUnary(context, stats.status());
+  for (const ModelVersionStats& model : *stats) FillStatistics(model, response->add_model_stats());
   return FinishUnary(context, absl::OkStatus());
 }
 

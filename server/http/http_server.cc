@@ -9,7 +9,9 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "httplib.h"
+#include "rapidjson/document.h"
 #include "server/core/cancellation.h"
+#include "server/http/extensions_json.h"
 #include "server/http/http_status.h"
 #include "server/http/infer_request_json.h"
 #include "server/http/infer_response_json.h"
@@ -27,7 +29,14 @@ constexpr char kJson[] = "application/json";
 constexpr char kModelPath[] = SEPCONV_MODEL_PATH;
 constexpr char kModelReadyPath[] = SEPCONV_MODEL_PATH "/ready";
 constexpr char kInferPath[] = SEPCONV_MODEL_PATH "/infer";
+constexpr char kConfigPath[] = SEPCONV_MODEL_PATH "/config";
 #undef SEPCONV_MODEL_PATH
+// /v2/models[/{m}[/versions/{v}]]/stats: matches[1] the model, [2] the version.
+constexpr char kStatsPath[] = R"(/v2/models(?:/([^/]+)(?:/versions/([^/]+))?)?/stats)";
+constexpr char kIndexPath[] = "/v2/repository/index";
+// matches[1] the model.
+constexpr char kLoadPath[] = R"(/v2/repository/models/([^/]+)/load)";
+constexpr char kUnloadPath[] = R"(/v2/repository/models/([^/]+)/unload)";
 // Triton's system shared-memory extension; matches[1] the region, if any.
 #define SEPCONV_SHM_PATH R"(/v2/systemsharedmemory(?:/region/([^/]+))?)"
 constexpr char kShmStatusPath[] = SEPCONV_SHM_PATH "/status";
@@ -55,6 +64,25 @@ absl::StatusOr<SharedMemoryRegistry*> SharedMemoryFor(const InferenceCore& core,
   SharedMemoryRegistry* regions = core.shared_memory();
   if (regions == nullptr) return absl::UnavailableError(kSharedMemoryOff);
   return regions;
+}
+
+// The load request's body: empty, or an object whose "parameters" (config
+// or file overrides, which are refused) is empty or absent.
+absl::Status CheckLoadBody(const std::string& body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return absl::OkStatus();
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return absl::InvalidArgumentError("the load body must be a JSON object");
+  }
+  const auto parameters = doc.FindMember("parameters");
+  if (parameters == doc.MemberEnd()) return absl::OkStatus();
+  if (!parameters->value.IsObject()) {
+    return absl::InvalidArgumentError("\"parameters\" must be an object");
+  }
+  if (parameters->value.MemberCount() == 0) return absl::OkStatus();
+  const auto& first = *parameters->value.MemberBegin();
+  return LoadParametersRefused(std::string(first.name.GetString(), first.name.GetStringLength()));
 }
 
 std::string Peer(const httplib::Request& req) {
@@ -144,12 +172,9 @@ void HttpServer::AddRoutes() {
     if (absl::Status auth = core.Authenticate(req.get_header_value("Authorization")); !auth.ok()) {
       return ReplyError(auth, res);
     }
-    ServerMetadataInfo info = core.ServerMetadata();
-    // Triton's names for the extensions this frontend serves.
-    info.extensions = {"binary_tensor_data"};
-    if (core.shared_memory() != nullptr) info.extensions.push_back("system_shared_memory");
-    res.set_content(ServerMetadataJson(info), kJson);
+    res.set_content(ServerMetadataJson(core.ServerMetadata()), kJson);
   });
+  AddExtensionRoutes();  // before kModelPath, which "/v2/models/stats" would match
   s.Get(kModelReadyPath, [&core](const httplib::Request& req, httplib::Response& res) {
     ReplyReady(core.ModelReady(req.matches[1].str(), req.matches[2].str()), res);
   });
@@ -213,10 +238,11 @@ void HttpServer::AddRoutes() {
     res.status = 405;
   };
   for (const char* path : {"/v2/health/live", "/v2/health/ready", "/v2", kModelReadyPath,
-                           kModelPath, kShmStatusPath}) {
+                           kModelPath, kShmStatusPath, kConfigPath, kStatsPath}) {
     s.Post(path, not_allowed);
   }
-  for (const char* path : {kInferPath, kShmRegisterPath, kShmUnregisterPath}) {
+  for (const char* path :
+       {kInferPath, kShmRegisterPath, kShmUnregisterPath, kIndexPath, kLoadPath, kUnloadPath}) {
     s.Get(path, not_allowed);
   }
 
@@ -244,6 +270,55 @@ void HttpServer::AddRoutes() {
         res.set_content(ErrorJson(absl::UnknownError(message)), kJson);
         return httplib::Server::HandlerResponse::Handled;
       }));
+}
+
+void HttpServer::AddExtensionRoutes() {
+  httplib::Server& s = *server_;
+  InferenceCore& core = *core_;  // outlives the routes (held by this)
+  const auto authenticated = [&core](const httplib::Request& req, httplib::Response& res) {
+    absl::Status auth = core.Authenticate(req.get_header_value("Authorization"));
+    if (!auth.ok()) ReplyError(auth, res);
+    return auth.ok();
+  };
+  s.Get(kConfigPath, [&core, authenticated](const httplib::Request& req, httplib::Response& res) {
+    if (!authenticated(req, res)) return;
+    absl::StatusOr<sepconv::ModelConfig> config =
+        core.ModelConfig(req.matches[1].str(), req.matches[2].str());
+    absl::StatusOr<std::string> json =
+        config.ok() ? ModelConfigJson(*config) : absl::StatusOr<std::string>(config.status());
+    if (!json.ok()) return ReplyError(json.status(), res);
+    res.set_content(*json, kJson);
+  });
+  s.Get(kStatsPath, [&core, authenticated](const httplib::Request& req, httplib::Response& res) {
+    if (!authenticated(req, res)) return;
+    absl::StatusOr<std::vector<ModelVersionStats>> stats =
+        core.ModelStatistics(req.matches[1].str(), req.matches[2].str());
+    if (!stats.ok()) return ReplyError(stats.status(), res);
+    res.set_content(ModelStatisticsJson(*stats), kJson);
+  });
+  s.Post(kIndexPath, [&core, authenticated](const httplib::Request& req, httplib::Response& res) {
+    if (!authenticated(req, res)) return;
+    absl::StatusOr<bool> ready = ParseIndexBody(req.body);
+    if (!ready.ok()) return ReplyError(ready.status(), res);
+    res.set_content(RepositoryIndexJson(core.RepositoryIndex(*ready)), kJson);
+  });
+  // Load and unload run on this pool thread (rare control calls; unload
+  // waits for the model's queue to drain).
+  s.Post(kLoadPath, [&core, authenticated](const httplib::Request& req, httplib::Response& res) {
+    if (!authenticated(req, res)) return;
+    const std::string model = req.matches[1].str();
+    absl::Status status = core.CheckModelControl(model);
+    if (status.ok()) status = CheckLoadBody(req.body);
+    if (status.ok()) status = core.LoadModel(model);
+    if (!status.ok()) return ReplyError(status, res);
+    res.status = 200;
+  });
+  s.Post(kUnloadPath, [&core, authenticated](const httplib::Request& req, httplib::Response& res) {
+    if (!authenticated(req, res)) return;
+    absl::Status status = core.UnloadModel(req.matches[1].str());
+    if (!status.ok()) return ReplyError(status, res);
+    res.status = 200;
+  });
 }
 
 void HttpServer::AddSharedMemoryRoutes() {

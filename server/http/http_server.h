@@ -10,6 +10,11 @@
 //   GET  /v2/models/{m}[/versions/{v}]          model metadata
 //   GET  /v2/models/{m}[/versions/{v}]/ready    200, 400 when not ready
 //   POST /v2/models/{m}[/versions/{v}]/infer    infer_request_json.h
+//   GET  /v2/models/{m}[/versions/{v}]/config   Triton's extensions, through
+//   GET  /v2/models[/{m}[/versions/{v}]]/stats  the core as over gRPC
+//   POST /v2/repository/index                   (extensions_json.h)
+//   POST /v2/repository/models/{m}/load
+//   POST /v2/repository/models/{m}/unload
 //   GET  /v2/systemsharedmemory[/region/{r}]/status      Triton's system
 //   POST /v2/systemsharedmemory/region/{r}/register      shared-memory
 //   POST /v2/systemsharedmemory[/region/{r}]/unregister  extension
@@ -19,7 +24,7 @@
 // ready). Errors are {"error": "..."} with http_status.h's code; an unknown
 // path is 404, a known path with the other method 405, a body over
 // max_body_bytes 413. The bearer token (Authorization header) is checked by
-// the core for infer, metadata and shared memory; health stays open for probes. Every
+// the core for every route but health, which stays open for probes. Every
 // request runs on one of `threads` pool threads, which waits for the core to
 // answer (the core's metrics, limits, log and deadline apply as for gRPC;
 // the deadline is the request's "timeout" parameter).
@@ -71,6 +76,7 @@ class HttpServer {
  private:
   HttpServer(std::shared_ptr<InferenceCore> core, std::unique_ptr<httplib::Server> server);
   void AddRoutes();
+  void AddExtensionRoutes();
   void AddSharedMemoryRoutes();
 
   const std::shared_ptr<InferenceCore> core_;

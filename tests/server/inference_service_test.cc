@@ -91,8 +91,9 @@ TEST_F(InferenceServiceTest, ServerMetadataListsTheExtensionsItServes) {
   auto context = ContextWithDeadline();
   inference::ServerMetadataResponse metadata;
   ASSERT_TRUE(stub_->ServerMetadata(context.get(), {}, &metadata).ok());
-  EXPECT_THAT(metadata.extensions(), ::testing::UnorderedElementsAre(
-                                         "model_configuration", "model_repository", "statistics"));
+  EXPECT_THAT(metadata.extensions(),
+              ::testing::UnorderedElementsAre("binary_tensor_data", "model_configuration",
+                                              "model_repository", "statistics"));
 
   inference::ModelConfigRequest config_request;
   config_request.set_name("sepconv");

@@ -4,7 +4,8 @@
 // starting with 'B' carries binary tensor data: the next line is the header
 // length as the client sent it, the rest is the body; an input starting
 // with 'R' is the body of a shared-memory register request
-// (shared_memory_json.h); any other input is a whole JSON infer body. Built with
+// (shared_memory_json.h), one with 'I' the body of a repository index
+// request (extensions_json.h); any other input is a whole JSON infer body. Built with
 // -fsanitize=fuzzer,address,undefined by run_fuzz.sh. A broken invariant aborts, so the fuzzer
 // reports the input.
 
@@ -18,6 +19,7 @@
 
 #include "absl/strings/string_view.h"
 #include "rapidjson/document.h"
+#include "server/http/extensions_json.h"
 #include "server/http/http_status.h"
 #include "server/http/infer_request_json.h"
 #include "server/http/infer_response_json.h"
@@ -98,6 +100,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::optional<size_t> header_length;
   if (!input.empty() && input[0] == 'R') {
     CheckRegisterBody(input.substr(1));
+    return 0;
+  }
+  if (!input.empty() && input[0] == 'I') {
+    absl::StatusOr<bool> ready = ParseIndexBody(input.substr(1));
+    Require(ready.ok() || ready.status().code() == absl::StatusCode::kInvalidArgument,
+            "index bodies fail only with INVALID_ARGUMENT");
     return 0;
   }
   if (!input.empty() && input[0] == 'B') {

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "rapidjson/document.h"
@@ -39,10 +41,20 @@ TEST(RestServiceTest, HealthAndMetadata) {
   ASSERT_TRUE(doc.IsObject() && doc.HasMember("name") && doc.HasMember("extensions") &&
               doc["extensions"].IsArray())
       << server->body;
-  // Triton's names for what REST serves (binary tensors: BinaryEqualsGrpc).
+  // Triton's names for what is served, the same list as gRPC's.
   std::vector<std::string> extensions;
   for (const auto& e : doc["extensions"].GetArray()) extensions.push_back(e.GetString());
-  EXPECT_THAT(extensions, ::testing::UnorderedElementsAre("binary_tensor_data")) << server->body;
+  inference::ServerMetadataResponse grpc_metadata;
+  auto context = ContextWithDeadline();
+  ASSERT_TRUE(
+      s.grpc.NewStub()
+          ->ServerMetadata(context.get(), inference::ServerMetadataRequest(), &grpc_metadata)
+          .ok());
+  EXPECT_THAT(extensions, ::testing::ElementsAreArray(grpc_metadata.extensions()));
+  EXPECT_THAT(extensions,
+              ::testing::UnorderedElementsAre("binary_tensor_data", "model_configuration",
+                                              "model_repository", "statistics"))
+      << server->body;
   auto model = c->Get("/v2/models/sepconv");
   ASSERT_EQ(model->status, 200) << model->body;
   doc.Parse(model->body.c_str());
@@ -216,6 +228,79 @@ TEST(RestServiceTest, BearerTokens) {
   EXPECT_EQ(c->Get("/v2", {{"Authorization", "Bearer s3cret"}})->status, 200);
   EXPECT_EQ(c->Get("/v2/health/live")->status, 200);  // probes stay open
   EXPECT_EQ(c->Get("/v2/health/ready")->status, 200);
+  // Triton's extensions need the token too.
+  const httplib::Headers token = {{"Authorization", "Bearer s3cret"}};
+  for (const char* path :
+       {"/v2/models/sepconv/config", "/v2/models/stats", "/v2/models/sepconv/versions/1/stats"}) {
+    EXPECT_EQ(c->Get(path)->status, 401) << path;
+    EXPECT_EQ(c->Get(path, token)->status, 200) << path;
+  }
+  EXPECT_EQ(c->Post("/v2/repository/index", "", "application/json")->status, 401);
+  EXPECT_EQ(c->Post("/v2/repository/index", token, "", "application/json")->status, 200);
+  EXPECT_EQ(c->Post("/v2/repository/models/sepconv/load", "", "application/json")->status, 401);
+  EXPECT_EQ(c->Post("/v2/repository/models/sepconv/load", token, "", "application/json")->status,
+            503);  // no repository: Triton's answer outside explicit mode
+}
+
+// Triton's configuration and statistics extensions over REST equal gRPC's
+// answers for the same moment.
+TEST(RestServiceTest, ConfigAndStatisticsEqualGrpc) {
+  RestServer s;
+  auto c = s.Client();
+  const Dims4 dims{2, 32, 5, 4};
+  for (uint64_t seed = 0; seed < 3; ++seed) {
+    ASSERT_FALSE(s.Grpc(dims, RandomTensor(Elements(dims), seed), true).empty());
+  }
+  const Dims4 wrong{1, 16, 2, 2};  // 16 channels: refused by validation, counted as a failure
+  auto bad = PostInfer(*c, "sepconv", MakeRestBody(wrong, RandomTensor(Elements(wrong), 9), false));
+  EXPECT_EQ(bad->status, 400);
+
+  auto config = c->Get("/v2/models/sepconv/config");
+  ASSERT_EQ(config->status, 200) << config->body;
+  sepconv::ModelConfig from_rest;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(config->body, &from_rest).ok())
+      << config->body;
+  inference::ModelConfigRequest config_request;
+  config_request.set_name("sepconv");
+  inference::ModelConfigResponse config_response;
+  auto context = ContextWithDeadline();
+  ASSERT_TRUE(s.grpc.NewStub()->ModelConfig(context.get(), config_request, &config_response).ok());
+  EXPECT_TRUE(
+      google::protobuf::util::MessageDifferencer::Equals(from_rest, config_response.config()))
+      << config->body;
+  EXPECT_THAT(config->body, ::testing::HasSubstr(R"("max_batch_size":)"));  // proto field names
+  EXPECT_EQ(c->Get("/v2/models/nope/config")->status, 404);
+  EXPECT_EQ(c->Get("/v2/models/sepconv/versions/9/config")->status, 404);
+
+  for (const std::string& path :
+       {std::string("/v2/models/stats"), std::string("/v2/models/sepconv/stats"),
+        std::string("/v2/models/sepconv/versions/1/stats")}) {
+    auto stats = c->Get(path);
+    ASSERT_EQ(stats->status, 200) << path << ": " << stats->body;
+    inference::ModelStatisticsResponse from_rest_stats;
+    google::protobuf::util::JsonParseOptions lenient;
+    ASSERT_TRUE(
+        google::protobuf::util::JsonStringToMessage(stats->body, &from_rest_stats, lenient).ok())
+        << stats->body;
+    inference::ModelStatisticsRequest request;
+    if (path != "/v2/models/stats") request.set_name("sepconv");
+    inference::ModelStatisticsResponse from_grpc;
+    auto stats_context = ContextWithDeadline();
+    ASSERT_TRUE(s.grpc.NewStub()->ModelStatistics(stats_context.get(), request, &from_grpc).ok());
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(from_rest_stats, from_grpc))
+        << path << ": " << stats->body << "\nvs\n"
+        << from_grpc.DebugString();
+    const inference::ModelStatistics* sepconv = nullptr;
+    for (const auto& model : from_grpc.model_stats()) {
+      if (model.name() == "sepconv") sepconv = &model;
+    }
+    ASSERT_NE(sepconv, nullptr) << path;
+    EXPECT_EQ(sepconv->inference_count(), 6u);  // 3 requests of 2 samples
+    EXPECT_EQ(sepconv->inference_stats().fail().count(), 1u);
+  }
+  EXPECT_EQ(c->Get("/v2/models/nope/stats")->status, 404);
+  EXPECT_EQ(c->Post("/v2/models/stats", "", "application/json")->status, 405);
+  EXPECT_EQ(c->Post("/v2/models/sepconv/config", "", "application/json")->status, 405);
 }
 
 TEST(RestServiceTest, TlsAndMutualTls) {

@@ -4,7 +4,8 @@
 // RepositoryModelUnload; ModelConfig of models from config.pbtxt and from
 // ONNX alone; a broken model's load error; unload and reload while clients
 // keep sending (none of their accepted requests is dropped); and Triton's
-// UNAVAILABLE answer outside explicit mode.
+// UNAVAILABLE answer outside explicit mode. The same over REST (Triton's
+// routes), each answer checked against gRPC's.
 
 #include <atomic>
 #include <filesystem>
@@ -18,7 +19,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "httplib.h"
+#include "rapidjson/document.h"
+#include "server/http/http_server.h"
 #include "server/models/repository_sync.h"
 #include "server_test_util.h"
 #include "tests/engine/loader/onnx_test_graph.h"
@@ -55,6 +61,7 @@ class RepositoryControlTest : public ::testing::Test {
     Write("bad/1/model.onnx", pool.Serialize());
   }
   void TearDown() override {
+    rest_.reset();
     if (server_) server_->Shutdown();
     server_.reset();
     if (sync_) sync_->Stop();
@@ -80,11 +87,40 @@ class RepositoryControlTest : public ::testing::Test {
     ASSERT_TRUE(sync.ok()) << sync.status();
     sync_ = *std::move(sync);
     ServerOptions server_options = options_;
-    server_options.service.control = sync_;
+    server_options.core.control = sync_;
     absl::StatusOr<std::unique_ptr<Server>> server =
         Server::Start(server_options, registry_, metrics_.get());
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
+    HttpServerOptions http;
+    http.address = "127.0.0.1";
+    http.port = 0;
+    http.threads = 4;
+    absl::StatusOr<std::unique_ptr<HttpServer>> rest = HttpServer::Start(http, server_->core());
+    ASSERT_TRUE(rest.ok()) << rest.status();
+    rest_ = *std::move(rest);
+  }
+
+  std::unique_ptr<httplib::Client> Rest() const {
+    auto client = std::make_unique<httplib::Client>("127.0.0.1", rest_->port());
+    client->set_read_timeout(60, 0);
+    return client;
+  }
+  // The REST index as Index's rows ("name/version:state").
+  std::vector<std::string> RestIndex(bool ready_only) const {
+    auto answer = Rest()->Post("/v2/repository/index", ready_only ? R"({"ready":true})" : "",
+                               "application/json");
+    EXPECT_EQ(answer->status, 200) << answer->body;
+    rapidjson::Document doc;
+    doc.Parse(answer->body.c_str());
+    std::vector<std::string> rows;
+    if (!doc.IsArray()) return {"not an array: " + answer->body};
+    for (const auto& row : doc.GetArray()) {
+      rows.push_back(absl::StrCat(row["name"].GetString(), "/",
+                                  row.HasMember("version") ? row["version"].GetString() : "", ":",
+                                  row["state"].GetString()));
+    }
+    return rows;
   }
 
   std::unique_ptr<Stub> NewStub() const {
@@ -139,6 +175,7 @@ class RepositoryControlTest : public ::testing::Test {
   std::shared_ptr<ModelRegistry> registry_ = std::make_shared<ModelRegistry>();
   std::shared_ptr<RepositorySync> sync_;
   std::unique_ptr<Server> server_;
+  std::unique_ptr<HttpServer> rest_;
 };
 
 TEST_F(RepositoryControlTest, ExplicitModeLoadsOnlyTheNamedModels) {
@@ -313,6 +350,81 @@ TEST_F(RepositoryControlTest, UnloadAndReloadWhileRequestsRunDropNone) {
   EXPECT_EQ(outcomes.wrong, 0);
   EXPECT_THAT(Index(*stub, false),
               ElementsAre("bad/:UNAVAILABLE", "c/:UNAVAILABLE", "m/:UNAVAILABLE"));
+}
+
+}  // namespace
+}  // namespace sepconv
+
+namespace sepconv {
+namespace {
+
+TEST_F(RepositoryControlTest, RestRepositoryRoutesAnswerAsGrpc) {
+  Start(true, {"m"});
+  auto stub = NewStub();
+  auto rest = Rest();
+  EXPECT_EQ(RestIndex(false), Index(*stub, false));
+  EXPECT_EQ(RestIndex(true), Index(*stub, true));
+  auto unloaded = rest->Post("/v2/repository/index", "", "application/json");
+  EXPECT_THAT(unloaded->body,
+              HasSubstr(R"({"name":"c","state":"UNAVAILABLE","reason":"unloaded"})"));
+
+  // Load, then the model serves and its config equals gRPC's.
+  auto load = rest->Post("/v2/repository/models/c/load", "", "application/json");
+  ASSERT_EQ(load->status, 200) << load->body;
+  EXPECT_EQ(RestIndex(true), Index(*stub, true));
+  EXPECT_THAT(Index(*stub, true), ElementsAre("c/1:READY", "m/1:READY"));
+  auto config = rest->Get("/v2/models/c/config");
+  ASSERT_EQ(config->status, 200) << config->body;
+  EXPECT_THAT(config->body, HasSubstr(R"("max_batch_size":2)"));
+  sepconv::ModelConfig from_rest;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(config->body, &from_rest).ok());
+  inference::ModelConfigRequest request;
+  request.set_name("c");
+  inference::ModelConfigResponse response;
+  auto context = ContextWithDeadline(10);
+  ASSERT_TRUE(stub->ModelConfig(context.get(), request, &response).ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(from_rest, response.config()))
+      << config->body << "\nvs\n"
+      << response.config().DebugString();
+  EXPECT_EQ(rest->Get("/v2/models/c/versions/1/config")->body, config->body);
+
+  // Errors with gRPC's messages and Triton's codes.
+  auto broken = rest->Post("/v2/repository/models/bad/load", "", "application/json");
+  EXPECT_EQ(broken->status, 400);
+  const grpc::Status grpc_broken = Load(*stub, "bad");
+  EXPECT_THAT(broken->body, HasSubstr(grpc_broken.error_message().substr(0, 40)));
+  EXPECT_EQ(rest->Post("/v2/repository/models/nope/load", "", "application/json")->status, 404);
+  auto with_parameters = rest->Post("/v2/repository/models/c/load",
+                                    R"({"parameters":{"config":"{}"}})", "application/json");
+  EXPECT_EQ(with_parameters->status, 400);
+  EXPECT_THAT(with_parameters->body, HasSubstr("load parameters ('config') are not supported"));
+  for (const char* bad : {"{", "[]", R"({"parameters":7})"}) {
+    EXPECT_EQ(rest->Post("/v2/repository/models/c/load", bad, "application/json")->status, 400)
+        << bad;
+  }
+  for (const char* bad : {"{", "[]", R"({"ready":1})"}) {
+    EXPECT_EQ(rest->Post("/v2/repository/index", bad, "application/json")->status, 400) << bad;
+  }
+  EXPECT_EQ(rest->Get("/v2/repository/index")->status, 405);
+  EXPECT_EQ(rest->Get("/v2/repository/models/c/load")->status, 405);
+
+  // Unload: gone from the index, its requests NOT_FOUND, its config 404.
+  auto unload = rest->Post("/v2/repository/models/c/unload", "", "application/json");
+  ASSERT_EQ(unload->status, 200) << unload->body;
+  EXPECT_THAT(Index(*stub, true), ElementsAre("m/1:READY"));
+  EXPECT_EQ(rest->Get("/v2/models/c/config")->status, 404);
+  EXPECT_EQ(rest->Post("/v2/repository/models/nope/unload", "", "application/json")->status, 404);
+}
+
+TEST_F(RepositoryControlTest, RestOutsideExplicitModeAnswersAsTritonDoes) {
+  Start(false, {});
+  auto rest = Rest();
+  for (const char* path : {"/v2/repository/models/m/load", "/v2/repository/models/m/unload"}) {
+    auto answer = rest->Post(path, "", "application/json");
+    EXPECT_EQ(answer->status, 503) << path;
+    EXPECT_THAT(answer->body, HasSubstr(kModelControlDisabled)) << path;
+  }
+  EXPECT_EQ(RestIndex(false), Index(*NewStub(), false));
 }
 
 }  // namespace
