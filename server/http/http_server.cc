@@ -11,6 +11,7 @@
 #include "httplib.h"
 #include "rapidjson/document.h"
 #include "server/core/cancellation.h"
+#include "server/http/compression.h"
 #include "server/http/extensions_json.h"
 #include "server/http/http_status.h"
 #include "server/http/infer_request_json.h"
@@ -24,6 +25,8 @@ namespace {
 
 constexpr char kHeaderLength[] = "Inference-Header-Content-Length";
 constexpr char kJson[] = "application/json";
+// Where the client's Accept-Encoding is kept, out of httplib's sight.
+constexpr char kAcceptEncodingKept[] = "X-Sepconv-Accept-Encoding";
 // /v2/models/{m}[/versions/{v}]: matches[1] the model, matches[2] the version.
 #define SEPCONV_MODEL_PATH R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)"
 constexpr char kModelPath[] = SEPCONV_MODEL_PATH;
@@ -245,6 +248,33 @@ void HttpServer::AddRoutes() {
        {kInferPath, kShmRegisterPath, kShmUnregisterPath, kIndexPath, kLoadPath, kUnloadPath}) {
     s.Get(path, not_allowed);
   }
+
+  // Answers compressed as the client accepts (gzip or deflate, q-values
+  // honoured), JSON and binary alike, as Triton does. httplib would gzip or
+  // brotli JSON answers itself, ignoring q=0 and binary answers: the header
+  // is kept from it (httplib's Request is not const; handlers get a const
+  // view) and read here instead.
+  s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+    auto& headers = const_cast<httplib::Request&>(req).headers;
+    if (auto it = headers.find("Accept-Encoding"); it != headers.end()) {
+      headers.emplace(kAcceptEncodingKept, it->second);
+      headers.erase("Accept-Encoding");
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  s.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.body.empty() || res.has_header("Content-Encoding")) return;
+    std::optional<Encoding> encoding = ChooseEncoding(req.get_header_value(kAcceptEncodingKept));
+    if (!encoding.has_value()) return;
+    absl::StatusOr<std::string> compressed = Compress(res.body, *encoding);
+    if (!compressed.ok()) return;  // the answer goes out uncompressed
+    res.body = *std::move(compressed);
+    // httplib has counted the body before this handler runs.
+    res.headers.erase("Content-Length");
+    res.set_header("Content-Length", std::to_string(res.body.size()));
+    res.set_header("Content-Encoding", EncodingName(*encoding));
+    res.set_header("Vary", "Accept-Encoding");
+  });
 
   // httplib's own errors (unknown path 404, body too large 413, unreadable
   // request 400) get the KServe error body; handlers' errors keep theirs.

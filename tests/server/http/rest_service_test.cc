@@ -4,6 +4,8 @@
 // requests get their precise status and leave the server serving, REST and
 // gRPC under load at once, bearer tokens and TLS over REST.
 
+#include <zlib.h>
+
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -65,6 +67,64 @@ TEST(RestServiceTest, HealthAndMetadata) {
   auto missing = c->Get("/v2/models/nope");
   EXPECT_EQ(missing->status, 404);
   EXPECT_NE(missing->body.find("\"error\""), std::string::npos);
+}
+
+// The body of a compressed answer, inflated (gzip or zlib-wrapped deflate).
+std::string Inflate(const std::string& compressed) {
+  z_stream stream{};
+  EXPECT_EQ(inflateInit2(&stream, 15 + 32), Z_OK);  // +32: gzip or zlib, detected
+  std::string out(1 << 20, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(compressed.data()));
+  stream.avail_in = static_cast<uInt>(compressed.size());
+  int result = Z_OK;
+  while (result == Z_OK) {
+    if (stream.total_out == out.size()) out.resize(out.size() * 2);
+    stream.next_out = reinterpret_cast<Bytef*>(out.data() + stream.total_out);
+    stream.avail_out = static_cast<uInt>(out.size() - stream.total_out);
+    result = inflate(&stream, Z_NO_FLUSH);
+  }
+  EXPECT_EQ(result, Z_STREAM_END);
+  out.resize(stream.total_out);
+  inflateEnd(&stream);
+  return out;
+}
+
+// A client that accepts gzip or deflate gets every answer compressed that
+// way (JSON and binary tensors) and, inflated, the same bytes as without.
+TEST(RestServiceTest, AnswersCompressedAsTheClientAccepts) {
+  RestServer s;
+  auto c = s.Client();
+  c->set_decompress(false);  // the test inflates, to see what was sent
+  const Dims4 dims{1, 32, 6, 5};
+  const std::vector<float> input = RandomTensor(Elements(dims), 31);
+  for (bool binary : {false, true}) {
+    const RestBody body = MakeRestBody(dims, input, binary);
+    auto plain = PostInfer(*c, "sepconv", body);
+    ASSERT_TRUE(plain) << httplib::to_string(plain.error());
+    ASSERT_EQ(plain->status, 200);
+    EXPECT_FALSE(plain->has_header("Content-Encoding"));
+    for (const char* accept : {"gzip", "deflate", "deflate;q=1, gzip;q=0"}) {
+      auto packed = PostInfer(*c, "sepconv", body, {{"Accept-Encoding", accept}});
+      ASSERT_TRUE(packed) << accept << ": " << httplib::to_string(packed.error());
+      ASSERT_EQ(packed->status, 200) << accept;
+      const std::string encoding = packed->get_header_value("Content-Encoding");
+      EXPECT_EQ(encoding, std::string(accept).substr(0, encoding.size())) << accept;
+      EXPECT_LT(packed->body.size(), plain->body.size()) << accept;
+      EXPECT_EQ(Inflate(packed->body), plain->body) << accept << (binary ? " binary" : " json");
+      EXPECT_EQ(packed->get_header_value("Inference-Header-Content-Length"),
+                plain->get_header_value("Inference-Header-Content-Length"));
+    }
+  }
+  // Errors and metadata too; an encoding refused with q=0 or unknown: none.
+  auto error = c->Get("/v2/models/nope", {{"Accept-Encoding", "deflate"}});
+  ASSERT_TRUE(error) << httplib::to_string(error.error());
+  EXPECT_EQ(error->status, 404);
+  EXPECT_THAT(Inflate(error->body), ::testing::HasSubstr("\"error\""));
+  for (const char* accept : {"gzip;q=0", "identity", "zstd"}) {
+    auto answer = c->Get("/v2/models/sepconv", {{"Accept-Encoding", accept}});
+    ASSERT_TRUE(answer) << accept << ": " << httplib::to_string(answer.error());
+    EXPECT_FALSE(answer->has_header("Content-Encoding")) << accept;
+  }
 }
 
 TEST(RestServiceTest, RestEqualsGrpcBitForBit) {
