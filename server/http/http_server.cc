@@ -195,10 +195,20 @@ void HttpServer::AddRoutes() {
     call.start = absl::Now();
     call.auth = core.Authenticate(req.get_header_value("Authorization"));
     call.peer = Peer(req);
+    // A request that cannot be parsed is answered as the core answers its
+    // own failures (counted under the model, logged), auth first: an
+    // unauthenticated caller learns nothing about its body.
+    const auto refuse = [&core, &req, &res, &call](absl::Status status) {
+      InferRequest names;
+      names.model_name = req.matches[1].str();
+      names.model_version = req.matches[2].str();
+      core.Refuse(names, call, call.auth.ok() ? std::move(status) : call.auth,
+                  [&res](absl::Status s) { ReplyError(s, res); });
+    };
     std::optional<size_t> header_length;
     if (req.has_header(kHeaderLength)) {
       absl::StatusOr<size_t> length = ParseHeaderLength(req.get_header_value(kHeaderLength));
-      if (!length.ok()) return ReplyError(call.auth.ok() ? length.status() : call.auth, res);
+      if (!length.ok()) return refuse(length.status());
       header_length = *length;
     }
     // httplib's Request object is not const (handlers get a const view); the
@@ -206,8 +216,7 @@ void HttpServer::AddRoutes() {
     std::string& body = const_cast<httplib::Request&>(req).body;
     absl::StatusOr<std::unique_ptr<RestInferRequest>> parsed = ParseInferRequest(
         std::move(body), header_length, req.matches[1].str(), req.matches[2].str());
-    // An unauthenticated caller learns nothing about its body.
-    if (!parsed.ok()) return ReplyError(call.auth.ok() ? parsed.status() : call.auth, res);
+    if (!parsed.ok()) return refuse(parsed.status());
 
     InferResponseBuilder builder((*parsed)->request.id, (*parsed)->binary_output);
     absl::Notification finished;

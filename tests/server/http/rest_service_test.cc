@@ -314,6 +314,8 @@ TEST(RestServiceTest, ConfigAndStatisticsEqualGrpc) {
   const Dims4 wrong{1, 16, 2, 2};  // 16 channels: refused by validation, counted as a failure
   auto bad = PostInfer(*c, "sepconv", MakeRestBody(wrong, RandomTensor(Elements(wrong), 9), false));
   EXPECT_EQ(bad->status, 400);
+  // A body that does not parse is counted as a failure too, as over gRPC.
+  EXPECT_EQ(c->Post("/v2/models/sepconv/infer", "{", "application/json")->status, 400);
 
   auto config = c->Get("/v2/models/sepconv/config");
   ASSERT_EQ(config->status, 200) << config->body;
@@ -356,7 +358,7 @@ TEST(RestServiceTest, ConfigAndStatisticsEqualGrpc) {
     }
     ASSERT_NE(sepconv, nullptr) << path;
     EXPECT_EQ(sepconv->inference_count(), 6u);  // 3 requests of 2 samples
-    EXPECT_EQ(sepconv->inference_stats().fail().count(), 1u);
+    EXPECT_EQ(sepconv->inference_stats().fail().count(), 2u);
   }
   EXPECT_EQ(c->Get("/v2/models/nope/stats")->status, 404);
   EXPECT_EQ(c->Post("/v2/models/stats", "", "application/json")->status, 405);
