@@ -109,6 +109,115 @@ void WaitWatchingThePeer(const httplib::Request& req, Cancellation& cancellation
   finished.WaitForNotification();
 }
 
+// POST /v2/models/{m}[/versions/{v}]/infer: parses the body, runs it
+// through the core on this pool thread and writes the answer.
+void HandleInfer(InferenceCore& core, const httplib::Request& req, httplib::Response& res) {
+  InferCall call;
+  call.start = absl::Now();
+  call.auth = core.Authenticate(req.get_header_value("Authorization"));
+  call.peer = Peer(req);
+  // A request that cannot be parsed is answered as the core answers its
+  // own failures (counted under the model, logged), auth first: an
+  // unauthenticated caller learns nothing about its body.
+  const auto refuse = [&core, &req, &res, &call](absl::Status status) {
+    InferRequest names;
+    names.model_name = req.matches[1].str();
+    names.model_version = req.matches[2].str();
+    core.Refuse(names, call, call.auth.ok() ? std::move(status) : call.auth,
+                [&res](absl::Status s) { ReplyError(s, res); });
+  };
+  std::optional<size_t> header_length;
+  if (req.has_header(kHeaderLength)) {
+    absl::StatusOr<size_t> length = ParseHeaderLength(req.get_header_value(kHeaderLength));
+    if (!length.ok()) return refuse(length.status());
+    header_length = *length;
+  }
+  // httplib's Request object is not const (handlers get a const view); the
+  // body is moved out rather than copied, it is not read after the handler.
+  std::string& body = const_cast<httplib::Request&>(req).body;
+  absl::StatusOr<std::unique_ptr<RestInferRequest>> parsed =
+      ParseInferRequest(std::move(body), header_length, req.matches[1].str(), req.matches[2].str());
+  if (!parsed.ok()) return refuse(parsed.status());
+
+  InferResponseBuilder builder((*parsed)->request.id, (*parsed)->binary_output);
+  absl::Notification finished;
+  absl::Status status;
+  const auto cancellation = std::make_shared<Cancellation>();
+  call.cancellation = cancellation;
+  core.Infer((*parsed)->request, std::move(call),
+             [&builder](const InferResult& result) -> absl::StatusOr<float*> {
+               return builder.Allocate(result);
+             },
+             [&status, &finished](absl::Status s) {
+               status = std::move(s);
+               finished.Notify();
+             });
+  WaitWatchingThePeer(req, *cancellation, finished);
+  if (!status.ok()) return ReplyError(status, res);
+  res.status = 200;
+  if (builder.header_length() > 0) {
+    res.set_header(kHeaderLength, std::to_string(builder.header_length()));
+  }
+  res.set_header("Content-Type", builder.content_type());
+  res.body = builder.Finish();
+}
+
+// Answers compressed as the client accepts (gzip or deflate, q-values
+// honoured), JSON and binary alike, as Triton does. httplib would gzip or
+// brotli JSON answers itself, ignoring q=0 and binary answers: the header
+// is kept from it (httplib's Request is not const; handlers get a const
+// view) and read here instead.
+void CompressAnswers(httplib::Server& s) {
+  s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+    auto& headers = const_cast<httplib::Request&>(req).headers;
+    if (auto it = headers.find("Accept-Encoding"); it != headers.end()) {
+      headers.emplace(kAcceptEncodingKept, it->second);
+      headers.erase("Accept-Encoding");
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  s.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.body.empty() || res.has_header("Content-Encoding")) return;
+    std::optional<Encoding> encoding = ChooseEncoding(req.get_header_value(kAcceptEncodingKept));
+    if (!encoding.has_value()) return;
+    absl::StatusOr<std::string> compressed = Compress(res.body, *encoding);
+    if (!compressed.ok()) return;  // the answer goes out uncompressed
+    res.body = *std::move(compressed);
+    // httplib has counted the body before this handler runs.
+    res.headers.erase("Content-Length");
+    res.set_header("Content-Length", std::to_string(res.body.size()));
+    res.set_header("Content-Encoding", EncodingName(*encoding));
+    res.set_header("Vary", "Accept-Encoding");
+  });
+}
+
+// httplib's own errors (unknown path 404, body too large 413, unreadable
+// request 400) get the KServe error body; handlers' errors keep theirs.
+void ErrorBodies(httplib::Server& s) {
+  s.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        std::string message;
+        switch (res.status) {
+          case 404:
+            message = absl::StrCat("no route ", req.method, " ", req.path);
+            break;
+          case 413:
+            message = "the request body is larger than the server accepts";
+            break;
+          case 400:  // httplib could not read the request
+            message =
+                "the request could not be read (a POST needs a Content-Length, even for an "
+                "empty body: with curl, -d '')";
+            break;
+          default:
+            message = absl::StrCat("HTTP ", res.status);
+        }
+        res.set_content(ErrorJson(absl::UnknownError(message)), kJson);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options,
@@ -191,54 +300,7 @@ void HttpServer::AddRoutes() {
     res.set_content(ModelMetadataJson(*info), kJson);
   });
   s.Post(kInferPath, [&core](const httplib::Request& req, httplib::Response& res) {
-    InferCall call;
-    call.start = absl::Now();
-    call.auth = core.Authenticate(req.get_header_value("Authorization"));
-    call.peer = Peer(req);
-    // A request that cannot be parsed is answered as the core answers its
-    // own failures (counted under the model, logged), auth first: an
-    // unauthenticated caller learns nothing about its body.
-    const auto refuse = [&core, &req, &res, &call](absl::Status status) {
-      InferRequest names;
-      names.model_name = req.matches[1].str();
-      names.model_version = req.matches[2].str();
-      core.Refuse(names, call, call.auth.ok() ? std::move(status) : call.auth,
-                  [&res](absl::Status s) { ReplyError(s, res); });
-    };
-    std::optional<size_t> header_length;
-    if (req.has_header(kHeaderLength)) {
-      absl::StatusOr<size_t> length = ParseHeaderLength(req.get_header_value(kHeaderLength));
-      if (!length.ok()) return refuse(length.status());
-      header_length = *length;
-    }
-    // httplib's Request object is not const (handlers get a const view); the
-    // body is moved out rather than copied, it is not read after the handler.
-    std::string& body = const_cast<httplib::Request&>(req).body;
-    absl::StatusOr<std::unique_ptr<RestInferRequest>> parsed = ParseInferRequest(
-        std::move(body), header_length, req.matches[1].str(), req.matches[2].str());
-    if (!parsed.ok()) return refuse(parsed.status());
-
-    InferResponseBuilder builder((*parsed)->request.id, (*parsed)->binary_output);
-    absl::Notification finished;
-    absl::Status status;
-    const auto cancellation = std::make_shared<Cancellation>();
-    call.cancellation = cancellation;
-    core.Infer((*parsed)->request, std::move(call),
-               [&builder](const InferResult& result) -> absl::StatusOr<float*> {
-                 return builder.Allocate(result);
-               },
-               [&status, &finished](absl::Status s) {
-                 status = std::move(s);
-                 finished.Notify();
-               });
-    WaitWatchingThePeer(req, *cancellation, finished);
-    if (!status.ok()) return ReplyError(status, res);
-    res.status = 200;
-    if (builder.header_length() > 0) {
-      res.set_header(kHeaderLength, std::to_string(builder.header_length()));
-    }
-    res.set_header("Content-Type", builder.content_type());
-    res.body = builder.Finish();
+    HandleInfer(core, req, res);
   });
 
   AddSharedMemoryRoutes();
@@ -258,57 +320,8 @@ void HttpServer::AddRoutes() {
     s.Get(path, not_allowed);
   }
 
-  // Answers compressed as the client accepts (gzip or deflate, q-values
-  // honoured), JSON and binary alike, as Triton does. httplib would gzip or
-  // brotli JSON answers itself, ignoring q=0 and binary answers: the header
-  // is kept from it (httplib's Request is not const; handlers get a const
-  // view) and read here instead.
-  s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
-    auto& headers = const_cast<httplib::Request&>(req).headers;
-    if (auto it = headers.find("Accept-Encoding"); it != headers.end()) {
-      headers.emplace(kAcceptEncodingKept, it->second);
-      headers.erase("Accept-Encoding");
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  s.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.body.empty() || res.has_header("Content-Encoding")) return;
-    std::optional<Encoding> encoding = ChooseEncoding(req.get_header_value(kAcceptEncodingKept));
-    if (!encoding.has_value()) return;
-    absl::StatusOr<std::string> compressed = Compress(res.body, *encoding);
-    if (!compressed.ok()) return;  // the answer goes out uncompressed
-    res.body = *std::move(compressed);
-    // httplib has counted the body before this handler runs.
-    res.headers.erase("Content-Length");
-    res.set_header("Content-Length", std::to_string(res.body.size()));
-    res.set_header("Content-Encoding", EncodingName(*encoding));
-    res.set_header("Vary", "Accept-Encoding");
-  });
-
-  // httplib's own errors (unknown path 404, body too large 413, unreadable
-  // request 400) get the KServe error body; handlers' errors keep theirs.
-  s.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        std::string message;
-        switch (res.status) {
-          case 404:
-            message = absl::StrCat("no route ", req.method, " ", req.path);
-            break;
-          case 413:
-            message = "the request body is larger than the server accepts";
-            break;
-          case 400:  // httplib could not read the request
-            message =
-                "the request could not be read (a POST needs a Content-Length, even for an "
-                "empty body: with curl, -d '')";
-            break;
-          default:
-            message = absl::StrCat("HTTP ", res.status);
-        }
-        res.set_content(ErrorJson(absl::UnknownError(message)), kJson);
-        return httplib::Server::HandlerResponse::Handled;
-      }));
+  CompressAnswers(s);
+  ErrorBodies(s);
 }
 
 void HttpServer::AddExtensionRoutes() {
