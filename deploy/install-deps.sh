@@ -12,12 +12,12 @@ set -euo pipefail
 
 build_pkgs=(g++ cmake ccache ninja-build pkg-config libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   protobuf-compiler libabsl-dev libdnnl-dev ocl-icd-opencl-dev prometheus-cpp-dev libonnx-dev
-  libcpp-httplib-dev rapidjson-dev libssl-dev zlib1g-dev)
+  libcpp-httplib-dev rapidjson-dev libsimdjson-dev libfast-float-dev libssl-dev zlib1g-dev)
 test_pkgs=("${build_pkgs[@]}" libgtest-dev libgmock-dev libbenchmark-dev prometheus
   python3-torch python3-numpy python3-onnx python3-yaml openssl buildah podman debootstrap clang
   libclang-rt-14-dev gnuplot-nox curl ca-certificates libxnnpack-dev libpthreadpool-dev)
 runtime_pkgs=(libgrpc++1.51 libgrpc29 libprotobuf32 libdnnl2 libprometheus-cpp-core1.0
-  libprometheus-cpp-pull1.0 libonnx1 libabsl20220623 libgomp1 ca-certificates libcpp-httplib0.11)
+  libprometheus-cpp-pull1.0 libonnx1 libabsl20220623 libgomp1 ca-certificates libcpp-httplib0.11 libsimdjson14)
 
 # kubectl renders deploy/k8s (tests/deploy/k8s_validate.sh); node runs the
 # schema validator. Debian's packages only where the machine has none (a

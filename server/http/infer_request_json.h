@@ -9,14 +9,18 @@
 // `"parameters": {"binary_data_size": S}`; their sizes must add up to the
 // rest of the body exactly.
 //
-// JSON is RapidJSON (Debian's rapidjson-dev): a pure-JSON body is parsed in
-// situ (strings stay in the body, no copy), iteratively (deep nesting cannot
-// overflow the stack), and its numbers are converted in one pass straight
-// into the float buffer the request owns; the binary extension's tensors are
-// views into the body, never copied. Validation of what the model needs
-// (names, datatype, shape against the data) is the core's; this parser checks
-// only the wire: JSON syntax and the types of the fields it reads, the binary
-// sizes against the body. Every error is INVALID_ARGUMENT with a message
+// JSON is parsed with simdjson's On-Demand API (Debian's libsimdjson-dev):
+// the document is indexed with SIMD instructions, then read forward once,
+// and the numbers of "data" are converted straight into the float buffer the
+// request owns, each with fast_float (libfast-float-dev) from its decimal to
+// the nearest float, so that a float's shortest decimal reads back to that
+// float. Values the parser does not read (unknown fields) are skipped by
+// their brackets, not validated. The binary extension's tensors are views
+// into the body, never copied. Validation of what the model needs (names,
+// datatype, shape against the data) is the core's; this parser checks only
+// the wire: JSON syntax and the types of the fields it reads, the binary
+// sizes against the body. When a field appears twice, the last one counts.
+// Every error is INVALID_ARGUMENT with a message
 // naming the field. Stateless functions; thread-safe.
 
 #include <cstddef>

@@ -7,7 +7,28 @@
 #include "server/http/json_writer.h"
 
 namespace sepconv {
-namespace {}  // namespace
+namespace {
+
+// The longest shortest-round-trip decimal of a float ("-1.17549435e-38"),
+// and its comma.
+constexpr size_t kMaxFloatChars = 16;
+
+// Appends `values` to `out` as JSON numbers separated by commas, each the
+// shortest decimal that reads back as the same float (std::to_chars): the
+// room for the longest is made once, the numbers written straight into it.
+void AppendFloats(const std::vector<float>& values, std::string& out) {
+  size_t size = out.size();
+  out.resize(size + values.size() * kMaxFloatChars);
+  char* p = out.data() + size;
+  char* const end = out.data() + out.size();
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) *p++ = ',';
+    p = std::to_chars(p, end, values[i]).ptr;
+  }
+  out.resize(static_cast<size_t>(p - out.data()));
+}
+
+}  // namespace
 
 InferResponseBuilder::InferResponseBuilder(std::string id, bool binary)
     : id_(std::move(id)), binary_(binary) {}
@@ -39,15 +60,18 @@ std::string InferResponseBuilder::Header(Data data) const {
   }
   writer.EndArray();
   if (data == Data::kJson) {
+    // The numbers are written by AppendFloats, not the writer: its
+    // bookkeeping per value costs more than printing the number.
     writer.Key("data");
     writer.StartArray();
-    char number[32];
-    for (float f : floats_) {
-      const auto [end, ec] = std::to_chars(number, number + sizeof(number), f);
-      writer.RawValue(number, static_cast<size_t>(end - number), rapidjson::kNumberType);
-    }
-    writer.EndArray();
-  } else if (data == Data::kBinary) {
+    std::string json;
+    json.reserve(buffer.GetSize() + floats_.size() * kMaxFloatChars + 4);
+    json.append(buffer.GetString(), buffer.GetSize());
+    AppendFloats(floats_, json);
+    json.append("]}]}");
+    return json;
+  }
+  if (data == Data::kBinary) {
     writer.Key("parameters");
     writer.StartObject();
     writer.Key("binary_data_size");

@@ -3,6 +3,8 @@
 // absl::Status -> HTTP mapping.
 
 #include <charconv>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -94,6 +96,74 @@ TEST(ParseInferRequestTest, BinaryOutputParameterAndPerOutputOverride) {
   EXPECT_FALSE((*off)->binary_output);
 }
 
+TEST(ParseInferRequestTest, ThousandsOfFloatsReadBackExactlyWhateverTheLayout) {
+  // Shortest decimals, 17 significant digits, blanks and nesting: every number reads back as the
+  // float it was printed from.
+  std::vector<float> values(30000);
+  uint32_t state = 7;
+  for (float& v : values) {
+    state = state * 1664525u + 1013904223u;
+    std::memcpy(&v, &state, 4);
+    if (!std::isfinite(v)) v = static_cast<float>(state % 1000) * 0.37f;
+  }
+  std::string flat, nested = "[", padded;
+  char buf[64];
+  for (size_t i = 0; i < values.size(); ++i) {
+    const std::string shortest(buf, std::to_chars(buf, buf + sizeof(buf), values[i]).ptr);
+    flat += (i ? "," : "") + shortest;
+    nested += (i % 100 == 0 ? (i ? "],[" : "[") : ",") +
+              std::string(buf, std::to_chars(buf, buf + sizeof(buf), values[i]).ptr);
+    padded +=
+        (i ? " ,\n\t" : " ") + std::string(buf, std::to_chars(buf, buf + sizeof(buf), values[i],
+                                                              std::chars_format::scientific, 16)
+                                                    .ptr);
+  }
+  nested += "]]";
+  for (const std::string& data : {"[" + flat + "]", nested, "[" + padded + " ]"}) {
+    const std::string body =
+        R"({"inputs":[{"data":)" + data + R"(,"name":"input","datatype":"FP32","shape":[30000]}]})";
+    auto parsed = ParseInferRequest(body, std::nullopt, "m", "");
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    const auto& fp32 = *(*parsed)->request.inputs[0].fp32;
+    ASSERT_EQ(fp32.size(), values.size());
+    EXPECT_EQ(std::memcmp(fp32.data(), values.data(), values.size() * sizeof(float)), 0);
+  }
+}
+
+TEST(ParseInferRequestTest, FieldsInAnyOrderAndEscapedStrings) {
+  // "outputs" before the request's "parameters", "data" before "shape", an
+  // escaped name: the answer is as for the usual order.
+  const std::string body = R"({"outputs":[{"name":"out\u0070ut"}],"inputs":[{"data":[[1],[2]],)"
+                           R"("shape":[2,1],"name":"in\u0070ut","datatype":"FP32"}],)"
+                           R"("parameters":{"binary_data_output":true},"id":"a\"b"})";
+  auto parsed = ParseInferRequest(body, std::nullopt, "m", "");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const RestInferRequest& r = **parsed;
+  EXPECT_EQ(r.request.id, "a\"b");
+  EXPECT_EQ(r.request.inputs[0].name, "input");
+  EXPECT_EQ(r.request.requested_outputs[0].name, "output");
+  EXPECT_EQ(std::vector<float>(r.request.inputs[0].fp32->begin(), r.request.inputs[0].fp32->end()),
+            (std::vector<float>{1.0f, 2.0f}));
+  EXPECT_TRUE(r.binary_output);  // the last output has no "binary_data" of its own
+}
+
+TEST(ParseInferRequestTest, NumbersOutsideJsonGrammarAreRefused) {
+  for (const char* bad :
+       {"01",  "-01", "1.",    "1.e5", ".5",  "+1", "-",  "1e", "1e+",    "inf",  "-inf",
+        "nan", "NaN", "1.5.3", "0x10", "1 2", "1,", "[1", "1]", "[[1],2", "1,,2", "Infinity"}) {
+    const std::string body =
+        std::string(R"({"inputs":[{"name":"input","shape":[1],"data":[)") + bad + "]}]}";
+    auto parsed = ParseInferRequest(body, std::nullopt, "m", "");
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  for (const char* good : {"0", "-0", "0.5", "-0.0e-0", "1E5", "1e+5", "12.50"}) {
+    const std::string body =
+        std::string(R"({"inputs":[{"name":"input","shape":[1],"data":[)") + good + "]}]}";
+    EXPECT_TRUE(ParseInferRequest(body, std::nullopt, "m", "").ok()) << good;
+  }
+}
+
 struct BadCase {
   const char* what;
   std::string body;
@@ -131,6 +201,14 @@ TEST(ParseInferRequestTest, MalformedRequestsAreInvalidArgumentNamingTheField) {
       {"data and binary", in + R"("data":[1,2],"parameters":{"binary_data_size":8}}]})",
        std::nullopt, "both"},
       {"nul in body", std::string("{\"inputs\":[]}\0x", 15), std::nullopt, "NUL"},
+      {"trailing content", R"({"inputs":[]} {})", std::nullopt, "malformed JSON"},
+      {"unclosed string", R"({"inputs":[{"name":"in]})", std::nullopt, "malformed JSON"},
+      {"empty body", "", std::nullopt, "malformed JSON"},
+      {"binary_data_size negative", in + R"("parameters":{"binary_data_size":-4}}]})", std::nullopt,
+       "non-negative integer"},
+      {"shm offset not integer",
+       in + R"("parameters":{"shared_memory_region":"r","shared_memory_offset":1.5}}]})",
+       std::nullopt, "\"shared_memory_offset\" must be an integer"},
   };
   for (const BadCase& c : cases) {
     auto parsed = ParseInferRequest(c.body, c.header_length, "m", "");
