@@ -11,7 +11,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/text_format.h"
+#include "client/internal/infer_message.h"
+#include "client/internal/proto_convert.h"
+#include "client/rest_client.h"
 #include "grpc/grpc.h"
 #include "grpc_service.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -22,160 +24,11 @@
 namespace sepconv::client {
 namespace {
 
+using internal::BuildRequest;
+using internal::OutputShmBytes;
+using internal::ReadOutput;
+
 constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer";
-
-// Names `placement` in a tensor's parameters, as Triton's extension does.
-void SetPlacement(const SharedMemoryPlacement& placement,
-                  google::protobuf::Map<std::string, inference::InferParameter>* parameters) {
-  (*parameters)["shared_memory_region"].set_string_param(placement.region);
-  (*parameters)["shared_memory_byte_size"].set_int64_param(placement.byte_size);
-  if (placement.offset != 0) {
-    (*parameters)["shared_memory_offset"].set_int64_param(placement.offset);
-  }
-}
-
-absl::Status CheckPlacement(const char* what, const SharedMemoryPlacement& placement) {
-  if (placement.region.empty() || placement.offset < 0 || placement.byte_size < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " in shared memory needs a region name, an offset >= 0 and a byte size >= 1"));
-  }
-  return absl::OkStatus();
-}
-
-// Checks `options`' shared-memory placements against `input` and each other.
-absl::Status CheckSharedMemory(const Tensor& input, int64_t input_bytes,
-                               const InferOptions& options) {
-  const bool shm = options.input_shared_memory || options.output_shared_memory;
-  if (shm && options.typed) {
-    return absl::InvalidArgumentError("typed contents and shared memory exclude each other");
-  }
-  if (const auto& in = options.input_shared_memory) {
-    if (absl::Status s = CheckPlacement("an input", *in); !s.ok()) return s;
-    if (!input.data.empty()) {
-      return absl::InvalidArgumentError(
-          "an input in shared memory takes its values from the region: its data must be empty");
-    }
-    if (in->byte_size != input_bytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("input of shape ", ShapeString(input.shape), " has ", input_bytes,
-                       " bytes, but its shared-memory placement holds ", in->byte_size));
-    }
-  }
-  if (const auto& out = options.output_shared_memory) {
-    if (absl::Status s = CheckPlacement("an output", *out); !s.ok()) return s;
-    if (out->offset % 4 != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "an output's shared-memory offset must be a multiple of 4, got ", out->offset));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<inference::ModelInferRequest> BuildRequest(const std::string& model,
-                                                          const std::string& version,
-                                                          const Tensor& input,
-                                                          const InferOptions& options) {
-  absl::StatusOr<int64_t> count = ElementCount(input.shape);
-  if (!count.ok()) return count.status();
-  if (!options.input_shared_memory && static_cast<uint64_t>(*count) != input.data.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("input of shape ", ShapeString(input.shape),
-                                                   " has ", input.data.size(), " values, expected ",
-                                                   *count));
-  }
-  const int64_t input_bytes = *count * static_cast<int64_t>(sizeof(float));
-  if (absl::Status s = CheckSharedMemory(input, input_bytes, options); !s.ok()) return s;
-  inference::ModelInferRequest request;
-  request.set_model_name(model);
-  request.set_model_version(version);
-  request.set_id(options.request_id);
-  auto* tensor = request.add_inputs();
-  tensor->set_name("input");
-  tensor->set_datatype("FP32");
-  for (int64_t d : input.shape) tensor->add_shape(d);
-  if (options.input_shared_memory) {
-    SetPlacement(*options.input_shared_memory, tensor->mutable_parameters());
-  } else if (options.typed) {
-    tensor->mutable_contents()->mutable_fp32_contents()->Add(input.data.begin(), input.data.end());
-  } else {
-    request.add_raw_input_contents()->assign(reinterpret_cast<const char*>(input.data.data()),
-                                             input.data.size() * sizeof(float));
-  }
-  if (options.output_shared_memory) {
-    auto* output = request.add_outputs();
-    output->set_name(options.output_name.empty() ? "output" : options.output_name);
-    SetPlacement(*options.output_shared_memory, output->mutable_parameters());
-  }
-  return request;
-}
-
-// Checks the first output of `response` against its own shape: its values
-// raw (in the first raw_output_contents) or typed; or, for an output
-// requested in shared memory (`shm_bytes`: the placement's size), no values
-// and at most `shm_bytes` bytes. When `values` is given, copies the values
-// out of the response (not for shared memory: they are in the region).
-absl::Status ReadOutput(const inference::ModelInferResponse& response,
-                        std::optional<int64_t> shm_bytes, std::vector<int64_t>* shape,
-                        int64_t* bytes, std::vector<float>* values) {
-  if (response.outputs_size() == 0) return absl::DataLossError("response has no outputs");
-  const auto& output = response.outputs(0);
-  if (output.datatype() != "FP32") {
-    return absl::DataLossError(absl::StrCat("output '", output.name(), "' has datatype '",
-                                            output.datatype(), "', expected FP32"));
-  }
-  shape->assign(output.shape().begin(), output.shape().end());
-  absl::StatusOr<int64_t> count = ElementCount(*shape);
-  if (!count.ok()) return absl::DataLossError(count.status().message());
-  const int64_t want = *count * static_cast<int64_t>(sizeof(float));
-  const auto& typed = output.contents().fp32_contents();
-  const bool has_values = response.raw_output_contents_size() > 0 || !typed.empty();
-  if (shm_bytes.has_value()) {
-    if (has_values) {
-      return absl::DataLossError(absl::StrCat(
-          "output '", output.name(),
-          "' was requested in shared memory but came back in the response (does the server "
-          "support system shared memory?)"));
-    }
-    if (want > *shm_bytes) {
-      return absl::DataLossError(absl::StrCat("output of shape ", ShapeString(*shape), " has ",
-                                              want, " bytes, more than its shared-memory ",
-                                              "placement's ", *shm_bytes));
-    }
-    *bytes = want;
-    return absl::OkStatus();
-  }
-  if (!has_values && want > 0) {
-    return absl::DataLossError(absl::StrCat(
-        "output '", output.name(),
-        "' carries no values (only an output requested in shared memory may leave them out)"));
-  }
-  if (response.raw_output_contents_size() > 0) {
-    const std::string& raw = response.raw_output_contents(0);
-    const auto raw_size = static_cast<int64_t>(raw.size());
-    if (raw_size != want) {
-      return absl::DataLossError(absl::StrCat("output of shape ", ShapeString(*shape), " has ",
-                                              raw_size, " raw bytes, expected ", want));
-    }
-    *bytes = raw_size;
-    if (values != nullptr) {
-      values->resize(static_cast<size_t>(*count));
-      if (want > 0) std::memcpy(values->data(), raw.data(), static_cast<size_t>(want));
-    }
-    return absl::OkStatus();
-  }
-  if (typed.size() != *count) {
-    return absl::DataLossError(absl::StrCat("output of shape ", ShapeString(*shape), " has ",
-                                            typed.size(), " fp32_contents, expected ", *count));
-  }
-  *bytes = want;
-  if (values != nullptr) values->assign(typed.begin(), typed.end());
-  return absl::OkStatus();
-}
-
-// The size of the output placement of `options`, if any.
-std::optional<int64_t> OutputShmBytes(const InferOptions& options) {
-  if (!options.output_shared_memory) return std::nullopt;
-  return options.output_shared_memory->byte_size;
-}
 
 // Parses a response as gRPC's generated stubs do (no size limit of its own:
 // the channel's max receive size has bounded it already).
@@ -465,10 +318,7 @@ class GrpcClient : public Client {
 
   absl::StatusOr<ServerInfo> ServerMetadata() override {
     return Unary<inference::ServerMetadataRequest, inference::ServerMetadataResponse>(
-        &inference::GRPCInferenceService::Stub::ServerMetadata, {},
-        [](const inference::ServerMetadataResponse& r) {
-          return ServerInfo{r.name(), r.version(), {r.extensions().begin(), r.extensions().end()}};
-        });
+        &inference::GRPCInferenceService::Stub::ServerMetadata, {}, internal::ServerInfoFrom);
   }
 
   absl::StatusOr<ModelInfo> ModelMetadata(const std::string& model,
@@ -477,21 +327,7 @@ class GrpcClient : public Client {
     request.set_name(model);
     request.set_version(version);
     return Unary<inference::ModelMetadataRequest, inference::ModelMetadataResponse>(
-        &inference::GRPCInferenceService::Stub::ModelMetadata, request,
-        [](const inference::ModelMetadataResponse& r) {
-          auto convert = [](const auto& tensors) {
-            std::vector<TensorInfo> out;
-            for (const auto& t : tensors) {
-              out.push_back({t.name(), t.datatype(), {t.shape().begin(), t.shape().end()}});
-            }
-            return out;
-          };
-          return ModelInfo{r.name(),
-                           {r.versions().begin(), r.versions().end()},
-                           r.platform(),
-                           convert(r.inputs()),
-                           convert(r.outputs())};
-        });
+        &inference::GRPCInferenceService::Stub::ModelMetadata, request, internal::ModelInfoFrom);
   }
 
   absl::StatusOr<std::string> ModelConfigText(const std::string& model,
@@ -501,11 +337,7 @@ class GrpcClient : public Client {
     request.set_version(version);
     return Unary<inference::ModelConfigRequest, inference::ModelConfigResponse>(
         &inference::GRPCInferenceService::Stub::ModelConfig, request,
-        [](const inference::ModelConfigResponse& r) {
-          std::string text;
-          google::protobuf::TextFormat::PrintToString(r.config(), &text);
-          return text;
-        });
+        [](const inference::ModelConfigResponse& r) { return internal::ConfigText(r.config()); });
   }
 
   absl::StatusOr<std::vector<ModelStats>> ModelStatistics(const std::string& model,
@@ -514,35 +346,14 @@ class GrpcClient : public Client {
     request.set_name(model);
     request.set_version(version);
     return Unary<inference::ModelStatisticsRequest, inference::ModelStatisticsResponse>(
-        &inference::GRPCInferenceService::Stub::ModelStatistics, request,
-        [](const inference::ModelStatisticsResponse& r) {
-          auto duration = [](const inference::StatisticDuration& d) {
-            return DurationStat{d.count(), d.ns()};
-          };
-          std::vector<ModelStats> out;
-          for (const inference::ModelStatistics& s : r.model_stats()) {
-            const inference::InferStatistics& i = s.inference_stats();
-            out.push_back({s.name(), s.version(), s.last_inference(), s.inference_count(),
-                           s.execution_count(), duration(i.success()), duration(i.fail()),
-                           duration(i.queue()), duration(i.compute_input()),
-                           duration(i.compute_infer()), duration(i.compute_output())});
-          }
-          return out;
-        });
+        &inference::GRPCInferenceService::Stub::ModelStatistics, request, internal::ModelStatsFrom);
   }
 
   absl::StatusOr<std::vector<IndexEntry>> RepositoryIndex(bool ready_only) override {
     inference::RepositoryIndexRequest request;
     request.set_ready(ready_only);
     return Unary<inference::RepositoryIndexRequest, inference::RepositoryIndexResponse>(
-        &inference::GRPCInferenceService::Stub::RepositoryIndex, request,
-        [](const inference::RepositoryIndexResponse& r) {
-          std::vector<IndexEntry> out;
-          for (const auto& m : r.models()) {
-            out.push_back({m.name(), m.version(), m.state(), m.reason()});
-          }
-          return out;
-        });
+        &inference::GRPCInferenceService::Stub::RepositoryIndex, request, internal::IndexFrom);
   }
 
   absl::Status LoadModel(const std::string& model, absl::Duration deadline) override {
@@ -568,12 +379,7 @@ class GrpcClient : public Client {
     absl::StatusOr<inference::ModelInferRequest> request =
         BuildRequest(model, version, input, options);
     if (!request.ok()) return request.status();
-    if (options.output_shared_memory && static_cast<int64_t>(options.output_view.size()) <
-                                            options.output_shared_memory->byte_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "an output in shared memory needs InferOptions::output_view of its ",
-          options.output_shared_memory->byte_size, " bytes, got ", options.output_view.size()));
-    }
+    if (absl::Status s = internal::CheckOutputView(options); !s.ok()) return s;
     const absl::Time deadline = DeadlineOf(options.deadline);
     inference::ModelInferResponse response;
     absl::Status status;
@@ -584,17 +390,7 @@ class GrpcClient : public Client {
       if (!Reissue(status, reissues, deadline)) break;
     }
     if (!status.ok()) return status;
-    Tensor output;
-    int64_t bytes = 0;
-    const std::optional<int64_t> shm_bytes = OutputShmBytes(options);
-    status =
-        ReadOutput(response, shm_bytes, &output.shape, &bytes, shm_bytes ? nullptr : &output.data);
-    if (!status.ok()) return status;
-    if (shm_bytes) {
-      output.data.resize(static_cast<size_t>(bytes) / sizeof(float));
-      if (bytes > 0) std::memcpy(output.data.data(), options.output_view.data(), bytes);
-    }
-    return output;
+    return internal::OutputTensor(response, options);
   }
 
   absl::Status RegisterSystemSharedMemory(const std::string& name, const std::string& key,
@@ -628,18 +424,7 @@ class GrpcClient : public Client {
     return Unary<inference::SystemSharedMemoryStatusRequest,
                  inference::SystemSharedMemoryStatusResponse>(
         &inference::GRPCInferenceService::Stub::SystemSharedMemoryStatus, request,
-        [](const inference::SystemSharedMemoryStatusResponse& r) {
-          std::vector<SharedMemoryStatus> out;
-          for (const auto& [region, status] : r.regions()) {
-            out.push_back({status.name().empty() ? region : status.name(), status.key(),
-                           status.offset(), status.byte_size()});
-          }
-          std::sort(out.begin(), out.end(),
-                    [](const SharedMemoryStatus& a, const SharedMemoryStatus& b) {
-                      return a.name < b.name;
-                    });
-          return out;
-        });
+        internal::SharedMemoryStatusFrom);
   }
 
   absl::StatusOr<std::shared_ptr<const PreparedRequest>> Prepare(
@@ -819,6 +604,16 @@ std::string LbPolicyName(LbPolicy policy) {
   return policy == LbPolicy::kPickFirst ? "pick_first" : "round_robin";
 }
 
+absl::StatusOr<Protocol> ParseProtocol(const std::string& name) {
+  if (name == "grpc") return Protocol::kGrpc;
+  if (name == "http") return Protocol::kHttp;
+  return absl::InvalidArgumentError(absl::StrCat("unknown protocol '", name, "' (grpc or http)"));
+}
+
+std::string ProtocolName(Protocol protocol) {
+  return protocol == Protocol::kHttp ? "http" : "grpc";
+}
+
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target,
                                                        ClientOptions options) {
   if (target.empty()) return absl::InvalidArgumentError("empty server address");
@@ -832,6 +627,10 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const std::string& target
   if (options.max_attempts < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_attempts must be at least 1, got ", options.max_attempts));
+  }
+  if (options.protocol == Protocol::kHttp) return CreateRestClient(target, options);
+  if (options.http_json) {
+    return absl::InvalidArgumentError("http_json (JSON tensors) is for the REST protocol");
   }
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (options.use_tls) {

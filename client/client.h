@@ -1,8 +1,11 @@
 #ifndef SEPCONV_CLIENT_CLIENT_H_
 #define SEPCONV_CLIENT_CLIENT_H_
 
-// A client of the KServe v2 gRPC inference API (and grpc.health.v1) served by
-// sepconv-server, or by any server speaking that protocol (Triton, KServe).
+// A client of the KServe v2 inference API served by sepconv-server, or by any
+// server speaking that protocol (Triton, KServe): over gRPC (and
+// grpc.health.v1), the default, or over HTTP/REST with Triton's extensions
+// (ClientOptions::protocol; rest_client.h). Both answer every call alike;
+// what follows is gRPC's, and where REST differs its comment says so.
 //
 // One Client owns one channel, reused by every call: one connection per server
 // address the target resolves to (its own, not shared with other Clients).
@@ -17,6 +20,11 @@
 // and never waits for the server to come up: an unreachable server fails fast
 // with UNAVAILABLE, a slow one with DEADLINE_EXCEEDED. gRPC errors come back
 // as absl::Status with the same code and the server's message.
+//
+// Over REST the target is one "host:port" (the server's --http_port), with
+// one HTTP/1.1 connection per call in flight (rest_client.h); the HTTP
+// status of an error answer maps back to the code the server's status had
+// (400 INVALID_ARGUMENT, 404 NOT_FOUND, 503 UNAVAILABLE, ...).
 //
 // Thread safety: a Client is thread-safe; share one between threads.
 
@@ -48,7 +56,22 @@ enum class LbPolicy {
 absl::StatusOr<LbPolicy> ParseLbPolicy(const std::string& name);
 std::string LbPolicyName(LbPolicy policy);
 
+// The wire: KServe v2 over gRPC, or over HTTP/REST (Triton's HTTP API).
+enum class Protocol {
+  kGrpc,
+  kHttp,
+};
+
+// "grpc" / "http" and back.
+absl::StatusOr<Protocol> ParseProtocol(const std::string& name);
+std::string ProtocolName(Protocol protocol);
+
 struct ClientOptions {
+  Protocol protocol = Protocol::kGrpc;
+  // REST only: tensors travel as JSON "data" (each float its shortest exact
+  // decimal) instead of Triton's binary tensor data, the default.
+  bool http_json = false;
+
   // TLS: off by default (plaintext). With `use_tls`, the server is verified
   // against `root_certs_pem` (PEM text; empty = the system's roots). Set both
   // `client_cert_pem` and `client_key_pem` for mutual TLS.
@@ -64,7 +87,8 @@ struct ClientOptions {
   absl::Duration default_deadline = absl::Seconds(30);
   // Largest message sent or received.
   int64_t max_message_bytes = int64_t{1} << 30;
-  // Round robin by default: a client of a multi-replica deployment (the
+  // gRPC only (REST has one address). Round robin by default: a client of a
+  // multi-replica deployment (the
   // headless Service, an ipv4: list) wants every replica busy, and with one
   // address it costs nothing. pick_first sends everything to one replica.
   LbPolicy lb_policy = LbPolicy::kRoundRobin;
@@ -74,6 +98,9 @@ struct ClientOptions {
   // exponential backoff from 50 ms; each attempt may go to another replica.
   // Every call of this API is idempotent (inference has no side effects), so
   // retrying is safe. 1 = no retries; gRPC caps it at 5.
+  // Over REST: a call that got no HTTP answer at all (refused, reset) is
+  // sent again, up to max_attempts tries within its deadline; an error
+  // answer (even 503) is not.
   // Retries stay within the call's deadline; requests above
   // `retry_buffer_bytes` are sent once (gRPC must keep a copy to resend).
   // gRPC cannot retry a call whose answer had begun to arrive when the
@@ -101,7 +128,7 @@ struct InferOptions {
   // Zero: ClientOptions::default_deadline.
   absl::Duration deadline = absl::ZeroDuration();
   // Send the input as typed fp32_contents instead of raw_input_contents.
-  // Not with shared memory.
+  // Not with shared memory. gRPC only (REST: ClientOptions::http_json).
   bool typed = false;
   // Sent as ModelInferRequest.id and echoed back by the server.
   std::string request_id;
@@ -243,8 +270,10 @@ class GrpcRuntime {
 class Client {
  public:
   // Creates the channel to `target` ("host:port", any gRPC target URI, see
-  // the top of this file). Connects lazily; fails only on unusable options
-  // (e.g. TLS half set, max_attempts < 1).
+  // the top of this file), or with Protocol::kHttp the REST client of
+  // "host:port". Connects lazily; fails only on unusable options (e.g. TLS
+  // half set, max_attempts < 1, http_json over gRPC, a REST target that is
+  // not host:port).
   static absl::StatusOr<std::unique_ptr<Client>> Create(const std::string& target,
                                                         ClientOptions options);
   // Cancels the asynchronous calls still in flight and returns once each
@@ -252,7 +281,9 @@ class Client {
   virtual ~Client() = default;
 
   // grpc.health.v1 Check: SERVING etc. as the enum's name. `service` is ""
-  // for the server as a whole or a model name.
+  // for the server as a whole or a model name. REST has no health service:
+  // "" is the server's readiness (/v2/health/ready), a model name the
+  // model's, SERVING or NOT_SERVING (NOT_FOUND for an unknown model).
   virtual absl::StatusOr<std::string> Health(const std::string& service) = 0;
   virtual absl::StatusOr<bool> ServerLive() = 0;
   virtual absl::StatusOr<bool> ServerReady() = 0;
@@ -318,11 +349,15 @@ class Client {
   // holding a thread. `done` must not block for long. Zero `deadline` means
   // the default. The Client may be destroyed with calls pending: its
   // destructor cancels them and waits for their `done`.
+  // Over REST each call in flight holds a worker thread with a connection of
+  // its own (the workers grow to the calls in flight and stay), and `done`
+  // runs on that worker; the destructor shuts the connections down under
+  // the calls in flight.
   virtual void InferAsync(std::shared_ptr<const PreparedRequest> request, absl::Duration deadline,
                           std::function<void(AsyncInferResult)> done) = 0;
 
   // Opens a ModelStreamInfer stream for requests from Prepare. The Client
-  // must outlive it.
+  // must outlive it. UNIMPLEMENTED over REST.
   virtual absl::StatusOr<std::unique_ptr<InferStream>> OpenStream() = 0;
 };
 

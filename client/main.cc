@@ -1,7 +1,9 @@
-// sepconv-client: health, metadata, infer and bench against a KServe v2 gRPC
-// server, and Triton's config, stats, index, load and unload. Exit status: 0 success, 1 failure
-// (the server said no, or could not be reached), 2 bad usage. Every failure prints one line on
-// stderr.
+// sepconv-client: health, metadata, infer and bench against a KServe v2 server, and Triton's
+// config, stats, index, load and unload; over gRPC (the default) or, with --protocol=http, over
+// HTTP/REST (the server's --http_port), so that one tool compares the two as perf_analyzer's
+// -i grpc|http does. Exit status: 0 success, 1 failure (the server said no, or could not be
+// reached), 2 bad usage (also a gRPC-only flag with --protocol=http). Every failure prints one
+// line on stderr.
 
 #include <malloc.h>
 #include <unistd.h>
@@ -37,9 +39,13 @@
 #include "client/shared_memory.h"
 #include "client/tensor.h"
 
-ABSL_FLAG(std::string, server, "localhost:8001",
+ABSL_FLAG(std::string, protocol, "grpc",
+          "grpc, or http: KServe v2 REST on the server's --http_port (tensors as binary tensor "
+          "data unless --json_tensors; no --streaming, --typed, --lb_policy or gRPC target forms)");
+ABSL_FLAG(std::string, server, "",
           "gRPC target: host:port, dns:///host:port (every address the name has, "
-          "e.g. a headless Service), or ipv4:10.0.0.1:8001,10.0.0.2:8001 (a list)");
+          "e.g. a headless Service), or ipv4:10.0.0.1:8001,10.0.0.2:8001 (a list); "
+          "with --protocol=http one host:port. Empty: localhost:8001, http localhost:8000");
 ABSL_FLAG(std::string, lb_policy, "round_robin",
           "how calls spread over the target's addresses: round_robin (every "
           "replica, in turn) or pick_first (all to one)");
@@ -61,13 +67,17 @@ ABSL_FLAG(std::string, input, "", "input tensor as a .npy file (little-endian fl
 ABSL_FLAG(std::string, shape, "", "random input of this shape, e.g. 1,32,56,56");
 ABSL_FLAG(uint64_t, seed, 1, "seed of the random input and of Poisson arrivals");
 ABSL_FLAG(std::string, output, "", "infer: write the output tensor to this .npy file");
-ABSL_FLAG(bool, typed, false, "send typed fp32_contents instead of raw_input_contents");
-ABSL_FLAG(std::string, shared_memory, "none",
-          "where the tensors travel: none (in the gRPC messages) or system (POSIX shared memory "
-          "this client creates, registers with the server and removes at the end, as "
-          "perf_analyzer's --shared-memory=system; the server must run on this host and allow it). "
-          "bench reserves one output per request in flight (--rate: --max_in_flight of them). "
-          "Not with --typed or --streaming");
+ABSL_FLAG(bool, typed, false, "send typed fp32_contents instead of raw_input_contents (gRPC)");
+ABSL_FLAG(bool, json_tensors, false,
+          "with --protocol=http: send and receive tensors as JSON \"data\" instead of binary "
+          "tensor data");
+ABSL_FLAG(
+    std::string, shared_memory, "none",
+    "where the tensors travel: none (in the requests and answers) or system (POSIX shared memory "
+    "this client creates, registers with the server and removes at the end, as "
+    "perf_analyzer's --shared-memory=system; the server must run on this host and allow it). "
+    "bench reserves one output per request in flight (--rate: --max_in_flight of them). "
+    "Not with --typed or --streaming");
 ABSL_FLAG(int64_t, output_shared_memory_size, 0,
           "with --shared_memory=system: bytes reserved for each output (0: from the model's "
           "metadata, a variable dimension taken as the input's at the same index)");
@@ -102,8 +112,8 @@ constexpr int kFailed = 1;
 constexpr int kUsage = 2;
 
 const std::vector<std::string> kConnectionFlags = {
-    "server",   "lb_policy", "max_attempts",    "timeout_ms", "tls",       "tls_ca",
-    "tls_cert", "tls_key",   "tls_server_name", "token",      "token_file"};
+    "protocol", "server",   "lb_policy", "max_attempts",    "timeout_ms", "tls",
+    "tls_ca",   "tls_cert", "tls_key",   "tls_server_name", "token",      "token_file"};
 
 struct Command {
   std::string name;
@@ -118,7 +128,7 @@ const std::vector<Command>& Commands() {
       {"infer",
        "run one inference; print output shape, min/max/mean and latency",
        {"model", "model_version", "input", "shape", "seed", "output", "typed", "shared_memory",
-        "output_shared_memory_size"}},
+        "output_shared_memory_size", "json_tensors"}},
       {"bench",
        "load generator: closed-loop concurrency sweep or open-loop rates",
        {"model",
@@ -143,7 +153,8 @@ const std::vector<Command>& Commands() {
         "json",
         "plot",
         "shared_memory",
-        "output_shared_memory_size"}},
+        "output_shared_memory_size",
+        "json_tensors"}},
       {"config",
        "print the model's effective configuration (config.pbtxt text format)",
        {"model", "model_version"}},
@@ -205,6 +216,34 @@ absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string&
   return text.str();
 }
 
+// Refuses the flags of the other protocol: gRPC's streaming, typed contents,
+// load balancing and target forms with --protocol=http, JSON tensors without.
+absl::Status CheckProtocolFlags(const ClientOptions& options) {
+  if (options.protocol != Protocol::kHttp) {
+    if (options.http_json)
+      return absl::InvalidArgumentError("--json_tensors needs --protocol=http");
+    return absl::OkStatus();
+  }
+  for (const auto& [flag, set] :
+       {std::pair{"streaming", absl::GetFlag(FLAGS_streaming)},
+        std::pair{"typed", absl::GetFlag(FLAGS_typed)},
+        std::pair{"lb_policy", options.lb_policy != LbPolicy::kRoundRobin}}) {
+    if (set) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, " is gRPC only, not with --protocol=http",
+                       std::string(flag) == "typed" ? " (see --json_tensors)" : ""));
+    }
+  }
+  const std::string server = absl::GetFlag(FLAGS_server);
+  if (absl::StrContains(server, ",") || absl::StrContains(server, "://") ||
+      absl::StartsWith(server, "ipv4:") || absl::StartsWith(server, "ipv6:") ||
+      absl::StartsWith(server, "unix:") || absl::StartsWith(server, "dns:")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--server='", server, "': with --protocol=http give one host:port"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ClientOptions> OptionsFromFlags() {
   ClientOptions options;
   options.use_tls = absl::GetFlag(FLAGS_tls);
@@ -239,7 +278,20 @@ absl::StatusOr<ClientOptions> OptionsFromFlags() {
   if (options.max_attempts < 1 || options.max_attempts > 5) {
     return absl::InvalidArgumentError("--max_attempts must be 1 to 5");
   }
+  absl::StatusOr<Protocol> protocol = ParseProtocol(absl::GetFlag(FLAGS_protocol));
+  if (!protocol.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--protocol: ", protocol.status().message()));
+  options.protocol = *protocol;
+  options.http_json = absl::GetFlag(FLAGS_json_tensors);
+  if (absl::Status s = CheckProtocolFlags(options); !s.ok()) return s;
   return options;
+}
+
+// --server, or the default port of the protocol.
+std::string ServerFromFlags(const ClientOptions& options) {
+  const std::string server = absl::GetFlag(FLAGS_server);
+  if (!server.empty()) return server;
+  return options.protocol == Protocol::kHttp ? "localhost:8000" : "localhost:8001";
 }
 
 // The input tensor: --input file or a random tensor of --shape.
@@ -615,7 +667,7 @@ int Bench(const ClientOptions& client_options) {
   std::vector<Client*> clients;
   for (int i = 0; i < channels; ++i) {
     absl::StatusOr<std::unique_ptr<Client>> c =
-        Client::Create(absl::GetFlag(FLAGS_server), client_options);
+        Client::Create(ServerFromFlags(client_options), client_options);
     if (!c.ok()) return Fail("bench", c.status());
     clients.push_back(c->get());
     owned.push_back(*std::move(c));
@@ -662,14 +714,18 @@ int Bench(const ClientOptions& client_options) {
   const std::string csv = absl::GetFlag(FLAGS_csv);
   const std::string json = absl::GetFlag(FLAGS_json);
   if (csv != "-" && json != "-") {
+    const bool http = client_options.protocol == Protocol::kHttp;
     std::cout << absl::StrFormat("model %s, input %s (%s, %d bytes/request), %d channel(s), %s\n",
                                  options.model, ShapeString(input->shape),
-                                 shm                   ? "system shared memory"
-                                 : infer_options.typed ? "typed"
-                                                       : "raw",
+                                 shm                        ? "system shared memory"
+                                 : infer_options.typed      ? "typed"
+                                 : client_options.http_json ? "JSON"
+                                 : http                     ? "binary"
+                                                            : "raw",
                                  requests[0]->ByteSize(), channels,
-                                 options.streaming ? "ModelStreamInfer (one stream per channel)"
-                                                   : "unary ModelInfer")
+                                 http ? "REST infer (HTTP/1.1, a connection per request in flight)"
+                                 : options.streaming ? "ModelStreamInfer (one stream per channel)"
+                                                     : "unary ModelInfer")
               << FormatTable(*results);
   }
   if (!csv.empty()) {
@@ -679,8 +735,9 @@ int Bench(const ClientOptions& client_options) {
     if (absl::Status s = WriteOutput(json, FormatJson(*results)); !s.ok()) return Fail("bench", s);
   }
   if (!plot.empty()) {
-    const std::string title = absl::StrCat(options.model, " ", ShapeString(input->shape), " via ",
-                                           absl::GetFlag(FLAGS_server));
+    const std::string title =
+        absl::StrCat(options.model, " ", ShapeString(input->shape), " via ",
+                     ProtocolName(client_options.protocol), " ", ServerFromFlags(client_options));
     if (absl::Status s = WritePlot(*results, title, plot); !s.ok()) return Fail("bench", s);
   }
   int64_t failed = 0, total = 0;
@@ -741,7 +798,7 @@ int Main(int argc, char** argv) {
   if (!options.ok()) return UsageError(command, options.status().message());
   if (command == "bench") return Bench(*options);
   absl::StatusOr<std::unique_ptr<Client>> client =
-      Client::Create(absl::GetFlag(FLAGS_server), *options);
+      Client::Create(ServerFromFlags(*options), *options);
   if (!client.ok()) return Fail(command, client.status());
   if (command == "health") return Health(**client);
   if (command == "metadata") return Metadata(**client);
