@@ -5,9 +5,11 @@
 # a project header (engine/..., server/..., client/..., a generated *.pb.h)
 # must start with one of the ALLOW prefixes, i.e. belong to a layer TARGET
 # links, and no header may match a FORBID regex. Unless FRONTEND is given,
-# gRPC and HTTP headers (grpc/, grpcpp/, grpc_service*, health*, httplib)
-# are refused too: the engine, the model layer and the core are
-# protocol-free. A violation fails the build, naming file, line and layer.
+# gRPC and HTTP headers are refused too: the engine, the model layer and the
+# core are protocol-free. Includes are read as the compiler reads them
+# (spelling, relative paths, `..`), and another directory's internal/
+# headers are refused: the exact rules are at the top of check_layer.cmake.
+# A violation fails the build, naming file, line and layer.
 # CHECK names the check when a target has more than one.
 function(sepconv_check_layer target dir)
   cmake_parse_arguments(ARG "FRONTEND" "CHECK" "ALLOW;FORBID;GLOBS" ${ARGN})
