@@ -1,7 +1,8 @@
 #ifndef SEPCONV_CLIENT_METRICS_SCRAPE_H_
 #define SEPCONV_CLIENT_METRICS_SCRAPE_H_
 
-// Reads the server-side counters the bench reports (DESIGN.md's metric names)
+// Reads the server-side counters the bench reports (metric names as in
+// docs/architecture.md, "Metrics")
 // from a Prometheus text exposition at http://host:port/path. Plain HTTP/1.0
 // over a socket, bounded by a timeout. Stateless; thread-safe.
 

@@ -21,7 +21,8 @@
 
 namespace sepconv {
 
-// The model's tensor names and wire datatype (DESIGN.md).
+// The model's tensor names and wire datatype (docs/architecture.md, "What is
+// served").
 inline constexpr char kInputName[] = "input";
 inline constexpr char kOutputName[] = "output";
 inline constexpr char kDatatypeFp32[] = "FP32";

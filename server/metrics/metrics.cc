@@ -99,7 +99,7 @@ class RegistryWithProcess : public prometheus::Registry {
   ProcessCollector process_;
 };
 
-// The metric families of DESIGN.md, built once per Metrics.
+// The metric families (docs/architecture.md, "Metrics"), built once per Metrics.
 struct Families {
   explicit Families(prometheus::Registry& registry)
       : requests(prometheus::BuildCounter()

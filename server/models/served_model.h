@@ -23,7 +23,8 @@
 
 namespace sepconv {
 
-// The name and version of the built-in default model (DESIGN.md).
+// The name and version of the built-in default model (docs/architecture.md,
+// "What is served").
 inline constexpr char kDefaultModelName[] = "sepconv";
 inline constexpr char kDefaultModelVersion[] = "1";
 

@@ -114,7 +114,7 @@ def load_k8s():
 class ServerFlagsTest(unittest.TestCase):
     def test_source_defaults_are_the_documented_ones(self):
         d = Defaults()
-        self.assertEqual(d.http_port, 8000)  # DESIGN.md: like Triton
+        self.assertEqual(d.http_port, 8000)  # like Triton (docs/architecture.md)
         self.assertEqual(d.grpc_port, 8001)
         self.assertEqual(d.metrics_port, 8002)
         self.assertGreater(d.exit_timeout_secs, 0)

@@ -35,7 +35,7 @@ from torch import nn
 DYNAMIC_AXES = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "h", 3: "w"}}
 
 
-class separableconv(nn.Module):  # noqa: N801 -- the name DESIGN.md uses
+class separableconv(nn.Module):  # noqa: N801 -- the reference module's name (docs/architecture.md)
     def __init__(self, in_ch, out_ch, stride):
         super().__init__()
         self.depth_conv = nn.Conv2d(in_ch, in_ch, kernel_size=3, stride=stride, padding=1,

@@ -169,7 +169,7 @@ scrape_configs:
         if got_samples != samples:
             raise AssertionError(f"samples {got_samples} != {samples}")
 
-        # 2. The FLOP-savings ratio of the design, and its recording rule.
+        # 2. The FLOP-savings ratio (README "Watching it"), and its recording rule.
         ratio = prom.scalar("sum(rate(sepconv_flops_total[1m])) / "
                             "sum(rate(sepconv_standard_conv_flops_total[1m]))")
         log(f"(2) FLOP ratio {ratio!r}, expected 1/64 + 1/9 = {EXPECTED_RATIO!r}")

@@ -45,7 +45,8 @@ constexpr absl::StatusCode kAllCodes[] = {
     absl::StatusCode::kUnauthenticated,
 };
 
-// The buckets of DESIGN.md's duration histograms, 50us .. 10s.
+// The buckets of the duration histograms, 50us .. 10s (docs/architecture.md,
+// "Metrics").
 const std::vector<double> kDurationBounds = {50e-6,  100e-6, 250e-6, 500e-6, 1e-3,   2.5e-3,
                                              5e-3,   10e-3,  25e-3,  50e-3,  100e-3, 250e-3,
                                              500e-3, 1,      2.5,    5,      10};
