@@ -153,6 +153,17 @@ struct PreparedInfer {
   InputTensor input;
 };
 
+// A model whose configuration has max_batch_size > 0 takes requests of at
+// most that many samples, as Triton does (with its message); 0 = any batch.
+absl::Status CheckBatchSize(const ServedModel& model, const Dims4& input) {
+  const int64_t max_batch_size = model.config().max_batch_size();
+  if (max_batch_size <= 0 || input.n <= max_batch_size) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("inference request batch-size must be <= ", max_batch_size, " for '",
+                   model.name(), "' (input '", kInputName, "' has ", input.n,
+                   " samples; the model's max_batch_size is ", max_batch_size, ")"));
+}
+
 absl::StatusOr<PreparedInfer> Prepare(const ServedModel& model, const CoreOptions& options,
                                       const InferRequest& request, OutputAllocator& allocate) {
   PreparedInfer p;
@@ -160,6 +171,7 @@ absl::StatusOr<PreparedInfer> Prepare(const ServedModel& model, const CoreOption
   if (!validated.ok()) return validated.status();
   p.validated = *std::move(validated);
   const ValidatedInfer& v = p.validated;
+  if (absl::Status s = CheckBatchSize(model, v.input_dims); !s.ok()) return s;
   if (absl::Status limited = CheckRequestLimits(options.limits, v.input_dims, v.output_dims);
       !limited.ok()) {
     return limited;

@@ -137,7 +137,14 @@ absl::StatusOr<ValidatedInfer> ValidateInferRequest(const InferRequest& request,
                                                    input.datatype, "'; expected ", kDatatypeFp32));
   }
   ValidatedInfer result;
-  for (const RequestedOutput& output : request.requested_outputs) {
+  for (size_t i = 0; i < request.requested_outputs.size(); ++i) {
+    const RequestedOutput& output = request.requested_outputs[i];
+    for (size_t j = 0; j < i; ++j) {
+      if (request.requested_outputs[j].name == output.name) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("output '", output.name, "' is requested more than once"));
+      }
+    }
     if (output.name != kOutputName) {
       return absl::InvalidArgumentError(absl::StrCat("requested output '", output.name,
                                                      "' does not exist; the model's output is '",

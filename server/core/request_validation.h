@@ -7,7 +7,8 @@
 // input count, input name, datatype, rank, a non-positive dim, a shape whose
 // size overflows int64, the channel count, raw byte size or typed element
 // count versus the shape, raw and typed data given together, typed data of
-// another type, requested output names, a negative `timeout`, incomplete or
+// another type, requested output names (unknown, or the same one twice), a
+// negative `timeout`, incomplete or
 // negative shared-memory parameters, an input in shared memory that also
 // carries data or whose byte size does not match its shape, and (through
 // the engine's InferOutputShape) a spatial size smaller than a kernel's

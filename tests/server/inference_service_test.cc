@@ -273,6 +273,36 @@ TEST(InferenceServiceLimitsTest, RequestAboveMaxMessageBytesIsResourceExhausted)
   EXPECT_LT(MaxRelativeError(OutputFloats(response), Reference(small, input)), kTolerance);
 }
 
+// As Triton: a model configured with max_batch_size N > 0 refuses requests
+// of more than N samples; with batching off (0) any batch is taken.
+TEST(InferenceServiceLimitsTest, BatchAboveMaxBatchSizeIsRefusedAsTritonDoes) {
+  for (int max_batch_size : {4, 0}) {
+    ServerOptions options = TestServer::DefaultOptions();
+    options.scheduler.max_batch_size = max_batch_size;
+    TestServer server(options);
+    auto stub = server.NewStub();
+    for (int64_t n : {int64_t{4}, int64_t{5}}) {
+      const Dims4 dims{n, 32, 6, 6};
+      const std::vector<float> input = RandomTensor(Elements(dims), 33);
+      inference::ModelInferResponse response;
+      auto context = ContextWithDeadline();
+      grpc::Status status = stub->ModelInfer(
+          context.get(), MakeInferRequest("sepconv", dims, input, true), &response);
+      if (max_batch_size > 0 && n > max_batch_size) {
+        EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+        EXPECT_NE(status.error_message().find("inference request batch-size must be <= 4 for "
+                                              "'sepconv'"),
+                  std::string::npos)
+            << status.error_message();
+      } else {
+        ASSERT_TRUE(status.ok()) << "max_batch_size " << max_batch_size << ", n " << n << ": "
+                                 << status.error_message();
+        EXPECT_LT(MaxRelativeError(OutputFloats(response), Reference(dims, input)), kTolerance);
+      }
+    }
+  }
+}
+
 TEST(InferenceServiceLimitsTest, DefaultMessageLimitFitsA224RequestAndItsOutput) {
   TestServer server;
   auto stub = server.NewStub();

@@ -142,6 +142,18 @@ TEST(RequestValidationTest, RequestedOutputNamedOutputIsAccepted) {
   EXPECT_TRUE(ValidateInferRequest(request, DefaultModel()).ok());
 }
 
+TEST(RequestValidationTest, TheSameOutputRequestedTwiceIsRefused) {
+  auto request = GoodRequest("sepconv");
+  request.add_outputs()->set_name("output");
+  request.add_outputs()->set_name("output");
+  const auto validated = ValidateInferRequest(request, DefaultModel());
+  ASSERT_FALSE(validated.ok());
+  EXPECT_EQ(validated.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(validated.status().message().find("output 'output' is requested more than once"),
+            absl::string_view::npos)
+      << validated.status();
+}
+
 TEST(TensorConversionTest, RawInputIsBorrowedAndRawOutputWrittenInPlace) {
   const Dims4 dims{2, 32, 4, 5};
   const std::vector<float> data = RandomTensor(testing::Elements(dims), 3);
