@@ -28,6 +28,9 @@ section "Service vs a do-nothing echo server (1 and 16 clients, 127.0.0.1)"
 section "System shared memory vs gRPC raw (1 and 16 clients, 1x32x56x56, same host)"
 /usr/bin/python3 tests/bench/shm_bench.py --build "$build" --markdown
 
+section "REST (binary and JSON tensors) vs gRPC (1 and 16 clients, 1x32x56x56)"
+tests/bench/rest_vs_grpc_bench.sh "$build/server/sepconv-server" "$build/client/sepconv-client"
+
 section "Dynamic batching off vs on (1x32x56x56)"
 /usr/bin/python3 tests/bench/batching_bench.py --build "$build"
 
