@@ -1,6 +1,7 @@
 // libFuzzer target over the REST frontend's parsing path: bytes -> the
 // Inference-Header-Content-Length value and the body -> ParseInferRequest ->
-// (when it parses) the response builder, (when not) the error body. An input
+// (when it parses) the response builder and a JSON round trip of its
+// numbers, (when not) the error body. An input
 // starting with 'B' carries binary tensor data: the next line is the header
 // length as the client sent it, the rest is the body; an input starting
 // with 'R' is the body of a shared-memory register request
@@ -9,6 +10,7 @@
 // -fsanitize=fuzzer,address,undefined by run_fuzz.sh. A broken invariant aborts, so the fuzzer
 // reports the input.
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -16,6 +18,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "rapidjson/document.h"
@@ -48,6 +51,32 @@ void CheckParsed(const RestInferRequest& r, std::optional<size_t> header_length)
     }
   }
   Require(next == r.body.data() + r.body.size(), "binary views cover the rest of the body");
+
+  // JSON numbers round-trip: the finite floats of each "data", written as an
+  // answer writes them and read back as a request reads them, keep their bits.
+  for (const InferInput& input : r.request.inputs) {
+    if (!input.fp32.has_value()) continue;
+    std::vector<float> finite;
+    for (float f : *input.fp32) {
+      if (std::isfinite(f) && finite.size() < 4096) finite.push_back(f);
+    }
+    if (finite.empty()) continue;
+    InferResult echo;
+    echo.output_dims = Dims4{1, 1, 1, static_cast<int64_t>(finite.size())};
+    InferResponseBuilder printer("", /*binary=*/false);
+    std::memcpy(printer.Allocate(echo), finite.data(), finite.size() * sizeof(float));
+    const std::string printed = printer.Finish();
+    const size_t data = printed.find("\"data\":");
+    Require(data != std::string::npos, "a JSON answer has \"data\"");
+    const std::string request = "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"data\":" +
+                                printed.substr(data + 7, printed.size() - (data + 7) - 3) + "}]}";
+    auto reread = ParseInferRequest(request, std::nullopt, "m", "");
+    Require(reread.ok(), "printed numbers parse");
+    const auto& back = *(*reread)->request.inputs[0].fp32;
+    Require(back.size() == finite.size() &&
+                std::memcmp(back.data(), finite.data(), finite.size() * sizeof(float)) == 0,
+            "printed numbers read back to the same bits");
+  }
 
   // The response for a small output of the same request, both forms.
   InferResult result;
