@@ -66,15 +66,16 @@ class OneDnnExecutor final : public Executor {
       // batch that fits runs whole, as each of its items alone would (same
       // kernels, so the same bits whatever the batch).
       if (tuning_.micro_batch == 0 && micro < *n && options_.tune_budget_ms > 0) {
-        absl::Status failed;
         const std::vector<int64_t> candidates = MicroBatchCandidates(micro, *n);
-        micro = internal::ChooseMicroBatch(
-                    *model_, input, candidates, absl::Milliseconds(options_.tune_budget_ms),
-                    [&](int64_t m) {
-                      if (failed.ok()) failed = RunInMicroBatches(items, input, *out, m).status();
-                    })
-                    .micro_batch;
-        if (!failed.ok()) return failed;
+        // A candidate that fails (e.g. out of memory for the whole batch at
+        // once) is dropped, not timed as if it had run.
+        absl::StatusOr<internal::MicroBatchChoice> choice = internal::ChooseMicroBatch(
+            *model_, input, candidates, absl::Milliseconds(options_.tune_budget_ms),
+            [&](int64_t m) {
+              return Guarded([&] { return RunInMicroBatches(items, input, *out, m).status(); });
+            });
+        if (!choice.ok()) return choice.status();
+        micro = choice->micro_batch;
       }
       return RunInMicroBatches(items, input, *out, micro);
     });

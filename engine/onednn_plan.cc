@@ -180,6 +180,17 @@ bool UsesReference(const LayerDescs& pds) {
   return false;
 }
 
+// DescribeLayers in `tag`, or in nhwc (and `tag` set to it) if oneDNN has
+// no JIT kernel in `tag` for some layer.
+LayerDescs DescribeLayersWithJit(const ModelSpec& model, const Dims4& input,
+                                 const WeightCache& weights, const dnnl::engine& engine,
+                                 memory::format_tag& tag) {
+  LayerDescs pds = DescribeLayers(model, input, tag, weights, engine);
+  if (tag == memory::format_tag::nhwc || !UsesReference(pds)) return pds;
+  tag = memory::format_tag::nhwc;
+  return DescribeLayers(model, input, tag, weights, engine);
+}
+
 }  // namespace
 
 ActivationLayout ResolveLayout(ActivationLayout layout) {
@@ -244,71 +255,79 @@ Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
     }
   }
   const OmpThreadsScope omp_threads(threads_);
-  const int64_t n = input.n;
-  // Pass 1: primitive descriptors, to size the shared buffers; in nhwc
-  // instead if the requested layout has no JIT kernel for some layer.
-  LayerDescs pds = DescribeLayers(model, input, tag_, weights, engine);
-  if (tag_ != memory::format_tag::nhwc && UsesReference(pds)) {
-    tag_ = memory::format_tag::nhwc;
-    pds = DescribeLayers(model, input, tag_, weights, engine);
-  }
-  size_t scratch_bytes = pds.scratch_bytes;
+  // Pass 1: primitive descriptors, to size the shared buffers.
+  const LayerDescs pds = DescribeLayersWithJit(model, input, weights, engine, tag_);
   output_ = pds.output;
-  if (direct_output_) {
-    const size_t last = model.layers.size() - 1;
-    const LayerSpec& s = model.layers[last].spec;
-    last_mid_channels_ = s.MidChannels();
-    last_activation_ = s.pointwise_activation;
-    last_weights_ = weights.PointwisePlain(last);
-    last_bias_ = weights.PointwiseBias(last);
-    scratch_bytes = std::max(scratch_bytes, DirectOutputPd(n).scratchpad_desc().get_size());
+  size_t scratch_bytes = pds.scratch_bytes;
+  if (direct_output_) scratch_bytes = std::max(scratch_bytes, PrepareDirectOutput(model, weights));
+  input_sample_bytes_ = SampleBytes(input_);
+  output_sample_bytes_ = SampleBytes(output_);
+  // Pass 2: the arena's layout, then the steps.
+  LayOutArena(pds.act_bytes, pds.mid_bytes, scratch_bytes);
+  for (size_t i = 0; i < pds.layers.size(); ++i) {
+    const LayerPds& p = pds.layers[i];
+    AddDepthwiseSteps(model.layers[i].spec, i, p.dw, p.part_bytes, weights, stream);
+    // With direct output the last pointwise conv is a matmul per item.
+    if (direct_output_ && i + 1 == pds.layers.size()) break;
+    AddPointwiseSteps(model.layers[i].spec, i, p.pw, p.part_bytes, weights, stream);
   }
-  input_sample_bytes_ = memory::desc({n, input.c, input.h, input.w}, kF32, tag_).get_size() / n;
-  output_sample_bytes_ =
-      memory::desc({n, output_.c, output_.h, output_.w}, kF32, tag_).get_size() / n;
+}
 
-  // Pass 2: the arena's layout, then the steps. Layer input and output
-  // share the activations (the input is dead once the depthwise convs have
-  // run).
-  mid_offset_ = RoundUp64(pds.act_bytes);
-  scratch_offset_ = mid_offset_ + RoundUp64(pds.mid_bytes);
+size_t Plan::PrepareDirectOutput(const ModelSpec& model, const WeightCache& weights) {
+  const size_t last = model.layers.size() - 1;
+  const LayerSpec& s = model.layers[last].spec;
+  last_mid_channels_ = s.MidChannels();
+  last_activation_ = s.pointwise_activation;
+  last_weights_ = weights.PointwisePlain(last);
+  last_bias_ = weights.PointwiseBias(last);
+  return DirectOutputPd(input_.n).scratchpad_desc().get_size();
+}
+
+size_t Plan::SampleBytes(const Dims4& shape) const {
+  return memory::desc({shape.n, shape.c, shape.h, shape.w}, kF32, tag_).get_size() / shape.n;
+}
+
+void Plan::LayOutArena(size_t act_bytes, size_t mid_bytes, size_t scratch_bytes) {
+  mid_offset_ = RoundUp64(act_bytes);
+  scratch_offset_ = mid_offset_ + RoundUp64(mid_bytes);
   scratch_bytes_ = RoundUp64(std::max<size_t>(scratch_bytes, 1));
   arena_bytes_ = scratch_offset_ + scratch_bytes_;
   scratchpad_memory_ = ArenaMemory(memory::desc({static_cast<int64_t>(scratch_bytes_)},
                                                 memory::data_type::u8, memory::format_tag::x),
                                    scratch_offset_);
-  const memory& scratch = scratchpad_memory_;
-  for (size_t i = 0; i < pds.layers.size(); ++i) {
-    const LayerPds& p = pds.layers[i];
-    const int64_t parts = static_cast<int64_t>(p.dw.size());
-    for (int64_t j = 0; j < parts; ++j) {
-      const Conv::primitive_desc& pd = p.dw[j];
-      Step dw{Conv(pd),
-              {{DNNL_ARG_SRC, ArenaMemory(pd.src_desc(), 0)},
-               {DNNL_ARG_WEIGHTS, weights.Depthwise(i, j, pd.weights_desc(), stream)},
-               {DNNL_ARG_DST, ArenaMemory(pd.dst_desc(), mid_offset_ + j * p.part_bytes)},
-               {DNNL_ARG_SCRATCHPAD, scratch}},
-              pd.impl_info_str()};
-      if (model.layers[i].spec.depthwise_bias) {
-        dw.args[DNNL_ARG_BIAS] = weights.DepthwiseBias(i, j);
-      }
-      steps_.push_back(std::move(dw));
-    }
-    // With direct output the last pointwise conv is a matmul per item.
-    if (direct_output_ && i + 1 == pds.layers.size()) break;
-    for (int64_t j = 0; j < parts; ++j) {
-      const Conv::primitive_desc& pd = p.pw[j];
-      Step pw{Conv(pd),
-              {{DNNL_ARG_SRC, ArenaMemory(pd.src_desc(), mid_offset_ + j * p.part_bytes)},
-               {DNNL_ARG_WEIGHTS, weights.Pointwise(i, j, pd.weights_desc(), stream)},
-               {DNNL_ARG_DST, ArenaMemory(pd.dst_desc(), 0)},
-               {DNNL_ARG_SCRATCHPAD, scratch}},
-              pd.impl_info_str()};
-      if (j == 0 && model.layers[i].spec.pointwise_bias) {
-        pw.args[DNNL_ARG_BIAS] = weights.PointwiseBias(i);
-      }
-      steps_.push_back(std::move(pw));
-    }
+}
+
+void Plan::AddDepthwiseSteps(const LayerSpec& spec, size_t layer,
+                             absl::Span<const Conv::primitive_desc> pds, size_t part_bytes,
+                             WeightCache& weights, dnnl::stream& stream) {
+  for (size_t j = 0; j < pds.size(); ++j) {
+    const Conv::primitive_desc& pd = pds[j];
+    const int64_t part = static_cast<int64_t>(j);
+    Step dw{Conv(pd),
+            {{DNNL_ARG_SRC, ArenaMemory(pd.src_desc(), 0)},
+             {DNNL_ARG_WEIGHTS, weights.Depthwise(layer, part, pd.weights_desc(), stream)},
+             {DNNL_ARG_DST, ArenaMemory(pd.dst_desc(), mid_offset_ + j * part_bytes)},
+             {DNNL_ARG_SCRATCHPAD, scratchpad_memory_}},
+            pd.impl_info_str()};
+    if (spec.depthwise_bias) dw.args[DNNL_ARG_BIAS] = weights.DepthwiseBias(layer, part);
+    steps_.push_back(std::move(dw));
+  }
+}
+
+void Plan::AddPointwiseSteps(const LayerSpec& spec, size_t layer,
+                             absl::Span<const Conv::primitive_desc> pds, size_t part_bytes,
+                             WeightCache& weights, dnnl::stream& stream) {
+  for (size_t j = 0; j < pds.size(); ++j) {
+    const Conv::primitive_desc& pd = pds[j];
+    const int64_t part = static_cast<int64_t>(j);
+    Step pw{Conv(pd),
+            {{DNNL_ARG_SRC, ArenaMemory(pd.src_desc(), mid_offset_ + j * part_bytes)},
+             {DNNL_ARG_WEIGHTS, weights.Pointwise(layer, part, pd.weights_desc(), stream)},
+             {DNNL_ARG_DST, ArenaMemory(pd.dst_desc(), 0)},
+             {DNNL_ARG_SCRATCHPAD, scratchpad_memory_}},
+            pd.impl_info_str()};
+    if (j == 0 && spec.pointwise_bias) pw.args[DNNL_ARG_BIAS] = weights.PointwiseBias(layer);
+    steps_.push_back(std::move(pw));
   }
 }
 

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 
@@ -44,13 +46,27 @@ std::vector<PlanChoice> Candidates(int threads) {
 constexpr int kTimedRuns = 3;
 
 struct Choices {
+  std::optional<PlanChoice> FindPlan(const std::string& key) ABSL_LOCKS_EXCLUDED(mu) {
+    absl::MutexLock lock(&mu);
+    auto it = plan.find(key);
+    if (it == plan.end()) return std::nullopt;
+    return it->second;
+  }
+  std::optional<int64_t> FindMicroBatch(const std::string& key) ABSL_LOCKS_EXCLUDED(mu) {
+    absl::MutexLock lock(&mu);
+    auto it = micro_batch.find(key);
+    if (it == micro_batch.end()) return std::nullopt;
+    return it->second;
+  }
+
   // Held while a layout is being chosen: one shape is timed at a time in the
   // process (executors would skew each other's timings), and each key gets
   // one choice, so every executor of a model computes the same bits.
   absl::Mutex tuning;
   absl::Mutex mu;
   absl::flat_hash_map<std::string, PlanChoice> plan ABSL_GUARDED_BY(mu);
-  // Keyed by ChoiceKey (which holds the threads) and batch size.
+  // Keyed by ChoiceKey (which holds the threads) and batch size. Only
+  // micro-batches that ran are remembered, never a failed one.
   absl::flat_hash_map<std::string, int64_t> micro_batch ABSL_GUARDED_BY(mu);
 };
 
@@ -76,8 +92,6 @@ std::string ChoiceKey(const ModelSpec& model, const Dims4& input) {
   }
   return key;
 }
-
-}  // namespace
 
 // A candidate plan, built and run once, and its best timed run.
 struct TimedPlan {
@@ -140,61 +154,60 @@ void TimeCandidates(std::vector<TimedPlan>& candidates, const TimingData& data,
   }
 }
 
+// The result of a tuning that chose `choice` (0 `candidates_timed`: a
+// remembered choice) for `plan`, begun at `start`.
+TuneResult TuneResultFor(std::unique_ptr<Plan> plan, const PlanChoice& choice, int candidates_timed,
+                         absl::Time start) {
+  TuneResult result;
+  result.plan = std::move(plan);
+  result.layout = choice.layout;
+  result.fused_tile_bytes = choice.fused_tile_bytes;
+  result.threads = choice.threads;
+  result.candidates_timed = candidates_timed;
+  result.spent = absl::Now() - start;
+  return result;
+}
+
+TimedPlan& Fastest(std::vector<TimedPlan>& candidates) {
+  return *std::min_element(candidates.begin(), candidates.end(),
+                           [](const TimedPlan& a, const TimedPlan& b) { return a.best < b.best; });
+}
+
+}  // namespace
+
 TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
                           WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream,
                           Arena& arena, absl::Duration budget) {
   const absl::Time start = absl::Now();
   const std::string key = ChoiceKey(model, input);
-  TuneResult result;
   Choices& choices = TheChoices();
-  auto find = [&]() -> std::optional<PlanChoice> {
-    absl::MutexLock lock(&choices.mu);
-    auto it = choices.plan.find(key);
-    if (it == choices.plan.end()) return std::nullopt;
-    return it->second;
-  };
-  std::optional<PlanChoice> known = find();
+  std::optional<PlanChoice> known = choices.FindPlan(key);
   // Not chosen yet: wait for any other tuning, then look again.
   std::optional<absl::MutexLock> tuning;
   if (!known) {
     tuning.emplace(&choices.tuning);
-    known = find();
+    known = choices.FindPlan(key);
   }
   if (known) {
-    result.plan = std::make_unique<Plan>(model, input, flops, known->layout, weights, engine,
-                                         stream, known->fused_tile_bytes, known->threads);
-    result.layout = known->layout;
-    result.fused_tile_bytes = known->fused_tile_bytes;
-    result.threads = known->threads;
-    result.spent = absl::Now() - start;
-    return result;
+    auto plan = std::make_unique<Plan>(model, input, flops, known->layout, weights, engine, stream,
+                                       known->fused_tile_bytes, known->threads);
+    return TuneResultFor(std::move(plan), *known, /*candidates_timed=*/0, start);
   }
   const TimingData data(model, input);
   std::vector<TimedPlan> candidates =
       BuildCandidates(model, input, flops, weights, engine, stream, data, arena, start + budget);
   TimeCandidates(candidates, data, stream, arena, start + budget);
-  TimedPlan& best =
-      *std::min_element(candidates.begin(), candidates.end(),
-                        [](const TimedPlan& a, const TimedPlan& b) { return a.best < b.best; });
-  result.candidates_timed = static_cast<int>(candidates.size());
-  result.layout = best.choice.layout;
-  result.fused_tile_bytes = best.choice.fused_tile_bytes;
-  result.threads = best.choice.threads;
-  result.plan = std::move(best.plan);
+  TimedPlan& best = Fastest(candidates);
   {
     absl::MutexLock lock(&choices.mu);
     choices.plan.emplace(key, best.choice);
   }
-  result.spent = absl::Now() - start;
-  return result;
+  return TuneResultFor(std::move(best.plan), best.choice, static_cast<int>(candidates.size()),
+                       start);
 }
 
 std::optional<PlanChoice> TunedChoice(const ModelSpec& model, const Dims4& input) {
-  Choices& choices = TheChoices();
-  absl::MutexLock lock(&choices.mu);
-  auto it = choices.plan.find(ChoiceKey(model, input));
-  if (it == choices.plan.end()) return std::nullopt;
-  return it->second;
+  return TheChoices().FindPlan(ChoiceKey(model, input));
 }
 
 void ClearTunedChoices() {
@@ -204,62 +217,117 @@ void ClearTunedChoices() {
   choices.micro_batch.clear();
 }
 
-MicroBatchChoice ChooseMicroBatch(const ModelSpec& model, const Dims4& input,
-                                  absl::Span<const int64_t> candidates, absl::Duration budget,
-                                  absl::FunctionRef<void(int64_t)> run) {
-  const absl::Time start = absl::Now();
-  const std::string key = absl::StrCat(ChoiceKey(model, input), "|n", input.n);
-  Choices& choices = TheChoices();
-  auto find = [&]() -> std::optional<int64_t> {
-    absl::MutexLock lock(&choices.mu);
-    auto it = choices.micro_batch.find(key);
-    if (it == choices.micro_batch.end()) return std::nullopt;
-    return it->second;
-  };
-  MicroBatchChoice result;
-  if (std::optional<int64_t> known = find()) {
-    result.micro_batch = *known;
-    return result;
-  }
-  // The first run, untimed, also chooses the layout (BuildTunedPlan takes
-  // the tuning lock itself, so it must be done before we take it).
-  run(candidates.front());
-  absl::MutexLock tuning(&choices.tuning);
-  if (std::optional<int64_t> known = find()) {
-    result.micro_batch = *known;
-    result.spent = absl::Now() - start;
-    return result;
-  }
-  struct Candidate {
+namespace {
+
+// The micro-batches that ran, each with its best timed run, and the runs
+// that failed.
+struct MicroBatchTrial {
+  struct Ran {
     int64_t micro_batch;
     absl::Duration best = absl::InfiniteDuration();
   };
-  std::vector<Candidate> timed;
-  for (int64_t micro : candidates) {
-    if (!timed.empty() && absl::Now() - start >= budget) break;
-    if (micro != candidates.front()) run(micro);  // builds its plans
-    timed.push_back(Candidate{micro});
+  void Failed(absl::Status status) {
+    if (failed++ == 0) first_failure = std::move(status);
   }
-  for (int round = 0; round < kTimedRuns && timed.size() > 1; ++round) {
-    if (round > 0 && absl::Now() - start >= budget) break;
-    for (Candidate& candidate : timed) {  // interleaved and warm, as for layouts
-      run(candidate.micro_batch);
-      const absl::Time t0 = absl::Now();
-      run(candidate.micro_batch);
-      candidate.best = std::min(candidate.best, absl::Now() - t0);
+  std::vector<Ran> ran;
+  int failed = 0;
+  absl::Status first_failure;
+};
+
+// Runs each candidate once (building its plans) while time is left before
+// `deadline`, and always until one has run; `first` is what the first
+// candidate's run (already done) returned. A candidate whose run fails is
+// dropped.
+MicroBatchTrial RunEachOnce(absl::Span<const int64_t> candidates, absl::Status first,
+                            absl::Time deadline, absl::FunctionRef<absl::Status(int64_t)> run) {
+  MicroBatchTrial trial;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    if (!trial.ran.empty() && absl::Now() >= deadline) break;
+    absl::Status status = i == 0 ? std::move(first) : run(candidates[i]);
+    if (status.ok()) {
+      trial.ran.push_back({candidates[i]});
+    } else {
+      trial.Failed(std::move(status));
     }
   }
-  result.micro_batch =
-      std::min_element(timed.begin(), timed.end(), [](const Candidate& a, const Candidate& b) {
-        return a.best < b.best;
-      })->micro_batch;
-  result.candidates_timed = static_cast<int>(timed.size());
+  return trial;
+}
+
+// Up to kTimedRuns rounds (the first always; none for a lone candidate)
+// that interleave the candidates, each run warm (once untimed, then timed),
+// as for layouts. A candidate whose run fails is dropped.
+void TimeMicroBatches(MicroBatchTrial& trial, absl::Time deadline,
+                      absl::FunctionRef<absl::Status(int64_t)> run) {
+  for (int round = 0; round < kTimedRuns && trial.ran.size() > 1; ++round) {
+    if (round > 0 && absl::Now() >= deadline) break;
+    for (auto it = trial.ran.begin(); it != trial.ran.end();) {
+      absl::Status status = run(it->micro_batch);
+      const absl::Time t0 = absl::Now();
+      if (status.ok()) status = run(it->micro_batch);
+      if (!status.ok()) {
+        trial.Failed(std::move(status));
+        it = trial.ran.erase(it);
+        continue;
+      }
+      it->best = std::min(it->best, absl::Now() - t0);
+      ++it;
+    }
+  }
+}
+
+// The fastest candidate that ran, or (none ran) the first failure.
+absl::StatusOr<MicroBatchChoice> ChoiceFrom(const MicroBatchTrial& trial) {
+  if (trial.ran.empty()) {
+    return absl::Status(trial.first_failure.code(),
+                        absl::StrCat("every micro-batch candidate failed, the first with: ",
+                                     trial.first_failure.message()));
+  }
+  MicroBatchChoice choice;
+  choice.micro_batch =
+      std::min_element(trial.ran.begin(), trial.ran.end(),
+                       [](const MicroBatchTrial::Ran& a, const MicroBatchTrial::Ran& b) {
+                         return a.best < b.best;
+                       })
+          ->micro_batch;
+  choice.candidates_timed = static_cast<int>(trial.ran.size());
+  choice.candidates_failed = trial.failed;
+  choice.first_failure = trial.first_failure;
+  return choice;
+}
+
+}  // namespace
+
+absl::StatusOr<MicroBatchChoice> ChooseMicroBatch(const ModelSpec& model, const Dims4& input,
+                                                  absl::Span<const int64_t> candidates,
+                                                  absl::Duration budget,
+                                                  absl::FunctionRef<absl::Status(int64_t)> run) {
+  const absl::Time start = absl::Now();
+  const std::string key = absl::StrCat(ChoiceKey(model, input), "|n", input.n);
+  Choices& choices = TheChoices();
+  MicroBatchChoice remembered;
+  if (std::optional<int64_t> known = choices.FindMicroBatch(key)) {
+    remembered.micro_batch = *known;
+    return remembered;
+  }
+  // The first run, untimed, also chooses the layout (BuildTunedPlan takes
+  // the tuning lock itself, so it must be done before we take it).
+  absl::Status first = run(candidates.front());
+  absl::MutexLock tuning(&choices.tuning);
+  if (std::optional<int64_t> known = choices.FindMicroBatch(key)) {
+    remembered.micro_batch = *known;
+    remembered.spent = absl::Now() - start;
+    return remembered;
+  }
+  MicroBatchTrial trial = RunEachOnce(candidates, std::move(first), start + budget, run);
+  TimeMicroBatches(trial, start + budget, run);
+  absl::StatusOr<MicroBatchChoice> choice = ChoiceFrom(trial);
+  if (!choice.ok()) return choice.status();  // nothing remembered: the next batch tries again
   {
     absl::MutexLock lock(&choices.mu);
-    choices.micro_batch.emplace(key, result.micro_batch);
+    choices.micro_batch.emplace(key, choice->micro_batch);
   }
-  result.spent = absl::Now() - start;
-  return result;
+  choice->spent = absl::Now() - start;
+  return choice;
 }
 
 CacheEvictor::CacheEvictor() {

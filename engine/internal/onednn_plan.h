@@ -141,6 +141,25 @@ class Plan {
     Buffer own_scratchpad;  // only if it needs more than the shared one
     std::string impl;
   };
+  // Sets the last layer's pointwise parameters for direct output; returns
+  // the scratchpad the whole batch's matmul needs.
+  size_t PrepareDirectOutput(const ModelSpec& model, const WeightCache& weights);
+  // Bytes of one sample of `shape` in the plan's layout.
+  size_t SampleBytes(const Dims4& shape) const;
+  // Places the activations (layer input and output share them: the input
+  // is dead once the depthwise convs have run), the depthwise output and
+  // the scratchpad in the arena.
+  void LayOutArena(size_t act_bytes, size_t mid_bytes, size_t scratch_bytes);
+  // Appends layer `layer`'s depthwise convs, one per part (`pds`), each
+  // into its part's slice (`part_bytes` apart) of the depthwise output.
+  void AddDepthwiseSteps(const LayerSpec& spec, size_t layer,
+                         absl::Span<const dnnl::convolution_forward::primitive_desc> pds,
+                         size_t part_bytes, WeightCache& weights, dnnl::stream& stream);
+  // Appends its pointwise convs, each from its part's slice, all into the
+  // layer's output (the first with the bias; see WeightCache).
+  void AddPointwiseSteps(const LayerSpec& spec, size_t layer,
+                         absl::Span<const dnnl::convolution_forward::primitive_desc> pds,
+                         size_t part_bytes, WeightCache& weights, dnnl::stream& stream);
   dnnl::matmul::primitive_desc DirectOutputPd(int64_t samples) const;
   DirectOutput& DirectOutputFor(int64_t samples);
   static Buffer Allocate(size_t bytes);

@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "engine/flops.h"
@@ -77,22 +79,31 @@ TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const Flop
 
 struct MicroBatchChoice {
   int64_t micro_batch = 0;
-  int candidates_timed = 0;  // 0: the choice was cached
+  int candidates_timed = 0;    // that ran (0: the choice was cached)
+  int candidates_failed = 0;   // whose run failed (never chosen)
+  absl::Status first_failure;  // the first such run's
   absl::Duration spent;
 };
 
 // The fastest micro-batch (samples per plan execution) for a batch of
 // `input.n` samples, among `candidates` (the first is the default, what runs
 // if the budget ends early). `run(m)` runs the whole batch once in
-// micro-batches of m (building the plans it needs on its first call). Each
-// candidate is run once untimed, then up to 3 timed rounds interleave them
-// (warm, as for layouts), the best of each kept, within `budget` (the first
-// candidate is always run; none is timed when it is the only one). Remembered process-wide per
-// ChoiceKey, batch size and OpenMP thread count; a remembered choice calls no `run`. Thread-safe as
-// BuildTunedPlan (timings are serialized with it).
-MicroBatchChoice ChooseMicroBatch(const ModelSpec& model, const Dims4& input,
-                                  absl::Span<const int64_t> candidates, absl::Duration budget,
-                                  absl::FunctionRef<void(int64_t)> run);
+// micro-batches of m (building the plans it needs on its first call) and
+// says whether it did. Each candidate is run once untimed, then up to 3
+// timed rounds interleave them (warm, as for layouts), the best of each
+// kept, within `budget` (the first candidate is always run; none is timed
+// when it is the only one). A candidate whose run fails is dropped: never
+// chosen, never remembered, counted in `candidates_failed`; while none has
+// run, the next is tried whatever the budget. If every run fails, returns
+// the first failure (its code, with context) and remembers nothing, so the
+// next call tries again. A choice is remembered process-wide per ChoiceKey,
+// batch size and OpenMP thread count; a remembered choice calls no `run`.
+// Thread-safe as BuildTunedPlan (timings are serialized with it). An
+// exception from `run` propagates, remembering nothing.
+absl::StatusOr<MicroBatchChoice> ChooseMicroBatch(const ModelSpec& model, const Dims4& input,
+                                                  absl::Span<const int64_t> candidates,
+                                                  absl::Duration budget,
+                                                  absl::FunctionRef<absl::Status(int64_t)> run);
 
 // The choice remembered for `input`'s key, if it was tuned (benchmarks
 // label their rows with it).

@@ -133,6 +133,66 @@ absl::StatusOr<int64_t> OptionalPositive(bool has, int64_t value, int64_t fallba
   return value;
 }
 
+// sepconv.layers[i] (`l`) as a LayerSpec, defaults applied; an in_channels
+// of 0 is the `previous` layer's out_channels (none for the first).
+absl::StatusOr<LayerSpec> LayerSpecFromConfig(const SepconvLayer& l, int i,
+                                              const LayerSpec* previous) {
+  LayerSpec spec;
+  spec.in_channels = l.in_channels();
+  if (spec.in_channels == 0 && previous != nullptr) spec.in_channels = previous->out_channels;
+  if (spec.in_channels < 1 || l.out_channels() < 1) {
+    return Invalid(absl::StrCat("sepconv.layers[", i,
+                                "] needs positive in_channels and "
+                                "out_channels (got ",
+                                l.in_channels(), " and ", l.out_channels(), ")"));
+  }
+  spec.out_channels = l.out_channels();
+  ASSIGN_OR_RETURN(spec.kernel, OptionalPositive(l.has_kernel(), l.kernel(), 3, i, "kernel"));
+  ASSIGN_OR_RETURN(spec.stride, OptionalPositive(l.has_stride(), l.stride(), 1, i, "stride"));
+  ASSIGN_OR_RETURN(spec.dilation,
+                   OptionalPositive(l.has_dilation(), l.dilation(), 1, i, "dilation"));
+  ASSIGN_OR_RETURN(
+      spec.depth_multiplier,
+      OptionalPositive(l.has_depth_multiplier(), l.depth_multiplier(), 1, i, "depth_multiplier"));
+  if (l.has_padding()) {
+    if (l.padding() < 0) {
+      return Invalid(absl::StrCat("sepconv.layers[", i, "].padding ", l.padding(), " is negative"));
+    }
+    spec.padding = l.padding();
+  }
+  spec.depthwise_bias = l.has_depthwise_bias() ? l.depthwise_bias() : true;
+  spec.pointwise_bias = l.has_pointwise_bias() ? l.pointwise_bias() : true;
+  const Activation kActs[] = {Activation::kNone, Activation::kRelu, Activation::kRelu6};
+  for (int act :
+       {static_cast<int>(l.depthwise_activation()), static_cast<int>(l.pointwise_activation())}) {
+    if (act < 0 || act > 2) {
+      return Invalid(absl::StrCat("sepconv.layers[", i, "] has unknown activation ", act));
+    }
+  }
+  spec.depthwise_activation = kActs[l.depthwise_activation()];
+  spec.pointwise_activation = kActs[l.pointwise_activation()];
+  return spec;
+}
+
+// The model's own checks (ValidateModel) on `specs`, with weights of the
+// right sizes (zeros) standing in for the real ones.
+absl::Status CheckLayerShapes(const std::vector<LayerSpec>& specs) {
+  ModelSpec shape_only;
+  for (const LayerSpec& spec : specs) {
+    Layer layer;
+    layer.spec = spec;
+    layer.weights.depthwise.resize(spec.MidChannels() * spec.kernel * spec.kernel);
+    if (spec.depthwise_bias) layer.weights.depthwise_bias.resize(spec.MidChannels());
+    layer.weights.pointwise.resize(spec.out_channels * spec.MidChannels());
+    if (spec.pointwise_bias) layer.weights.pointwise_bias.resize(spec.out_channels);
+    shape_only.layers.push_back(std::move(layer));
+  }
+  if (absl::Status s = ValidateModel(shape_only); !s.ok()) {
+    return Invalid(absl::StrCat("sepconv: ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
 // The configured dims of a tensor as NCHW (batch -1 when implicit).
 std::vector<int64_t> AsNchw(const google::protobuf::RepeatedField<int64_t>& dims,
                             int32_t max_batch_size) {
@@ -222,42 +282,8 @@ absl::StatusOr<std::vector<LayerSpec>> LayerSpecsFromConfig(const SepconvModel& 
   if (sepconv.layers().empty()) return Invalid("sepconv has no layers");
   std::vector<LayerSpec> specs;
   for (int i = 0; i < sepconv.layers_size(); ++i) {
-    const SepconvLayer& l = sepconv.layers(i);
-    LayerSpec spec;
-    spec.in_channels = l.in_channels();
-    if (spec.in_channels == 0 && i > 0) spec.in_channels = specs.back().out_channels;
-    if (spec.in_channels < 1 || l.out_channels() < 1) {
-      return Invalid(absl::StrCat("sepconv.layers[", i,
-                                  "] needs positive in_channels and "
-                                  "out_channels (got ",
-                                  l.in_channels(), " and ", l.out_channels(), ")"));
-    }
-    spec.out_channels = l.out_channels();
-    ASSIGN_OR_RETURN(spec.kernel, OptionalPositive(l.has_kernel(), l.kernel(), 3, i, "kernel"));
-    ASSIGN_OR_RETURN(spec.stride, OptionalPositive(l.has_stride(), l.stride(), 1, i, "stride"));
-    ASSIGN_OR_RETURN(spec.dilation,
-                     OptionalPositive(l.has_dilation(), l.dilation(), 1, i, "dilation"));
-    ASSIGN_OR_RETURN(
-        spec.depth_multiplier,
-        OptionalPositive(l.has_depth_multiplier(), l.depth_multiplier(), 1, i, "depth_multiplier"));
-    if (l.has_padding()) {
-      if (l.padding() < 0) {
-        return Invalid(
-            absl::StrCat("sepconv.layers[", i, "].padding ", l.padding(), " is negative"));
-      }
-      spec.padding = l.padding();
-    }
-    spec.depthwise_bias = l.has_depthwise_bias() ? l.depthwise_bias() : true;
-    spec.pointwise_bias = l.has_pointwise_bias() ? l.pointwise_bias() : true;
-    const Activation kActs[] = {Activation::kNone, Activation::kRelu, Activation::kRelu6};
-    for (int act :
-         {static_cast<int>(l.depthwise_activation()), static_cast<int>(l.pointwise_activation())}) {
-      if (act < 0 || act > 2) {
-        return Invalid(absl::StrCat("sepconv.layers[", i, "] has unknown activation ", act));
-      }
-    }
-    spec.depthwise_activation = kActs[l.depthwise_activation()];
-    spec.pointwise_activation = kActs[l.pointwise_activation()];
+    ASSIGN_OR_RETURN(LayerSpec spec,
+                     LayerSpecFromConfig(sepconv.layers(i), i, i > 0 ? &specs.back() : nullptr));
     if (i > 0 && spec.in_channels != specs.back().out_channels) {
       return Invalid(absl::StrCat("sepconv.layers[", i, "].in_channels ", spec.in_channels,
                                   " differs from layers[", i - 1, "].out_channels ",
@@ -265,19 +291,7 @@ absl::StatusOr<std::vector<LayerSpec>> LayerSpecsFromConfig(const SepconvModel& 
     }
     specs.push_back(spec);
   }
-  ModelSpec shape_only;
-  for (const LayerSpec& spec : specs) {
-    Layer layer;
-    layer.spec = spec;
-    layer.weights.depthwise.resize(spec.MidChannels() * spec.kernel * spec.kernel);
-    if (spec.depthwise_bias) layer.weights.depthwise_bias.resize(spec.MidChannels());
-    layer.weights.pointwise.resize(spec.out_channels * spec.MidChannels());
-    if (spec.pointwise_bias) layer.weights.pointwise_bias.resize(spec.out_channels);
-    shape_only.layers.push_back(std::move(layer));
-  }
-  if (absl::Status s = ValidateModel(shape_only); !s.ok()) {
-    return Invalid(absl::StrCat("sepconv: ", s.message()));
-  }
+  RETURN_IF_ERROR(CheckLayerShapes(specs));
   return specs;
 }
 

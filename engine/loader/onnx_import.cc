@@ -56,6 +56,37 @@ absl::StatusOr<int64_t> SameOrError(const onnx::NodeProto& node, const std::vect
   return v[0];
 }
 
+// Whether the Conv's auto_pad is VALID (no padding); NOTSET or none is
+// false, any other value an error.
+absl::StatusOr<bool> AutoPadIsValid(const onnx::NodeProto& node) {
+  ASSIGN_OR_RETURN(std::optional<std::string> auto_pad,
+                   loader_internal::StringAttr(node, "auto_pad"));
+  if (!auto_pad.has_value() || *auto_pad == "NOTSET") return false;
+  if (*auto_pad != "VALID") {
+    return NodeError(
+        node, absl::StrCat("auto_pad=", *auto_pad, " is not supported; export with explicit pads"));
+  }
+  return true;
+}
+
+// The padding the Conv's pads give on every side: 0 without pads or with
+// `valid_pad` (auto_pad=VALID, which overrides them); pads must be the same
+// on all four sides.
+absl::StatusOr<int64_t> ReadPads(const onnx::NodeProto& node, bool valid_pad) {
+  ASSIGN_OR_RETURN(std::optional<std::vector<int64_t>> pads,
+                   loader_internal::IntsAttr(node, "pads"));
+  if (!pads.has_value() || valid_pad) return 0;
+  const std::vector<int64_t>& v = *pads;
+  if (v.size() != 4) {
+    return NodeError(node, absl::StrCat("pads must have 4 values, got ", v.size()));
+  }
+  if (v[0] != v[2] || v[1] != v[3]) {
+    return NodeError(node, absl::StrCat("asymmetric pads [", absl::StrJoin(v, ","),
+                                        "] are not supported (begin must equal end)"));
+  }
+  return SameOrError(node, {v[0], v[1]}, "pads");
+}
+
 absl::StatusOr<ConvParams> ReadConv(const GraphIndex& index, const onnx::NodeProto& node) {
   ConvParams p;
   ASSIGN_OR_RETURN(FloatTensor w, ConstantInput(index, node, 1, "weight"));
@@ -74,16 +105,7 @@ absl::StatusOr<ConvParams> ReadConv(const GraphIndex& index, const onnx::NodePro
     }
     p.bias = std::move(b.values);
   }
-  ASSIGN_OR_RETURN(std::optional<std::string> auto_pad,
-                   loader_internal::StringAttr(node, "auto_pad"));
-  bool valid_pad = false;
-  if (auto_pad.has_value() && *auto_pad != "NOTSET") {
-    if (*auto_pad != "VALID") {
-      return NodeError(node, absl::StrCat("auto_pad=", *auto_pad,
-                                          " is not supported; export with explicit pads"));
-    }
-    valid_pad = true;
-  }
+  ASSIGN_OR_RETURN(const bool valid_pad, AutoPadIsValid(node));
   ASSIGN_OR_RETURN(std::optional<std::vector<int64_t>> kernel_shape,
                    loader_internal::IntsAttr(node, "kernel_shape"));
   if (kernel_shape.has_value() && *kernel_shape != std::vector<int64_t>{p.kernel, p.kernel}) {
@@ -100,19 +122,7 @@ absl::StatusOr<ConvParams> ReadConv(const GraphIndex& index, const onnx::NodePro
                    loader_internal::IntsAttr(node, "dilations"));
   ASSIGN_OR_RETURN(p.dilation,
                    SameOrError(node, dilations.value_or(std::vector<int64_t>{1, 1}), "dilations"));
-  ASSIGN_OR_RETURN(std::optional<std::vector<int64_t>> pads,
-                   loader_internal::IntsAttr(node, "pads"));
-  if (pads.has_value() && !valid_pad) {
-    const std::vector<int64_t>& v = *pads;
-    if (v.size() != 4) {
-      return NodeError(node, absl::StrCat("pads must have 4 values, got ", v.size()));
-    }
-    if (v[0] != v[2] || v[1] != v[3]) {
-      return NodeError(node, absl::StrCat("asymmetric pads [", absl::StrJoin(v, ","),
-                                          "] are not supported (begin must equal end)"));
-    }
-    ASSIGN_OR_RETURN(p.padding, SameOrError(node, {v[0], v[1]}, "pads"));
-  }
+  ASSIGN_OR_RETURN(p.padding, ReadPads(node, valid_pad));
   if (p.stride < 1 || p.dilation < 1 || p.padding < 0 || p.group < 1 || p.kernel < 1) {
     return NodeError(node, "strides, dilations and group must be positive and pads non-negative");
   }
@@ -282,64 +292,74 @@ class ChainBuilder {
                              p.in_per_group, ") but receives ", channels_));
     }
     const int64_t c = in_channels;
-    const bool want_depthwise = stage_ != Stage::kDepthwise;
     if (p.group != c && p.group != 1) {
       return NodeError(node, absl::StrCat("group=", p.group, " is neither the channel count ", c,
                                           " (depthwise) nor 1 (pointwise); grouped convolutions "
                                           "are not supported"));
     }
-    if (want_depthwise) {
-      if (p.group != c) {
-        return NodeError(
-            node,
-            absl::StrCat("a standard ", p.kernel, "x", p.kernel, " convolution (group=1 over ", c,
-                         " channels) is not supported; expected a depthwise Conv "
-                         "with group=",
-                         c));
-      }
-      if (p.kernel % 2 == 0 || p.kernel > 7) {
-        return NodeError(node, absl::StrCat("kernel ", p.kernel, " is not supported (odd, 1..7)"));
-      }
-      if (p.out_channels % c != 0) {
-        return NodeError(node, absl::StrCat(p.out_channels,
-                                            " output channels are not a multiple "
-                                            "of the ",
-                                            c, " input channels"));
-      }
-      Layer layer;
-      layer.spec.in_channels = c;
-      layer.spec.depth_multiplier = p.out_channels / c;
-      layer.spec.kernel = p.kernel;
-      layer.spec.stride = p.stride;
-      layer.spec.padding = p.padding;
-      layer.spec.dilation = p.dilation;
-      layer.spec.depthwise_bias = !p.bias.empty();
-      layer.weights.depthwise = std::move(p.weight);
-      layer.weights.depthwise_bias = std::move(p.bias);
-      layers_.push_back(std::move(layer));
-      stage_ = Stage::kDepthwise;
+    if (stage_ != Stage::kDepthwise) {
+      RETURN_IF_ERROR(StartLayer(node, c, p));
     } else {
-      if (p.group != 1) {
-        return NodeError(
-            node, absl::StrCat("group=", p.group, " after depthwise Conv '", last_conv_->name(),
-                               "': expected a 1x1 pointwise Conv with group=1"));
-      }
-      if (p.kernel != 1 || p.stride != 1 || p.padding != 0) {
-        return NodeError(node, absl::StrCat("expected a 1x1 pointwise Conv (stride 1, no padding) "
-                                            "after depthwise Conv '",
-                                            last_conv_->name(), "', got kernel ", p.kernel,
-                                            ", stride ", p.stride, ", padding ", p.padding));
-      }
-      Layer& layer = layers_.back();
-      layer.spec.out_channels = p.out_channels;
-      layer.spec.pointwise_bias = !p.bias.empty();
-      layer.weights.pointwise = std::move(p.weight);
-      layer.weights.pointwise_bias = std::move(p.bias);
-      stage_ = Stage::kPointwise;
+      RETURN_IF_ERROR(FinishLayer(node, p));
     }
     channels_ = p.out_channels;
     last_conv_ = &node;
     tail_ = Tail::kConv;
+    return absl::OkStatus();
+  }
+
+  // A depthwise Conv over `c` channels: the start of a new layer.
+  absl::Status StartLayer(const onnx::NodeProto& node, int64_t c, ConvParams& p) {
+    if (p.group != c) {
+      return NodeError(node, absl::StrCat("a standard ", p.kernel, "x", p.kernel,
+                                          " convolution (group=1 over ", c,
+                                          " channels) is not supported; expected a depthwise Conv "
+                                          "with group=",
+                                          c));
+    }
+    if (p.kernel % 2 == 0 || p.kernel > 7) {
+      return NodeError(node, absl::StrCat("kernel ", p.kernel, " is not supported (odd, 1..7)"));
+    }
+    if (p.out_channels % c != 0) {
+      return NodeError(node, absl::StrCat(p.out_channels,
+                                          " output channels are not a multiple "
+                                          "of the ",
+                                          c, " input channels"));
+    }
+    Layer layer;
+    layer.spec.in_channels = c;
+    layer.spec.depth_multiplier = p.out_channels / c;
+    layer.spec.kernel = p.kernel;
+    layer.spec.stride = p.stride;
+    layer.spec.padding = p.padding;
+    layer.spec.dilation = p.dilation;
+    layer.spec.depthwise_bias = !p.bias.empty();
+    layer.weights.depthwise = std::move(p.weight);
+    layer.weights.depthwise_bias = std::move(p.bias);
+    layers_.push_back(std::move(layer));
+    stage_ = Stage::kDepthwise;
+    return absl::OkStatus();
+  }
+
+  // The 1x1 pointwise Conv that completes the layer its depthwise Conv began.
+  absl::Status FinishLayer(const onnx::NodeProto& node, ConvParams& p) {
+    if (p.group != 1) {
+      return NodeError(
+          node, absl::StrCat("group=", p.group, " after depthwise Conv '", last_conv_->name(),
+                             "': expected a 1x1 pointwise Conv with group=1"));
+    }
+    if (p.kernel != 1 || p.stride != 1 || p.padding != 0) {
+      return NodeError(node, absl::StrCat("expected a 1x1 pointwise Conv (stride 1, no padding) "
+                                          "after depthwise Conv '",
+                                          last_conv_->name(), "', got kernel ", p.kernel,
+                                          ", stride ", p.stride, ", padding ", p.padding));
+    }
+    Layer& layer = layers_.back();
+    layer.spec.out_channels = p.out_channels;
+    layer.spec.pointwise_bias = !p.bias.empty();
+    layer.weights.pointwise = std::move(p.weight);
+    layer.weights.pointwise_bias = std::move(p.bias);
+    stage_ = Stage::kPointwise;
     return absl::OkStatus();
   }
 

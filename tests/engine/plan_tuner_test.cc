@@ -11,7 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "engine/flops.h"
 #include "engine/internal/onednn_weights.h"
@@ -132,28 +135,102 @@ TEST_F(PlanTunerTest, MicroBatchTimedOnceThenRemembered) {
   auto run = [&](int64_t micro) {
     runs.push_back(micro);
     if (micro != 2) absl::SleepFor(absl::Milliseconds(3));
+    return absl::OkStatus();
   };
-  MicroBatchChoice first = ChooseMicroBatch(model, input, candidates, absl::Seconds(10), run);
-  EXPECT_EQ(first.micro_batch, 2);
-  EXPECT_EQ(first.candidates_timed, 4);
+  absl::StatusOr<MicroBatchChoice> first =
+      ChooseMicroBatch(model, input, candidates, absl::Seconds(10), run);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->micro_batch, 2);
+  EXPECT_EQ(first->candidates_timed, 4);
+  EXPECT_EQ(first->candidates_failed, 0);
   for (int64_t micro : candidates) {
     EXPECT_GE(std::count(runs.begin(), runs.end(), micro), 2) << micro;  // built, timed
   }
 
   runs.clear();
-  MicroBatchChoice again = ChooseMicroBatch(model, input, candidates, absl::Seconds(10), run);
-  EXPECT_EQ(again.micro_batch, 2);
-  EXPECT_EQ(again.candidates_timed, 0);
+  absl::StatusOr<MicroBatchChoice> again =
+      ChooseMicroBatch(model, input, candidates, absl::Seconds(10), run);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->micro_batch, 2);
+  EXPECT_EQ(again->candidates_timed, 0);
   EXPECT_TRUE(runs.empty());
 
   // Another batch size is another choice; no budget times the default only.
   runs.clear();
   const Dims4 other{5, 8, 9, 9};
-  MicroBatchChoice unbudgeted =
+  absl::StatusOr<MicroBatchChoice> unbudgeted =
       ChooseMicroBatch(model, other, candidates, absl::ZeroDuration(), run);
-  EXPECT_EQ(unbudgeted.micro_batch, 3);
-  EXPECT_EQ(unbudgeted.candidates_timed, 1);
+  ASSERT_TRUE(unbudgeted.ok()) << unbudgeted.status();
+  EXPECT_EQ(unbudgeted->micro_batch, 3);
+  EXPECT_EQ(unbudgeted->candidates_timed, 1);
   EXPECT_EQ(runs, (std::vector<int64_t>{3}));  // one candidate: nothing to time
+}
+
+// A candidate whose run fails returns at once, so timed as if it had run it
+// would be the fastest (6, the fastest that runs, takes 1 ms): it is dropped
+// instead, never chosen, and the choice remembered is one that ran.
+TEST_F(PlanTunerTest, MicroBatchFailedRunIsNeitherChosenNorRemembered) {
+  const ModelSpec model = MakeRandomModel({Spec(8, 8)}, 1).value();
+  const Dims4 input{6, 8, 9, 9};
+  const std::vector<int64_t> candidates = {3, 1, 2, 6};
+  std::vector<int64_t> runs;
+  auto run = [&](int64_t micro) {
+    runs.push_back(micro);
+    if (micro == 2) return absl::ResourceExhaustedError("no memory for 2");
+    absl::SleepFor(absl::Milliseconds(micro == 6 ? 1 : 5));
+    return absl::OkStatus();
+  };
+  absl::StatusOr<MicroBatchChoice> first =
+      ChooseMicroBatch(model, input, candidates, absl::Seconds(10), run);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->micro_batch, 6);
+  EXPECT_EQ(first->candidates_timed, 3);
+  EXPECT_EQ(first->candidates_failed, 1);
+  EXPECT_EQ(first->first_failure.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(std::count(runs.begin(), runs.end(), 2), 1);  // not run again once failed
+
+  // The same key again: the remembered choice, no run.
+  runs.clear();
+  absl::StatusOr<MicroBatchChoice> again =
+      ChooseMicroBatch(model, input, candidates, absl::Seconds(10), run);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->micro_batch, 6);
+  EXPECT_EQ(again->candidates_timed, 0);
+  EXPECT_TRUE(runs.empty());
+}
+
+// When every run fails, the tuning fails with the first failure (every
+// candidate tried, even with no budget, since none ran) and remembers
+// nothing: the next tuning of the key runs and times the candidates.
+TEST_F(PlanTunerTest, MicroBatchEveryRunFailingIsAnErrorNotRemembered) {
+  const ModelSpec model = MakeRandomModel({Spec(8, 8)}, 1).value();
+  const Dims4 input{6, 8, 9, 9};
+  const std::vector<int64_t> candidates = {3, 1, 2, 6};
+  std::vector<int64_t> runs;
+  auto failing = [&](int64_t micro) {
+    runs.push_back(micro);
+    return absl::InternalError(absl::StrCat("oneDNN: cannot run ", micro));
+  };
+  absl::StatusOr<MicroBatchChoice> failed =
+      ChooseMicroBatch(model, input, candidates, absl::ZeroDuration(), failing);
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE(absl::StrContains(failed.status().message(), "cannot run 3")) << failed.status();
+  EXPECT_EQ(runs, candidates);
+  EXPECT_FALSE(TunedChoice(model, input).has_value());  // no layout was tuned either
+
+  runs.clear();
+  auto working = [&](int64_t micro) {
+    runs.push_back(micro);
+    if (micro != 1) absl::SleepFor(absl::Milliseconds(3));
+    return absl::OkStatus();
+  };
+  absl::StatusOr<MicroBatchChoice> next =
+      ChooseMicroBatch(model, input, candidates, absl::Seconds(10), working);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->micro_batch, 1);
+  EXPECT_EQ(next->candidates_timed, 4);
+  EXPECT_EQ(next->candidates_failed, 0);
+  EXPECT_FALSE(runs.empty());
 }
 
 }  // namespace
