@@ -48,7 +48,7 @@ COPY --from=builder /out/ /usr/local/bin/
 USER 10001:10001
 # OpenMP threads sleep between batches instead of spinning on the cores that
 # gRPC's threads need (libgomp reads this at load, so it cannot be set from
-# main; see README "Service"). Override with -e OMP_WAIT_POLICY=active.
+# main; see docs/performance.md "Service"). Override with -e OMP_WAIT_POLICY=active.
 ENV OMP_WAIT_POLICY=passive
 EXPOSE 8000 8001 8002
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \

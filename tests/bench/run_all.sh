@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark in one go and prints the README's tables (Markdown):
+# Runs every benchmark in one go and prints the tables of docs/performance.md (Markdown):
 # the engine through the server beside XNNPACK, PyTorch and the roofline (and
 # in-process, as a diagnostic), the service against the echo server, system
 # shared memory vs the raw gRPC path, dynamic batching on vs off, the cost of
