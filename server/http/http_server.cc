@@ -2,9 +2,11 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -109,9 +111,39 @@ void WaitWatchingThePeer(const httplib::Request& req, Cancellation& cancellation
   finished.WaitForNotification();
 }
 
+// Reads an infer request's body from httplib straight into the string the
+// parser keeps (no copy into httplib's own body string first), with room
+// for all of it made once from Content-Length (httplib still reads the
+// socket 4 KiB at a time). With the binary extension, the JSON header is
+// preceded by blanks (JSON allows them) so that the tensor bytes after it
+// start 4-byte aligned: the engine then reads them where they are instead
+// of copying them. Sets `json_length` to the header length, blanks
+// included. False when httplib could not read the body (then it has set the
+// answer's status: 413 past --http_max_body_bytes, 400 otherwise).
+bool ReadInferBody(const httplib::Request& req, const httplib::ContentReader& content_reader,
+                   std::optional<size_t> header_length, std::string& body,
+                   std::optional<size_t>& json_length) {
+  const size_t blanks = header_length.has_value() ? (4 - *header_length % 4) % 4 : 0;
+  body.assign(blanks, ' ');
+  constexpr size_t kParserPadding = 64;  // simdjson reads past the JSON
+  size_t declared = 0;
+  const std::string length = req.get_header_value("Content-Length");
+  if (absl::SimpleAtoi(length, &declared) && declared <= (size_t{1} << 40)) {
+    body.reserve(blanks + declared + kParserPadding);
+  }
+  const bool read = content_reader([&body](const char* data, size_t size) {
+    body.append(data, size);
+    return true;
+  });
+  json_length =
+      header_length.has_value() ? std::optional<size_t>(*header_length + blanks) : std::nullopt;
+  return read;
+}
+
 // POST /v2/models/{m}[/versions/{v}]/infer: parses the body, runs it
 // through the core on this pool thread and writes the answer.
-void HandleInfer(InferenceCore& core, const httplib::Request& req, httplib::Response& res) {
+void HandleInfer(InferenceCore& core, const httplib::Request& req, httplib::Response& res,
+                 const httplib::ContentReader& content_reader) {
   InferCall call;
   call.start = absl::Now();
   call.auth = core.Authenticate(req.get_header_value("Authorization"));
@@ -126,17 +158,21 @@ void HandleInfer(InferenceCore& core, const httplib::Request& req, httplib::Resp
     core.Refuse(names, call, call.auth.ok() ? std::move(status) : call.auth,
                 [&res](absl::Status s) { ReplyError(s, res); });
   };
-  std::optional<size_t> header_length;
+  // The body is read whatever the answer: the connection carries the next
+  // request after it.
+  absl::StatusOr<std::optional<size_t>> header_length = std::optional<size_t>();
   if (req.has_header(kHeaderLength)) {
-    absl::StatusOr<size_t> length = ParseHeaderLength(req.get_header_value(kHeaderLength));
-    if (!length.ok()) return refuse(length.status());
-    header_length = *length;
+    header_length = ParseHeaderLength(req.get_header_value(kHeaderLength));
   }
-  // httplib's Request object is not const (handlers get a const view); the
-  // body is moved out rather than copied, it is not read after the handler.
-  std::string& body = const_cast<httplib::Request&>(req).body;
+  std::string body;
+  std::optional<size_t> json_length;
+  if (!ReadInferBody(req, content_reader, header_length.ok() ? *header_length : std::nullopt, body,
+                     json_length)) {
+    return;  // answered by httplib (and ErrorBodies), as for any route
+  }
+  if (!header_length.ok()) return refuse(header_length.status());
   absl::StatusOr<std::unique_ptr<RestInferRequest>> parsed =
-      ParseInferRequest(std::move(body), header_length, req.matches[1].str(), req.matches[2].str());
+      ParseInferRequest(std::move(body), json_length, req.matches[1].str(), req.matches[2].str());
   if (!parsed.ok()) return refuse(parsed.status());
 
   InferResponseBuilder builder((*parsed)->request.id, (*parsed)->binary_output);
@@ -299,8 +335,9 @@ void HttpServer::AddRoutes() {
     if (!info.ok()) return ReplyError(info.status(), res);
     res.set_content(ModelMetadataJson(*info), kJson);
   });
-  s.Post(kInferPath, [&core](const httplib::Request& req, httplib::Response& res) {
-    HandleInfer(core, req, res);
+  s.Post(kInferPath, [&core](const httplib::Request& req, httplib::Response& res,
+                             const httplib::ContentReader& content_reader) {
+    HandleInfer(core, req, res, content_reader);
   });
 
   AddSharedMemoryRoutes();

@@ -127,6 +127,30 @@ TEST(RestServiceTest, AnswersCompressedAsTheClientAccepts) {
   }
 }
 
+// Whatever the JSON header's length (the server pads it so that the tensor
+// bytes after it are aligned), and with the request gzip-compressed, the
+// binary answer is gRPC's.
+TEST(RestServiceTest, BinaryInputAtEveryAlignmentEqualsGrpc) {
+  RestServer s;
+  auto c = s.Client();
+  const Dims4 dims{1, 32, 6, 6};
+  const std::vector<float> input = RandomTensor(Elements(dims), 41);
+  const std::vector<float> grpc = s.Grpc(dims, input, /*raw=*/true);
+  ASSERT_FALSE(grpc.empty());
+  for (size_t extra = 0; extra < 8; ++extra) {
+    c->set_compress(extra >= 4);  // httplib's client gzips the request body
+    RestBody body = MakeRestBody(dims, input, /*binary=*/true);
+    body.content.insert(body.header_length, extra % 4, ' ');  // JSON allows trailing blanks
+    body.header_length += extra % 4;
+    auto answer = PostInfer(*c, "sepconv", body);
+    ASSERT_TRUE(answer) << httplib::to_string(answer.error());
+    ASSERT_EQ(answer->status, 200) << extra << ": " << answer->body;
+    absl::StatusOr<std::vector<float>> rest = RestOutputFloats(*answer);
+    ASSERT_TRUE(rest.ok()) << rest.status();
+    EXPECT_TRUE(SameBits(*rest, grpc)) << "header length % 4 = " << body.header_length % 4;
+  }
+}
+
 TEST(RestServiceTest, RestEqualsGrpcBitForBit) {
   RestServer s;
   auto c = s.Client();
