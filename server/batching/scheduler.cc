@@ -98,9 +98,9 @@ class Completions {
 // to empty. Completions run the done callbacks a busy worker hands off.
 class BatchingScheduler final : public Scheduler {
  public:
-  BatchingScheduler(const SchedulerOptions& options, ModelMetrics* metrics)
+  BatchingScheduler(const SchedulerOptions& options, std::shared_ptr<ModelMetrics> metrics)
       : clock_(options.clock != nullptr ? options.clock : Clock::Real()),
-        metrics_(metrics),
+        metrics_(std::move(metrics)),
         max_queue_size_(static_cast<size_t>(options.max_queue_size)),
         completion_threads_(options.completion_threads),
         before_batch_(options.before_batch),
@@ -296,8 +296,9 @@ class BatchingScheduler final : public Scheduler {
       InferenceJob& job = *queued.job;
       items->push_back(BatchItem{job.input, job.output, job.dims.n});
       samples += job.dims.n;
-      job.queue_time = start - queued.enqueued;
-      if (metrics_ != nullptr) metrics_->QueueTime(job.queue_time);
+      const absl::Duration queue_time = start - queued.enqueued;
+      if (job.times != nullptr) job.times->queue_time = queue_time;
+      if (metrics_ != nullptr) metrics_->QueueTime(queue_time);
     }
     if (metrics_ != nullptr) metrics_->PendingAdd(-static_cast<int64_t>(batch->size()));
     if (before_batch_) before_batch_();
@@ -317,7 +318,7 @@ class BatchingScheduler final : public Scheduler {
     }
     for (size_t i = 0; i < batch->size(); ++i) {
       QueuedJob& queued = (*batch)[i];
-      queued.job->compute_time = compute;
+      if (queued.job->times != nullptr) queued.job->times->compute_time = compute;
       if (i + 1 == batch->size() && !more_queued) {
         Finish(queued, flops.status());
       } else {
@@ -336,7 +337,9 @@ class BatchingScheduler final : public Scheduler {
   }
 
   Clock* const clock_;
-  ModelMetrics* const metrics_;
+  // May be null. Shared: the workers, which record into it until they are
+  // joined, keep it alive.
+  const std::shared_ptr<ModelMetrics> metrics_;
   const size_t max_queue_size_;
   const int completion_threads_;
   const std::function<void()> before_batch_;
@@ -358,9 +361,9 @@ class BatchingScheduler final : public Scheduler {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(SchedulerOptions options,
-                                                             ExecutorFactory make_executor,
-                                                             ModelMetrics* metrics) {
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
+    SchedulerOptions options, ExecutorFactory make_executor,
+    std::shared_ptr<ModelMetrics> metrics) {
   if (absl::Status valid = internal::ValidateSchedulerOptions(options); !valid.ok()) return valid;
   if (!make_executor) return absl::InvalidArgumentError("Scheduler needs an executor factory");
   std::vector<std::unique_ptr<Executor>> executors;
@@ -372,7 +375,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(SchedulerOptions op
     }
     executors.push_back(*std::move(executor));
   }
-  auto scheduler = std::make_unique<BatchingScheduler>(options, metrics);
+  auto scheduler = std::make_unique<BatchingScheduler>(options, std::move(metrics));
   scheduler->Start(std::move(executors));
   return scheduler;
 }

@@ -54,6 +54,13 @@ struct SchedulerOptions {
   std::function<void()> before_batch;
 };
 
+// How long a job waited in the queue and how long its batch took in the
+// engine.
+struct JobTimes {
+  absl::Duration queue_time;
+  absl::Duration compute_time;
+};
+
 // One request's work. The pointers stay valid until `done` has been called.
 struct InferenceJob {
   // Names the job for Scheduler::Cancel; chosen by the caller, unique among
@@ -68,10 +75,10 @@ struct InferenceJob {
   // the reason the job was not computed: DEADLINE_EXCEEDED, CANCELLED, UNAVAILABLE or the engine's
   // error. The job itself stays alive until done returns.
   absl::AnyInvocable<void(absl::Status)> done;
-  // Set by the scheduler before it calls done with OK: how long the job
-  // waited in the queue and how long its batch took in the engine.
-  absl::Duration queue_time;
-  absl::Duration compute_time;
+  // Where the scheduler records the job's times before it calls done with
+  // OK; null: not recorded. Shared, so that `done` can hold it too and read
+  // the times without pointing back into the job that owns it.
+  std::shared_ptr<JobTimes> times;
 };
 
 class Scheduler {
@@ -79,10 +86,11 @@ class Scheduler {
   using ExecutorFactory = std::function<absl::StatusOr<std::unique_ptr<Executor>>()>;
 
   // Creates the workers, one Executor each from `make_executor`. `metrics`
-  // may be null.
+  // may be null; the scheduler shares it, so the metrics live as long as the
+  // workers that record into them, whoever else lets go first.
   static absl::StatusOr<std::unique_ptr<Scheduler>> Create(SchedulerOptions options,
                                                            ExecutorFactory make_executor,
-                                                           ModelMetrics* metrics);
+                                                           std::shared_ptr<ModelMetrics> metrics);
   virtual ~Scheduler() = default;
 
   // Queues `job`. On OK, job->done will be called exactly once. Otherwise

@@ -196,6 +196,13 @@ absl::StatusOr<PreparedInfer> Prepare(const ServedModel& model, const CoreOption
   return p;
 }
 
+// What a job's done shares with Submit and the scheduler: the frontend's
+// done and the times the scheduler records for the job.
+struct Completion {
+  Done done;
+  JobTimes times;
+};
+
 // Validates and submits one request to `model`; on OK the scheduler now owns
 // calling `done`, otherwise `done` is still the caller's.
 absl::Status Submit(const std::shared_ptr<ServedModel>& model, const CoreOptions& options,
@@ -210,16 +217,17 @@ absl::Status Submit(const std::shared_ptr<ServedModel>& model, const CoreOptions
   job->input = prepared->input.data();
   job->output = prepared->output;
   job->deadline = RequestDeadline(call, prepared->validated);
-  // `done` moves into the job only when the scheduler takes it: a refused
-  // submit leaves it with the caller (the retry or the failure report).
-  auto finish = std::make_shared<Done>();
-  // The job outlives its done call, which reads the scheduler's timings.
-  const InferenceJob* timed = job.get();
+  // Shared by the job's done and the scheduler (the times, through the
+  // aliasing job->times): `done` moves in only when the scheduler takes the
+  // job, so a refused submit leaves it with the caller (the retry or the
+  // failure report).
+  auto completion = std::make_shared<Completion>();
+  job->times = std::shared_ptr<JobTimes>(completion, &completion->times);
   auto link = call.cancellation != nullptr ? std::make_shared<CancelLink>() : nullptr;
   // The lease keeps the version (its metrics, its scheduler) alive until the
   // job is done, whoever unloads it meanwhile.
   job->done = [lease = model, log = options.request_log, &request, peer = call.peer,
-               start = call.start, finish, timed, input = std::move(prepared->input),
+               start = call.start, completion, input = std::move(prepared->input),
                cancellation = call.cancellation, link,
                leases = std::move(prepared->leases)](absl::Status status) mutable {
     if (link != nullptr) link->JobDone(*cancellation);
@@ -231,15 +239,16 @@ absl::Status Submit(const std::shared_ptr<ServedModel>& model, const CoreOptions
     ModelMetrics* metrics = lease->metrics();
     Record(metrics, status.code(), start);
     if (metrics != nullptr && status.ok()) {
-      metrics->RequestOverhead(absl::Now() - start - timed->queue_time - timed->compute_time);
+      const JobTimes& times = completion->times;
+      metrics->RequestOverhead(absl::Now() - start - times.queue_time - times.compute_time);
     }
     LogFailure(log.get(), peer, request, status);  // request lives until done
-    (*finish)(status);
+    completion->done(status);
   };
-  *finish = std::move(done);
+  completion->done = std::move(done);
   absl::Status submitted = model->Submit(std::move(job));
   if (!submitted.ok()) {
-    done = std::move(*finish);
+    done = std::move(completion->done);
     return submitted;
   }
   if (link != nullptr) link->Attach(*call.cancellation, model, id);

@@ -28,7 +28,7 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ServedModel::Create(
     return Executor::Create(spec, executor_options);
   };
   absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
-      Scheduler::Create(scheduler_options, std::move(make_executor), model_metrics.get());
+      Scheduler::Create(scheduler_options, std::move(make_executor), model_metrics);
   if (!scheduler.ok()) return scheduler.status();
   return std::make_shared<ServedModel>(std::move(name), std::move(version), std::move(spec),
                                        *std::move(scheduler), std::move(model_metrics),
@@ -50,8 +50,9 @@ ServedModel::~ServedModel() {
   if (callbacks_running > 0) {
     // The last lease dropped in a job's callback, perhaps on one of this
     // version's own workers, which Shutdown joins: a thread of its own
-    // stops and frees the scheduler (and keeps what its workers use).
-    std::thread([scheduler = std::move(scheduler_), metrics = metrics_, spec = spec_]() mutable {
+    // stops and frees the scheduler (which shares its metrics; the spec is
+    // kept for the workers' executors).
+    std::thread([scheduler = std::move(scheduler_), spec = spec_]() mutable {
       scheduler->Shutdown(absl::Now());
       scheduler.reset();
     }).detach();

@@ -37,7 +37,8 @@ class ServedModel {
       const SchedulerOptions& scheduler_options, const ExecutorOptions& executor_options,
       Metrics* metrics, ModelConfig config = ModelConfig());
 
-  // The same from already-built parts (tests inject schedulers this way).
+  // The same from already-built parts (tests inject schedulers this way);
+  // `scheduler` was created with the same `metrics`, which it shares.
   ServedModel(std::string name, std::string version, std::shared_ptr<const ModelSpec> spec,
               std::unique_ptr<Scheduler> scheduler, std::shared_ptr<ModelMetrics> metrics,
               ModelConfig config = ModelConfig());
@@ -51,9 +52,9 @@ class ServedModel {
   // Scheduler::Submit, with whatever job->done owns released within the
   // callback (so that the destructor can tell a scheduler thread).
   absl::Status Submit(std::unique_ptr<InferenceJob> job) const;
-  // May be null (metrics off).
-  // Valid while this ServedModel is; whatever records after it may be gone
-  // (a request's completion) holds metrics_handle() instead.
+  // May be null (metrics off). Valid while this ServedModel is; whatever
+  // records after it may be gone (a request's completion) holds
+  // metrics_handle() instead, as the scheduler does.
   ModelMetrics* metrics() const { return metrics_.get(); }
   const std::shared_ptr<ModelMetrics>& metrics_handle() const { return metrics_; }
   // The effective configuration (server/models/served_config.h); empty when the
@@ -67,7 +68,8 @@ class ServedModel {
   const std::string name_;
   const std::string version_;
   const std::shared_ptr<const ModelSpec> spec_;
-  // Declared before scheduler_: outlives the workers that record into it.
+  // Shared with scheduler_, whose workers record into it: member order does
+  // not matter.
   const std::shared_ptr<ModelMetrics> metrics_;
   // Not const: a destructor on a scheduler thread hands it off.
   std::unique_ptr<Scheduler> scheduler_;

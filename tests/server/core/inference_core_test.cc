@@ -446,11 +446,11 @@ TEST(ServedModelLeaseTest, LastLeaseDroppedOnItsOwnWorkerThread) {
   executor_options.threads = 1;
   absl::StatusOr<std::unique_ptr<Scheduler>> scheduler = Scheduler::Create(
       options, [spec, executor_options] { return Executor::Create(spec, executor_options); },
-      metrics.get());
+      metrics);
   ASSERT_TRUE(scheduler.ok()) << scheduler.status();
   auto model = std::make_shared<ServedModel>("sepconv", "1", spec, *std::move(scheduler), metrics);
   std::weak_ptr<ServedModel> watch_model = model;
-  std::weak_ptr<ModelMetrics> watch_workers = metrics;  // the handoff keeps it until joined
+  std::weak_ptr<ModelMetrics> watch_workers = metrics;  // the scheduler keeps it until joined
   metrics.reset();
 
   std::vector<float> input(32 * 4 * 4, 1.0f);

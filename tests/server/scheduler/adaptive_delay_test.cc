@@ -246,14 +246,14 @@ class AdaptiveSchedulerTest : public ::testing::Test {
   std::unique_ptr<Scheduler> Make(SchedulerOptions options) {
     options.clock = &clock_;
     absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
-        Scheduler::Create(options, FakeFactory(&engine_), &metrics_);
+        Scheduler::Create(options, FakeFactory(&engine_), metrics_);
     EXPECT_TRUE(scheduler.ok()) << scheduler.status();
     return scheduler.ok() ? *std::move(scheduler) : nullptr;
   }
 
   FakeClock clock_;
   FakeEngine engine_;
-  RecordingMetrics metrics_;
+  std::shared_ptr<RecordingMetrics> metrics_ = std::make_shared<RecordingMetrics>();
 };
 
 TEST_F(AdaptiveSchedulerTest, LoneRequestsRunWithoutTheClockMoving) {
@@ -272,7 +272,7 @@ TEST_F(AdaptiveSchedulerTest, LoneRequestsRunWithoutTheClockMoving) {
   }
   scheduler->Shutdown(absl::InfiniteFuture());
   EXPECT_EQ(engine_.runs().size(), 5u);
-  EXPECT_EQ(metrics_.holds(), std::vector<absl::Duration>(5, absl::ZeroDuration()));
+  EXPECT_EQ(metrics_->holds(), std::vector<absl::Duration>(5, absl::ZeroDuration()));
 }
 
 TEST_F(AdaptiveSchedulerTest, FixedPolicyReportsHowLongItHeldTheBatch) {
@@ -290,7 +290,7 @@ TEST_F(AdaptiveSchedulerTest, FixedPolicyReportsHowLongItHeldTheBatch) {
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(status->ok()) << *status;
   scheduler->Shutdown(absl::InfiniteFuture());
-  EXPECT_EQ(metrics_.holds(), std::vector<absl::Duration>{absl::Milliseconds(5)});
+  EXPECT_EQ(metrics_->holds(), std::vector<absl::Duration>{absl::Milliseconds(5)});
 }
 
 }  // namespace

@@ -42,7 +42,7 @@ class SchedulerTest : public ::testing::Test {
     options.clock = &clock_;
     options.adaptive_queue_delay = false;
     absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
-        Scheduler::Create(options, FakeFactory(&engine_), &metrics_);
+        Scheduler::Create(options, FakeFactory(&engine_), metrics_);
     EXPECT_TRUE(scheduler.ok()) << scheduler.status();
     return scheduler.ok() ? *std::move(scheduler) : nullptr;
   }
@@ -88,7 +88,7 @@ class SchedulerTest : public ::testing::Test {
 
   FakeClock clock_;
   FakeEngine engine_;
-  RecordingMetrics metrics_;
+  std::shared_ptr<RecordingMetrics> metrics_ = std::make_shared<RecordingMetrics>();
   std::unique_ptr<TestRequest> blocker_;
 };
 
@@ -335,21 +335,21 @@ TEST_F(SchedulerTest, CancelFinishesAQueuedJobAtOnceUncomputed) {
   ASSERT_TRUE(scheduler->Submit(cancelling.Job()).ok());
   ASSERT_TRUE(scheduler->Submit(other.Job()).ok());
   EXPECT_EQ(scheduler->queued(), 2);
-  EXPECT_EQ(metrics_.pending(), 2);  // the running blocker left the gauge
+  EXPECT_EQ(metrics_->pending(), 2);  // the running blocker left the gauge
   scheduler->Cancel(cancelling.id());
   // Finished before Cancel returned, on this thread.
   ASSERT_TRUE(cancelling.finished());
   EXPECT_EQ(cancelling.done_calls(), 1);
   ExpectCode(cancelling, absl::StatusCode::kCancelled);
   EXPECT_EQ(scheduler->queued(), 1);
-  EXPECT_EQ(metrics_.pending(), 1);
+  EXPECT_EQ(metrics_->pending(), 1);
   engine_.OpenGate();
   ExpectOk(other);
   ExpectOk(*blocker_);
   EXPECT_FALSE(EngineSaw(cancelling));
   scheduler->Shutdown(absl::InfiniteFuture());
-  EXPECT_EQ(metrics_.pending(), 0);
-  EXPECT_EQ(metrics_.min_pending(), 0);
+  EXPECT_EQ(metrics_->pending(), 0);
+  EXPECT_EQ(metrics_->min_pending(), 0);
   EXPECT_EQ(cancelling.done_calls(), 1);
 }
 
@@ -366,7 +366,29 @@ TEST_F(SchedulerTest, CancelOfARunningJobLetsItCompleteNormally) {
   scheduler->Cancel(blocker_->id());  // finished: still a no-op
   EXPECT_EQ(blocker_->done_calls(), 1);
   scheduler->Shutdown(absl::InfiniteFuture());
-  EXPECT_EQ(metrics_.pending(), 0);
+  EXPECT_EQ(metrics_->pending(), 0);
+}
+
+// The times go into the JobTimes the job shares, which outlives the job
+// (the core's done reads them through its own share, not through the job).
+TEST_F(SchedulerTest, RecordsTimesInTheJobTimesItShares) {
+  SchedulerOptions options;
+  options.max_batch_size = 4;
+  options.max_queue_delay = absl::ZeroDuration();
+  auto scheduler = Make(options);
+  OccupyWorker(*scheduler, options.max_batch_size);
+  TestRequest queued(kShape, 1);
+  std::unique_ptr<InferenceJob> job = queued.Job();
+  auto times = std::make_shared<JobTimes>();
+  job->times = times;
+  ASSERT_TRUE(scheduler->Submit(std::move(job)).ok());
+  clock_.Advance(absl::Milliseconds(3));
+  engine_.OpenGate();
+  ExpectOk(queued);
+  ExpectOk(*blocker_);  // its job had no times: nothing recorded, no crash
+  scheduler->Shutdown(absl::InfiniteFuture());
+  EXPECT_EQ(times.use_count(), 1);  // the job is gone
+  EXPECT_EQ(times->queue_time, absl::Milliseconds(3));
 }
 
 TEST_F(SchedulerTest, CancelOfAnUnknownIdDoesNothing) {
@@ -431,8 +453,8 @@ TEST_F(SchedulerTest, CancelRacingCompletionFinishesEachJobOnce) {
     for (auto& request : requests) scheduler->Cancel(request->id());  // all done: no-ops
     scheduler->Shutdown(absl::InfiniteFuture());
     for (auto& request : requests) EXPECT_EQ(request->done_calls(), 1);
-    EXPECT_EQ(metrics_.pending(), 0);
-    EXPECT_EQ(metrics_.min_pending(), 0);
+    EXPECT_EQ(metrics_->pending(), 0);
+    EXPECT_EQ(metrics_->min_pending(), 0);
     blockers.push_back(std::move(blocker_));
   }
   EXPECT_EQ(cancelled + computed, kRounds * kJobs);
@@ -556,12 +578,12 @@ TEST_F(SchedulerTest, RecordsMetrics) {
   ASSERT_TRUE(scheduler->Submit(expired.Job(clock_.Now())).ok());
   ExpectCode(expired, absl::StatusCode::kDeadlineExceeded);
   scheduler->Shutdown(absl::InfiniteFuture());
-  EXPECT_EQ(metrics_.pending(), 0);
-  EXPECT_GE(metrics_.min_pending(), 0);
-  EXPECT_EQ(metrics_.queue_times(), 2);
-  EXPECT_EQ(metrics_.executions(), 1);
-  EXPECT_EQ(metrics_.samples(), 2);
-  EXPECT_EQ(metrics_.flops(), 2 * 2 * kShape.c * kShape.h * kShape.w);
+  EXPECT_EQ(metrics_->pending(), 0);
+  EXPECT_GE(metrics_->min_pending(), 0);
+  EXPECT_EQ(metrics_->queue_times(), 2);
+  EXPECT_EQ(metrics_->executions(), 1);
+  EXPECT_EQ(metrics_->samples(), 2);
+  EXPECT_EQ(metrics_->flops(), 2 * 2 * kShape.c * kShape.h * kShape.w);
 }
 
 TEST_F(SchedulerTest, CreateReportsFactoryFailureAndBadOptions) {
