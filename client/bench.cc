@@ -191,18 +191,32 @@ class Step {
       if (!scraped.ok()) return scraped.status();
       before = *scraped;
     }
+    std::thread generator = StartLoad();
+    const std::vector<Window> windows = MeasureUntilStable(&result);
+    if (absl::Status s = StopAndDrain(generator, &result); !s.ok()) return s;
+    Summarize(windows, &result);
+    if (!options_.metrics_url.empty()) {
+      if (absl::Status s = AddServerSplit(before, &result); !s.ok()) return s;
+    }
+    return result;
+  }
 
+ private:
+  // Starts the load: the closed loop's requests, or the open loop's
+  // generator thread (returned; not joinable for a closed loop).
+  std::thread StartLoad() {
     {
       absl::MutexLock lock(&state_->mu);
       state_->window_start = Clock::now();
     }
-    std::thread generator;
-    if (closed_) {
-      for (int i = 0; i < static_cast<int>(load_); ++i) Issue(state_, Clock::now());
-    } else {
-      generator = std::thread([this] { Generate(); });
-    }
+    if (!closed_) return std::thread([this] { Generate(); });
+    for (int i = 0; i < static_cast<int>(load_); ++i) Issue(state_, Clock::now());
+    return std::thread();
+  }
 
+  // After the warm-up, measures windows until the last options_.stable_windows
+  // agree (result->stable) or options_.max_windows have passed.
+  std::vector<Window> MeasureUntilStable(StepResult* result) {
     absl::SleepFor(options_.warmup);
     TakeWindow();
     std::vector<Window> windows;
@@ -212,17 +226,32 @@ class Step {
       windows.push_back(TakeWindow());
       const int n = static_cast<int>(windows.size());
       std::vector<Window> last(windows.end() - std::min(n, k), windows.end());
-      result.stable = n >= k && Stable(last, options_.stability);
+      result->stable = n >= k && Stable(last, options_.stability);
       if (options_.progress) {
         const Window& w = windows.back();
         options_.progress(absl::StrFormat("%s %g: window %d/%d  %.1f infer/s  mean %.2f ms%s",
-                                          result.mode, load_, n, options_.max_windows,
+                                          result->mode, load_, n, options_.max_windows,
                                           w.Throughput(), w.MeanLatency(),
-                                          result.stable ? "  stable" : ""));
+                                          result->stable ? "  stable" : ""));
       }
-      if (result.stable) break;
+      if (result->stable) break;
     }
+    return windows;
+  }
 
+  // How long a step waits for its last requests: --drain_timeout_ms, else
+  // the request timeout (30 s without one) and 5 s more.
+  absl::Duration DrainTimeout() const {
+    if (options_.drain_timeout > absl::ZeroDuration()) return options_.drain_timeout;
+    return (options_.request_timeout > absl::ZeroDuration() ? options_.request_timeout
+                                                            : absl::Seconds(30)) +
+           absl::Seconds(5);
+  }
+
+  // Stops sending, joins `generator` and waits for the requests in flight;
+  // then the step's counts go into `result`. DEADLINE_EXCEEDED if some are
+  // still in flight after DrainTimeout.
+  absl::Status StopAndDrain(std::thread& generator, StepResult* result) {
     {
       absl::MutexLock lock(&state_->mu);
       state_->running = false;
@@ -231,51 +260,44 @@ class Step {
     // Every request carries its deadline, so gRPC ends each one by then; this
     // wait is only a backstop. Requests still pending after it keep the
     // shared state alive, and the Clients' destructors cancel them.
-    absl::Duration drain = options_.drain_timeout;
-    if (drain <= absl::ZeroDuration()) {
-      drain = (options_.request_timeout > absl::ZeroDuration() ? options_.request_timeout
-                                                               : absl::Seconds(30)) +
-              absl::Seconds(5);
+    StepState& s = *state_;
+    absl::MutexLock lock(&s.mu);
+    auto drained = [&s]() ABSL_SHARED_LOCKS_REQUIRED(s.mu) { return s.in_flight == 0; };
+    if (!s.mu.AwaitWithTimeout(absl::Condition(&drained), DrainTimeout())) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(s.in_flight, " requests still in flight after the step; giving up"));
     }
-    {
-      StepState& s = *state_;
-      absl::MutexLock lock(&s.mu);
-      auto drained = [&s]() ABSL_SHARED_LOCKS_REQUIRED(s.mu) { return s.in_flight == 0; };
-      if (!s.mu.AwaitWithTimeout(absl::Condition(&drained), drain)) {
-        return absl::DeadlineExceededError(
-            absl::StrCat(s.in_flight, " requests still in flight after the step; giving up"));
-      }
-      result.requests = s.completed;
-      result.errors = s.errors;
-      result.first_error = s.first_error;
-    }
-
-    Summarize(windows, &result);
-    if (!options_.metrics_url.empty()) {
-      absl::StatusOr<ServerCounters> after = Scrape();
-      // The server may count a request just after its response left: wait
-      // (boundedly) for its counter to catch up with ours.
-      for (int i = 0; i < 40 && after.ok() && after->requests - before.requests < result.requests;
-           ++i) {
-        absl::SleepFor(absl::Milliseconds(25));
-        after = Scrape();
-      }
-      if (!after.ok()) return after.status();
-      result.has_server = true;
-      result.server_requests = after->requests - before.requests;
-      const double queued = after->queue_count - before.queue_count;
-      const double executions = after->compute_count - before.compute_count;
-      if (queued > 0) result.server_queue_ms = 1e3 * (after->queue_sum - before.queue_sum) / queued;
-      if (executions > 0) {
-        result.server_compute_ms = 1e3 * (after->compute_sum - before.compute_sum) / executions;
-      }
-      const double batches = after->executions - before.executions;
-      if (batches > 0) result.server_batch = (after->samples - before.samples) / batches;
-    }
-    return result;
+    result->requests = s.completed;
+    result->errors = s.errors;
+    result->first_error = s.first_error;
+    return absl::OkStatus();
   }
 
- private:
+  // The server's queue/compute split over the step, from its counters then
+  // and `before` it.
+  absl::Status AddServerSplit(const ServerCounters& before, StepResult* result) const {
+    absl::StatusOr<ServerCounters> after = Scrape();
+    // The server may count a request just after its response left: wait
+    // (boundedly) for its counter to catch up with ours.
+    for (int i = 0; i < 40 && after.ok() && after->requests - before.requests < result->requests;
+         ++i) {
+      absl::SleepFor(absl::Milliseconds(25));
+      after = Scrape();
+    }
+    if (!after.ok()) return after.status();
+    result->has_server = true;
+    result->server_requests = after->requests - before.requests;
+    const double queued = after->queue_count - before.queue_count;
+    const double executions = after->compute_count - before.compute_count;
+    if (queued > 0) result->server_queue_ms = 1e3 * (after->queue_sum - before.queue_sum) / queued;
+    if (executions > 0) {
+      result->server_compute_ms = 1e3 * (after->compute_sum - before.compute_sum) / executions;
+    }
+    const double batches = after->executions - before.executions;
+    if (batches > 0) result->server_batch = (after->samples - before.samples) / batches;
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<ServerCounters> Scrape() const {
     absl::StatusOr<ServerCounters> counters =
         ScrapeCounters(options_.metrics_url, options_.model, options_.version, kScrapeTimeout);
@@ -394,9 +416,9 @@ double Percentile(const std::vector<double>& sorted, double p) {
 
 namespace {
 
-absl::StatusOr<std::vector<StepResult>> RunSteps(const std::vector<Client*>& clients,
-                                                 const Requests& requests,
-                                                 const BenchOptions& options) {
+// INVALID_ARGUMENT for what no step could run with.
+absl::Status CheckBench(const std::vector<Client*>& clients, const Requests& requests,
+                        const BenchOptions& options) {
   if (clients.empty()) return absl::InvalidArgumentError("no clients");
   if (requests.requests.empty()) return absl::InvalidArgumentError("no requests");
   for (const auto& r : requests.requests) {
@@ -421,6 +443,42 @@ absl::StatusOr<std::vector<StepResult>> RunSteps(const std::vector<Client*>& cli
   if (options.window <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("the window must be positive");
   }
+  return absl::OkStatus();
+}
+
+// One step at `load`; with options.streaming over streams of its own, one
+// per connection, fresh for each step so that no stream outlives a server's
+// connection age.
+absl::StatusOr<StepResult> RunStep(const std::vector<Client*>& clients, const Requests& requests,
+                                   const BenchOptions& options, bool closed, double load) {
+  std::vector<std::unique_ptr<InferStream>> owned_streams;
+  std::vector<InferStream*> streams;
+  if (options.streaming) {
+    for (Client* client : clients) {
+      absl::StatusOr<std::unique_ptr<InferStream>> stream = client->OpenStream();
+      if (!stream.ok()) return stream.status();
+      streams.push_back(stream->get());
+      owned_streams.push_back(*std::move(stream));
+    }
+  }
+  Step step(clients, streams, requests, options, closed, load);
+  absl::StatusOr<StepResult> result = step.Run();
+  // Closed (each waits for its callbacks) before the streams go.
+  for (const std::unique_ptr<InferStream>& stream : owned_streams) {
+    absl::Status closed_status =
+        stream->Close(result.ok() ? absl::Seconds(30) : absl::ZeroDuration());
+    if (result.ok() && !closed_status.ok()) {
+      result = absl::Status(closed_status.code(),
+                            absl::StrCat("ModelStreamInfer stream: ", closed_status.message()));
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<std::vector<StepResult>> RunSteps(const std::vector<Client*>& clients,
+                                                 const Requests& requests,
+                                                 const BenchOptions& options) {
+  if (absl::Status s = CheckBench(clients, requests, options); !s.ok()) return s;
   if (absl::Status s = Probe(clients[0], requests.requests[0], options.request_timeout); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("the first request failed: ", s.message()));
   }
@@ -428,30 +486,8 @@ absl::StatusOr<std::vector<StepResult>> RunSteps(const std::vector<Client*>& cli
   const bool closed = options.rates.empty();
   const size_t steps = closed ? options.concurrency.size() : options.rates.size();
   for (size_t i = 0; i < steps; ++i) {
-    // Streaming: one ModelStreamInfer stream per connection, fresh for each
-    // step, so that no stream outlives a server's connection age.
-    std::vector<std::unique_ptr<InferStream>> owned_streams;
-    std::vector<InferStream*> streams;
-    if (options.streaming) {
-      for (Client* client : clients) {
-        absl::StatusOr<std::unique_ptr<InferStream>> stream = client->OpenStream();
-        if (!stream.ok()) return stream.status();
-        streams.push_back(stream->get());
-        owned_streams.push_back(*std::move(stream));
-      }
-    }
-    Step step(clients, streams, requests, options, closed,
-              closed ? options.concurrency[i] : options.rates[i]);
-    absl::StatusOr<StepResult> result = step.Run();
-    // Closed (each waits for its callbacks) before the streams go.
-    for (const std::unique_ptr<InferStream>& stream : owned_streams) {
-      absl::Status closed_status =
-          stream->Close(result.ok() ? absl::Seconds(30) : absl::ZeroDuration());
-      if (result.ok() && !closed_status.ok()) {
-        result = absl::Status(closed_status.code(),
-                              absl::StrCat("ModelStreamInfer stream: ", closed_status.message()));
-      }
-    }
+    absl::StatusOr<StepResult> result = RunStep(clients, requests, options, closed,
+                                                closed ? options.concurrency[i] : options.rates[i]);
     if (!result.ok()) return result.status();
     results.push_back(*std::move(result));
   }

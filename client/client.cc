@@ -57,11 +57,34 @@ class GrpcPreparedRequest : public PreparedRequest {
   const std::optional<int64_t> output_shm_bytes_;
 };
 
+// `request` as a gRPC Client prepared it (any gRPC Client: they share the
+// encoding), sharing its ownership; INVALID_ARGUMENT for null or a request
+// another protocol's Client prepared, which a static_cast would turn into
+// undefined behaviour.
+absl::StatusOr<std::shared_ptr<const GrpcPreparedRequest>> AsGrpcRequest(
+    std::shared_ptr<const PreparedRequest> request) {
+  const auto* grpc_request = dynamic_cast<const GrpcPreparedRequest*>(request.get());
+  if (grpc_request == nullptr) {
+    return absl::InvalidArgumentError(
+        request == nullptr ? "no request: give one from Prepare"
+                           : "the request was not prepared by a gRPC Client (another "
+                             "protocol's Client prepared it): Prepare it with this one");
+  }
+  return std::shared_ptr<const GrpcPreparedRequest>(std::move(request), grpc_request);
+}
+
+// Runs `done` at once, on this thread, with `status` and no latency.
+void FailAtOnce(const std::function<void(AsyncInferResult)>& done, absl::Status status) {
+  AsyncInferResult result;
+  result.status = std::move(status);
+  done(std::move(result));
+}
+
 // State of one asynchronous call. Owned by its completion callback (and,
 // for a moment, by a closing client cancelling it).
 struct AsyncCall {
   grpc::ClientContext context;
-  std::shared_ptr<const PreparedRequest> keep_alive;
+  std::shared_ptr<const GrpcPreparedRequest> keep_alive;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
   absl::Time start;
@@ -142,13 +165,15 @@ class GrpcInferStream final : public InferStream,
 
   void Send(std::shared_ptr<const PreparedRequest> request,
             std::function<void(AsyncInferResult)> done) override {
+    absl::StatusOr<std::shared_ptr<const GrpcPreparedRequest>> prepared =
+        AsGrpcRequest(std::move(request));
+    if (!prepared.ok()) return FailAtOnce(done, prepared.status());
     const grpc::ByteBuffer* write = nullptr;
     {
       absl::MutexLock lock(&mu_);
       if (!ended_ && !closing_) {
-        answers_.push_back({std::move(done), absl::Now(),
-                            static_cast<const GrpcPreparedRequest&>(*request).output_shm_bytes()});
-        to_write_.push_back(std::move(request));
+        answers_.push_back({std::move(done), absl::Now(), (*prepared)->output_shm_bytes()});
+        to_write_.push_back(*std::move(prepared));
         write = NextWriteLocked();
         done = nullptr;
       }
@@ -254,16 +279,16 @@ class GrpcInferStream final : public InferStream,
     writing_ = true;
     current_ = to_write_.front();
     to_write_.pop_front();
-    return &static_cast<const GrpcPreparedRequest&>(*current_).buffer();
+    return &current_->buffer();
   }
 
   grpc::ClientContext context_;
   grpc::ByteBuffer read_;  // owned by the read in flight
   absl::Notification finished_;
   absl::Mutex mu_;
-  std::deque<std::shared_ptr<const PreparedRequest>> to_write_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const PreparedRequest> current_;    // owned by the write in flight
-  std::deque<Pending> answers_ ABSL_GUARDED_BY(mu_);  // in send order
+  std::deque<std::shared_ptr<const GrpcPreparedRequest>> to_write_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const GrpcPreparedRequest> current_;  // owned by the write in flight
+  std::deque<Pending> answers_ ABSL_GUARDED_BY(mu_);    // in send order
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool writes_done_ ABSL_GUARDED_BY(mu_) = false;
@@ -449,18 +474,22 @@ class GrpcClient : public Client {
 
   void InferAsync(std::shared_ptr<const PreparedRequest> request, absl::Duration deadline,
                   std::function<void(AsyncInferResult)> done) override {
-    StartAsync(std::move(request), DeadlineOf(deadline), absl::Now(), Reissues(), std::move(done));
+    absl::StatusOr<std::shared_ptr<const GrpcPreparedRequest>> prepared =
+        AsGrpcRequest(std::move(request));
+    if (!prepared.ok()) return FailAtOnce(done, prepared.status());
+    StartAsync(*std::move(prepared), DeadlineOf(deadline), absl::Now(), Reissues(),
+               std::move(done));
   }
 
  private:
   // One attempt of an InferAsync call started at `start`; on a failure that
   // Reissue accepts, its callback starts the next attempt, which inherits the
   // deadline, the start (latency covers every attempt) and `done`.
-  void StartAsync(std::shared_ptr<const PreparedRequest> request, absl::Time deadline,
+  void StartAsync(std::shared_ptr<const GrpcPreparedRequest> request, absl::Time deadline,
                   absl::Time start, int reissues, std::function<void(AsyncInferResult)> done) {
     auto call = std::make_shared<AsyncCall>();
     SetUp(&call->context, deadline);
-    call->request = static_cast<const GrpcPreparedRequest&>(*request).buffer();
+    call->request = request->buffer();
     call->keep_alive = std::move(request);
     call->done = std::move(done);
     call->start = start;
@@ -499,8 +528,7 @@ class GrpcClient : public Client {
             inference::ModelInferResponse response;
             result.status = ParseResponse(&self->response, &response);
             if (result.status.ok()) {
-              const auto& prepared = static_cast<const GrpcPreparedRequest&>(*self->keep_alive);
-              result.status = ReadOutput(response, prepared.output_shm_bytes(),
+              result.status = ReadOutput(response, self->keep_alive->output_shm_bytes(),
                                          &result.output_shape, &result.output_bytes, nullptr);
             }
           }

@@ -209,6 +209,8 @@ struct IndexEntry {
 
 // A ModelInfer request serialised once, to be sent many times without
 // re-encoding (what a load generator needs). Immutable; thread-safe to share.
+// Only a Client of the protocol that prepared it can send it (any such
+// Client: one per channel may share it); another refuses it, INVALID_ARGUMENT.
 class PreparedRequest {
  public:
   virtual ~PreparedRequest() = default;
@@ -241,7 +243,10 @@ class InferStream {
   // thread, with its answer (latency from this call). A request the server
   // refused comes back with its error_message as the status message, the
   // code taken from the message's "<CODE>: " prefix (UNKNOWN without one);
-  // if the stream ends first, with the stream's status. Not after Close.
+  // if the stream ends first, with the stream's status. A null request, or
+  // one that a Client of another protocol prepared (e.g. REST's), is not
+  // sent: `done` runs at once, on the calling thread, with INVALID_ARGUMENT.
+  // Not after Close.
   virtual void Send(std::shared_ptr<const PreparedRequest> request,
                     std::function<void(AsyncInferResult)> done) = 0;
   // Half-closes, waits (at most `timeout`, then cancels) for every answer
@@ -345,7 +350,10 @@ class Client {
   // Sends `request` without blocking; `done` runs exactly once, on a gRPC
   // thread, when the call ends (CANCELLED when the Client is destroyed first;
   // at once, on the calling thread, when the call is started while the
-  // Client is being destroyed). Many calls may be in flight at once, none
+  // Client is being destroyed; and at once, on the calling thread, with
+  // INVALID_ARGUMENT when `request` is null or a Client of another protocol
+  // prepared it: any Client of this one's protocol may have, e.g. one per
+  // channel sharing one request). Many calls may be in flight at once, none
   // holding a thread. `done` must not block for long. Zero `deadline` means
   // the default. The Client may be destroyed with calls pending: its
   // destructor cancels them and waits for their `done`.

@@ -606,24 +606,25 @@ absl::Status WriteOutput(const std::string& path, const std::string& text) {
   return absl::OkStatus();
 }
 
-int Bench(const ClientOptions& client_options) {
+// The bench flags as BenchOptions; INVALID_ARGUMENT names the flag at fault.
+absl::StatusOr<BenchOptions> BenchOptionsFromFlags(const ClientOptions& client_options) {
   BenchOptions options;
   absl::StatusOr<std::vector<int>> concurrency =
       ParseList<int>("concurrency", absl::GetFlag(FLAGS_concurrency));
-  if (!concurrency.ok()) return UsageError("bench", concurrency.status().message());
+  if (!concurrency.ok()) return concurrency.status();
   absl::StatusOr<std::vector<double>> rates = ParseList<double>("rate", absl::GetFlag(FLAGS_rate));
-  if (!rates.ok()) return UsageError("bench", rates.status().message());
+  if (!rates.ok()) return rates.status();
   options.concurrency = *concurrency;
   options.rates = *rates;
   if (options.rates.empty() && options.concurrency.empty()) {
-    return UsageError("bench", "--concurrency or --rate must list at least one value");
+    return absl::InvalidArgumentError("--concurrency or --rate must list at least one value");
   }
   const std::string arrival = absl::GetFlag(FLAGS_arrival);
   if (arrival == "poisson") {
     options.arrival = Arrival::kPoisson;
   } else if (arrival != "constant") {
-    return UsageError("bench",
-                      absl::StrCat("--arrival: '", arrival, "' is not constant or poisson"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--arrival: '", arrival, "' is not constant or poisson"));
   }
   options.seed = absl::GetFlag(FLAGS_seed);
   options.warmup = absl::Milliseconds(absl::GetFlag(FLAGS_warmup_ms));
@@ -637,112 +638,125 @@ int Bench(const ClientOptions& client_options) {
   options.metrics_url = absl::GetFlag(FLAGS_metrics_url);
   options.model = absl::GetFlag(FLAGS_model);
   options.version = absl::GetFlag(FLAGS_model_version);
-  const int channels = absl::GetFlag(FLAGS_channels);
   if (options.window <= absl::ZeroDuration() || options.warmup < absl::ZeroDuration() ||
-      options.max_windows <= 0 || options.max_in_flight <= 0 || channels <= 0 ||
-      options.stability <= 0 || options.drain_timeout < absl::ZeroDuration()) {
-    return UsageError("bench",
-                      "--window_ms, --max_windows, --max_in_flight, --channels and "
-                      "--stability_pct must be positive, --warmup_ms and --drain_timeout_ms "
-                      "not negative");
+      options.max_windows <= 0 || options.max_in_flight <= 0 ||
+      absl::GetFlag(FLAGS_channels) <= 0 || options.stability <= 0 ||
+      options.drain_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--window_ms, --max_windows, --max_in_flight, --channels and "
+        "--stability_pct must be positive, --warmup_ms and --drain_timeout_ms "
+        "not negative");
   }
+  return options;
+}
+
+// Whether the report files can be written (and --plot drawn) before a
+// bench spends its time.
+absl::Status CheckBenchOutputs() {
   const std::string plot = absl::GetFlag(FLAGS_plot);
   if (!plot.empty()) {
-    if (absl::Status s = CheckGnuplot(); !s.ok()) return Fail("bench", s);
+    if (absl::Status s = CheckGnuplot(); !s.ok()) return s;
   }
   for (const std::string& path : {plot, absl::GetFlag(FLAGS_csv), absl::GetFlag(FLAGS_json)}) {
     if (path.empty() || path == "-") continue;
-    if (absl::Status s = CheckWritable(path); !s.ok()) return Fail("bench", s);
+    if (absl::Status s = CheckWritable(path); !s.ok()) return s;
   }
-  absl::StatusOr<bool> system_shm = SystemSharedMemoryFromFlags();
-  if (!system_shm.ok()) return UsageError("bench", system_shm.status().message());
-  absl::StatusOr<Tensor> input = InputFromFlags();
-  if (!input.ok()) {
-    return input.status().code() == absl::StatusCode::kInvalidArgument
-               ? UsageError("bench", input.status().message())
-               : Fail("bench", input.status());
-  }
+  return absl::OkStatus();
+}
 
+// --channels Clients, each with a connection of its own.
+struct Channels {
   std::vector<std::unique_ptr<Client>> owned;
-  std::vector<Client*> clients;
+  std::vector<Client*> clients;  // into `owned`
+};
+
+absl::StatusOr<Channels> OpenChannels(const ClientOptions& client_options, int channels) {
+  Channels out;
   for (int i = 0; i < channels; ++i) {
     absl::StatusOr<std::unique_ptr<Client>> c =
         Client::Create(ServerFromFlags(client_options), client_options);
-    if (!c.ok()) return Fail("bench", c.status());
-    clients.push_back(c->get());
-    owned.push_back(*std::move(c));
+    if (!c.ok()) return c.status();
+    out.clients.push_back(c->get());
+    out.owned.push_back(*std::move(c));
   }
-  InferOptions infer_options;
-  infer_options.typed = absl::GetFlag(FLAGS_typed);
-  // Declared after the Clients: unregisters its regions before they go.
-  std::unique_ptr<SystemSharedMemory> shm;
+  return out;
+}
+
+// Requests a bench may have in flight at once: the largest concurrency, or
+// open loop --max_in_flight. With shared memory, one output slice each.
+int MaxInFlight(const BenchOptions& options) {
+  if (!options.rates.empty()) return options.max_in_flight;
+  return *std::max_element(options.concurrency.begin(), options.concurrency.end());
+}
+
+// The requests a bench sends: one per output slice of `shm` (each in flight
+// at most once at a time), or without shared memory one for every send.
+absl::StatusOr<std::vector<std::shared_ptr<const PreparedRequest>>> PrepareBenchRequests(
+    Client& client, const BenchOptions& options, const Tensor& input,
+    const InferOptions& infer_options, const SystemSharedMemory* shm) {
   std::vector<std::shared_ptr<const PreparedRequest>> requests;
-  if (*system_shm) {
-    // One output slice per request that may be in flight.
-    int slices = options.max_in_flight;
-    if (options.rates.empty()) {
-      slices = *std::max_element(options.concurrency.begin(), options.concurrency.end());
-    }
-    absl::StatusOr<std::unique_ptr<SystemSharedMemory>> created =
-        SystemSharedMemory::Create(clients[0], *input, slices);
-    if (!created.ok()) return Fail("bench", created.status());
-    shm = *std::move(created);
-    for (int i = 0; i < slices; ++i) {
-      absl::StatusOr<std::shared_ptr<const PreparedRequest>> r = clients[0]->Prepare(
-          options.model, options.version, Tensor{input->shape, {}}, shm->Options(i));
-      if (!r.ok()) return Fail("bench", r.status());
-      requests.push_back(*std::move(r));
-    }
-  } else {
+  if (shm == nullptr) {
     absl::StatusOr<std::shared_ptr<const PreparedRequest>> r =
-        clients[0]->Prepare(options.model, options.version, *input, infer_options);
-    if (!r.ok()) return Fail("bench", r.status());
+        client.Prepare(options.model, options.version, input, infer_options);
+    if (!r.ok()) return r.status();
+    requests.push_back(*std::move(r));
+    return requests;
+  }
+  for (int i = 0; i < MaxInFlight(options); ++i) {
+    absl::StatusOr<std::shared_ptr<const PreparedRequest>> r =
+        client.Prepare(options.model, options.version, Tensor{input.shape, {}}, shm->Options(i));
+    if (!r.ok()) return r.status();
     requests.push_back(*std::move(r));
   }
+  return requests;
+}
 
-  const bool tty = isatty(STDERR_FILENO);
-  if (tty) {
-    options.progress = [](const std::string& line) {
-      std::cerr << "\r" << line << "\033[K" << std::flush;
-    };
-  }
-  absl::StatusOr<std::vector<StepResult>> results =
-      shm ? RunBench(clients, requests, options) : RunBench(clients, requests[0], options);
-  if (tty) std::cerr << "\r\033[K" << std::flush;
-  if (!results.ok()) return Fail("bench", results.status());
+// The line above the table: what was sent, how, and over what.
+std::string BenchHeader(const ClientOptions& client_options, const BenchOptions& options,
+                        const Tensor& input, const std::string& encoding, int64_t request_bytes) {
+  const bool http = client_options.protocol == Protocol::kHttp;
+  return absl::StrFormat("model %s, input %s (%s, %d bytes/request), %d channel(s), %s\n",
+                         options.model, ShapeString(input.shape), encoding, request_bytes,
+                         absl::GetFlag(FLAGS_channels),
+                         http ? "REST infer (HTTP/1.1, a connection per request in flight)"
+                         : options.streaming ? "ModelStreamInfer (one stream per channel)"
+                                             : "unary ModelInfer");
+}
 
+// How the tensors travel, as the header names it.
+std::string BenchEncoding(const ClientOptions& client_options, const InferOptions& infer_options,
+                          bool shared_memory) {
+  if (shared_memory) return "system shared memory";
+  if (infer_options.typed) return "typed";
+  if (client_options.http_json) return "JSON";
+  return client_options.protocol == Protocol::kHttp ? "binary" : "raw";
+}
+
+// The table on stdout (unless --csv or --json take it), then --csv, --json
+// and --plot.
+absl::Status WriteBenchReports(const std::vector<StepResult>& results, const std::string& header,
+                               const std::string& plot_title) {
   const std::string csv = absl::GetFlag(FLAGS_csv);
   const std::string json = absl::GetFlag(FLAGS_json);
-  if (csv != "-" && json != "-") {
-    const bool http = client_options.protocol == Protocol::kHttp;
-    std::cout << absl::StrFormat("model %s, input %s (%s, %d bytes/request), %d channel(s), %s\n",
-                                 options.model, ShapeString(input->shape),
-                                 shm                        ? "system shared memory"
-                                 : infer_options.typed      ? "typed"
-                                 : client_options.http_json ? "JSON"
-                                 : http                     ? "binary"
-                                                            : "raw",
-                                 requests[0]->ByteSize(), channels,
-                                 http ? "REST infer (HTTP/1.1, a connection per request in flight)"
-                                 : options.streaming ? "ModelStreamInfer (one stream per channel)"
-                                                     : "unary ModelInfer")
-              << FormatTable(*results);
-  }
+  if (csv != "-" && json != "-") std::cout << header << FormatTable(results);
   if (!csv.empty()) {
-    if (absl::Status s = WriteOutput(csv, FormatCsv(*results)); !s.ok()) return Fail("bench", s);
+    if (absl::Status s = WriteOutput(csv, FormatCsv(results)); !s.ok()) return s;
   }
   if (!json.empty()) {
-    if (absl::Status s = WriteOutput(json, FormatJson(*results)); !s.ok()) return Fail("bench", s);
+    if (absl::Status s = WriteOutput(json, FormatJson(results)); !s.ok()) return s;
   }
-  if (!plot.empty()) {
-    const std::string title =
-        absl::StrCat(options.model, " ", ShapeString(input->shape), " via ",
-                     ProtocolName(client_options.protocol), " ", ServerFromFlags(client_options));
-    if (absl::Status s = WritePlot(*results, title, plot); !s.ok()) return Fail("bench", s);
+  if (const std::string plot = absl::GetFlag(FLAGS_plot); !plot.empty()) {
+    if (absl::Status s = WritePlot(results, plot_title, plot); !s.ok()) return s;
   }
+  return absl::OkStatus();
+}
+
+// kOk, or kFailed if any request failed; warns of steps that did not
+// stabilise.
+int BenchVerdict(const std::vector<StepResult>& results) {
   int64_t failed = 0, total = 0;
   std::string first_error;
-  for (const StepResult& r : *results) {
+  for (const StepResult& r : results) {
     total += r.requests;
     for (const auto& [code, n] : r.errors) failed += n;
     if (first_error.empty()) first_error = r.first_error;
@@ -754,12 +768,72 @@ int Bench(const ClientOptions& client_options) {
                                                          first_error)));
   }
   bool unstable = false;
-  for (const StepResult& r : *results) unstable |= !r.stable;
+  for (const StepResult& r : results) unstable |= !r.stable;
   if (unstable) {
     std::cerr << "sepconv-client bench: warning: some steps did not stabilise within "
                  "--max_windows; their figures are from the last windows\n";
   }
   return kOk;
+}
+
+// RunBench, with a progress line on stderr when it is a terminal.
+absl::StatusOr<std::vector<StepResult>> RunBenchShowingProgress(
+    const std::vector<Client*>& clients,
+    const std::vector<std::shared_ptr<const PreparedRequest>>& requests, bool exclusive,
+    BenchOptions options) {
+  const bool tty = isatty(STDERR_FILENO);
+  if (tty) {
+    options.progress = [](const std::string& line) {
+      std::cerr << "\r" << line << "\033[K" << std::flush;
+    };
+  }
+  absl::StatusOr<std::vector<StepResult>> results =
+      exclusive ? RunBench(clients, requests, options) : RunBench(clients, requests[0], options);
+  if (tty) std::cerr << "\r\033[K" << std::flush;
+  return results;
+}
+
+int Bench(const ClientOptions& client_options) {
+  absl::StatusOr<BenchOptions> options = BenchOptionsFromFlags(client_options);
+  if (!options.ok()) return UsageError("bench", options.status().message());
+  if (absl::Status s = CheckBenchOutputs(); !s.ok()) return Fail("bench", s);
+  absl::StatusOr<bool> system_shm = SystemSharedMemoryFromFlags();
+  if (!system_shm.ok()) return UsageError("bench", system_shm.status().message());
+  absl::StatusOr<Tensor> input = InputFromFlags();
+  if (!input.ok()) {
+    return input.status().code() == absl::StatusCode::kInvalidArgument
+               ? UsageError("bench", input.status().message())
+               : Fail("bench", input.status());
+  }
+  absl::StatusOr<Channels> channels = OpenChannels(client_options, absl::GetFlag(FLAGS_channels));
+  if (!channels.ok()) return Fail("bench", channels.status());
+  Client* first = channels->clients[0];
+  InferOptions infer_options;
+  infer_options.typed = absl::GetFlag(FLAGS_typed);
+  // Declared after the Clients: unregisters its regions before they go.
+  std::unique_ptr<SystemSharedMemory> shm;
+  if (*system_shm) {
+    absl::StatusOr<std::unique_ptr<SystemSharedMemory>> created =
+        SystemSharedMemory::Create(first, *input, MaxInFlight(*options));
+    if (!created.ok()) return Fail("bench", created.status());
+    shm = *std::move(created);
+  }
+  absl::StatusOr<std::vector<std::shared_ptr<const PreparedRequest>>> requests =
+      PrepareBenchRequests(*first, *options, *input, infer_options, shm.get());
+  if (!requests.ok()) return Fail("bench", requests.status());
+  absl::StatusOr<std::vector<StepResult>> results =
+      RunBenchShowingProgress(channels->clients, *requests, shm != nullptr, *options);
+  if (!results.ok()) return Fail("bench", results.status());
+  const std::string header = BenchHeader(
+      client_options, *options, *input,
+      BenchEncoding(client_options, infer_options, shm != nullptr), (*requests)[0]->ByteSize());
+  const std::string title =
+      absl::StrCat(options->model, " ", ShapeString(input->shape), " via ",
+                   ProtocolName(client_options.protocol), " ", ServerFromFlags(client_options));
+  if (absl::Status s = WriteBenchReports(*results, header, title); !s.ok()) {
+    return Fail("bench", s);
+  }
+  return BenchVerdict(*results);
 }
 
 int Main(int argc, char** argv) {

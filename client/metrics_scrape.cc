@@ -117,6 +117,73 @@ bool ParseLabels(absl::string_view text, std::map<std::string, std::string>* lab
 
 }  // namespace
 
+namespace {
+
+// Connects the non-blocking socket `fd` to `a` by `deadline`.
+absl::Status Connect(int fd, const addrinfo& a, absl::Time deadline, const std::string& where) {
+  if (connect(fd, a.ai_addr, a.ai_addrlen) == 0) return absl::OkStatus();
+  if (errno != EINPROGRESS)
+    return absl::UnavailableError(absl::StrCat(where, ": ", strerror(errno)));
+  if (absl::Status s = WaitFor(fd, POLLOUT, deadline, where); !s.ok()) return s;
+  int error = 0;
+  socklen_t len = sizeof(error);
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
+  if (error != 0) return absl::UnavailableError(absl::StrCat(where, ": ", strerror(error)));
+  return absl::OkStatus();
+}
+
+// Sends all of `request` on `fd` by `deadline`.
+absl::Status SendAll(int fd, const std::string& request, absl::Time deadline,
+                     const std::string& url) {
+  size_t sent = 0;
+  while (sent < request.size()) {
+    if (absl::Status s = WaitFor(fd, POLLOUT, deadline, absl::StrCat("sending to ", url));
+        !s.ok()) {
+      return s;
+    }
+    const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      return absl::UnavailableError(absl::StrCat("sending to ", url, ": ", strerror(errno)));
+    }
+    if (n > 0) sent += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+// Appends what `fd` sends to `response` until the peer closes, by `deadline`.
+absl::Status ReadAll(int fd, absl::Time deadline, const std::string& url, std::string* response) {
+  char buffer[16384];
+  while (true) {
+    if (absl::Status s = WaitFor(fd, POLLIN, deadline, absl::StrCat("reading ", url)); !s.ok()) {
+      return s;
+    }
+    const ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+    if (n == 0) return absl::OkStatus();
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      return absl::UnavailableError(absl::StrCat("reading ", url, ": ", strerror(errno)));
+    }
+    response->append(buffer, static_cast<size_t>(n));
+  }
+}
+
+// The body of an HTTP/1.0 `response` with status 200.
+absl::StatusOr<std::string> BodyOf200(const std::string& response, const std::string& url) {
+  const size_t body = response.find("\r\n\r\n");
+  const absl::string_view status_line =
+      absl::string_view(response).substr(0, response.find("\r\n"));
+  std::vector<absl::string_view> words = absl::StrSplit(status_line, ' ');
+  if (body == std::string::npos || words.size() < 2 || !absl::StartsWith(words[0], "HTTP/")) {
+    return absl::DataLossError(absl::StrCat("not an HTTP response from ", url));
+  }
+  if (words[1] != "200") {
+    return absl::UnavailableError(absl::StrCat(url, " answered '", status_line, "'"));
+  }
+  return response.substr(body + 4);
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> HttpGet(const std::string& url, absl::Duration timeout) {
   absl::StatusOr<Url> parsed = ParseUrl(url);
   if (!parsed.ok()) return parsed.status();
@@ -130,70 +197,21 @@ absl::StatusOr<std::string> HttpGet(const std::string& url, absl::Duration timeo
     return absl::UnavailableError(
         absl::StrCat("cannot resolve '", parsed->host, "': ", gai_strerror(rc)));
   }
+  const std::string request = absl::StrCat(
+      "GET ", parsed->path, " HTTP/1.0\r\nHost: ", parsed->host, "\r\nAccept: text/plain\r\n\r\n");
   absl::Status last = absl::UnavailableError(absl::StrCat("no address for '", parsed->host, "'"));
   std::string response;
   for (addrinfo* a = addresses; a != nullptr; a = a->ai_next) {
     Socket s(socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol));
     if (s.fd() < 0) continue;
-    const std::string where = absl::StrCat("connecting to ", url);
-    if (connect(s.fd(), a->ai_addr, a->ai_addrlen) != 0) {
-      if (errno != EINPROGRESS) {
-        last = absl::UnavailableError(absl::StrCat(where, ": ", strerror(errno)));
-        continue;
-      }
-      last = WaitFor(s.fd(), POLLOUT, deadline, where);
-      if (!last.ok()) continue;
-      int error = 0;
-      socklen_t len = sizeof(error);
-      getsockopt(s.fd(), SOL_SOCKET, SO_ERROR, &error, &len);
-      if (error != 0) {
-        last = absl::UnavailableError(absl::StrCat(where, ": ", strerror(error)));
-        continue;
-      }
-    }
-    const std::string request =
-        absl::StrCat("GET ", parsed->path, " HTTP/1.0\r\nHost: ", parsed->host,
-                     "\r\nAccept: text/plain\r\n\r\n");
-    size_t sent = 0;
-    while (sent < request.size()) {
-      last = WaitFor(s.fd(), POLLOUT, deadline, absl::StrCat("sending to ", url));
-      if (!last.ok()) break;
-      const ssize_t n = send(s.fd(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-      if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        last = absl::UnavailableError(absl::StrCat("sending to ", url, ": ", strerror(errno)));
-        break;
-      }
-      if (n > 0) sent += static_cast<size_t>(n);
-    }
-    if (!last.ok()) continue;
-    char buffer[16384];
-    while (true) {
-      last = WaitFor(s.fd(), POLLIN, deadline, absl::StrCat("reading ", url));
-      if (!last.ok()) break;
-      const ssize_t n = recv(s.fd(), buffer, sizeof(buffer), 0);
-      if (n == 0) break;
-      if (n < 0) {
-        if (errno == EAGAIN || errno == EINTR) continue;
-        last = absl::UnavailableError(absl::StrCat("reading ", url, ": ", strerror(errno)));
-        break;
-      }
-      response.append(buffer, static_cast<size_t>(n));
-    }
+    last = Connect(s.fd(), *a, deadline, absl::StrCat("connecting to ", url));
+    if (last.ok()) last = SendAll(s.fd(), request, deadline, url);
+    if (last.ok()) last = ReadAll(s.fd(), deadline, url, &response);
     if (last.ok()) break;
   }
   freeaddrinfo(addresses);
   if (!last.ok()) return last;
-  const size_t body = response.find("\r\n\r\n");
-  const absl::string_view status_line =
-      absl::string_view(response).substr(0, response.find("\r\n"));
-  std::vector<absl::string_view> words = absl::StrSplit(status_line, ' ');
-  if (body == std::string::npos || words.size() < 2 || !absl::StartsWith(words[0], "HTTP/")) {
-    return absl::DataLossError(absl::StrCat("not an HTTP response from ", url));
-  }
-  if (words[1] != "200") {
-    return absl::UnavailableError(absl::StrCat(url, " answered '", status_line, "'"));
-  }
-  return response.substr(body + 4);
+  return BodyOf200(response, url);
 }
 
 absl::StatusOr<ServerCounters> ParseCounters(absl::string_view text, const std::string& model,

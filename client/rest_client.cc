@@ -72,6 +72,22 @@ class RestPreparedRequest : public PreparedRequest {
   const std::optional<int64_t> output_shm_bytes_;
 };
 
+// `request` as a REST Client prepared it (any REST Client: the path and body
+// do not depend on the server), sharing its ownership; INVALID_ARGUMENT for
+// null or a request another protocol's Client prepared, which a static_cast
+// would turn into undefined behaviour.
+absl::StatusOr<std::shared_ptr<const RestPreparedRequest>> AsRestRequest(
+    std::shared_ptr<const PreparedRequest> request) {
+  const auto* rest_request = dynamic_cast<const RestPreparedRequest*>(request.get());
+  if (rest_request == nullptr) {
+    return absl::InvalidArgumentError(
+        request == nullptr ? "no request: give one from Prepare"
+                           : "the request was not prepared by a REST Client (another "
+                             "protocol's Client prepared it): Prepare it with this one");
+  }
+  return std::shared_ptr<const RestPreparedRequest>(std::move(request), rest_request);
+}
+
 // The status of a call that got no HTTP answer.
 absl::Status TransportError(httplib::Error error, absl::Time deadline, bool closing,
                             const std::string& address) {
@@ -269,13 +285,12 @@ class RestClient final : public Client {
 
   absl::StatusOr<Tensor> Infer(const std::string& model, const std::string& version,
                                const Tensor& input, const InferOptions& options) override {
-    absl::StatusOr<std::shared_ptr<const PreparedRequest>> prepared =
-        Prepare(model, version, input, options);
+    absl::StatusOr<std::shared_ptr<const RestPreparedRequest>> prepared =
+        PrepareRest(model, version, input, options);
     if (!prepared.ok()) return prepared.status();
     if (absl::Status s = internal::CheckOutputView(options); !s.ok()) return s;
-    const auto& rest = static_cast<const RestPreparedRequest&>(**prepared);
     absl::StatusOr<inference::ModelInferResponse> response =
-        InferResponseOf(Call(rest.Call(), options.deadline));
+        InferResponseOf(Call((*prepared)->Call(), options.deadline));
     if (!response.ok()) return response.status();
     return internal::OutputTensor(*response, options);
   }
@@ -283,6 +298,33 @@ class RestClient final : public Client {
   absl::StatusOr<std::shared_ptr<const PreparedRequest>> Prepare(
       const std::string& model, const std::string& version, const Tensor& input,
       const InferOptions& options) override {
+    return PrepareRest(model, version, input, options);
+  }
+
+  // Runs on a worker of its own (see rest_client.h); `done` from there, or at
+  // once on this thread for a request this protocol did not prepare.
+  void InferAsync(std::shared_ptr<const PreparedRequest> request, absl::Duration deadline,
+                  std::function<void(AsyncInferResult)> done) override {
+    absl::StatusOr<std::shared_ptr<const RestPreparedRequest>> prepared =
+        AsRestRequest(std::move(request));
+    if (!prepared.ok()) {
+      AsyncInferResult result;
+      result.status = prepared.status();
+      done(std::move(result));
+      return;
+    }
+    StartAsync(*std::move(prepared), DeadlineOf(deadline), std::move(done));
+  }
+
+  absl::StatusOr<std::unique_ptr<InferStream>> OpenStream() override {
+    return absl::UnimplementedError("streaming is gRPC only (ModelStreamInfer)");
+  }
+
+ private:
+  // Prepare, typed as this protocol's request.
+  absl::StatusOr<std::shared_ptr<const RestPreparedRequest>> PrepareRest(
+      const std::string& model, const std::string& version, const Tensor& input,
+      const InferOptions& options) const {
     if (options.typed) {
       return absl::InvalidArgumentError(
           "typed contents are gRPC's; over REST, ClientOptions::http_json sends JSON \"data\"");
@@ -300,26 +342,25 @@ class RestClient final : public Client {
         internal::OutputShmBytes(options));
   }
 
-  // Runs on a worker of its own (see rest_client.h); `done` from there.
-  void InferAsync(std::shared_ptr<const PreparedRequest> request, absl::Duration deadline,
-                  std::function<void(AsyncInferResult)> done) override {
+  // Hands the call to a worker, which exchanges it on its connection by
+  // `until` and runs `done`.
+  void StartAsync(std::shared_ptr<const RestPreparedRequest> request, absl::Time until,
+                  std::function<void(AsyncInferResult)> done) {
     const absl::Time start = absl::Now();
-    const absl::Time until = DeadlineOf(deadline);
     // Exactly one of the job's run and cancel takes it.
     auto shared_done = std::make_shared<std::function<void(AsyncInferResult)>>(std::move(done));
     workers_.Submit(
         [this, request = std::move(request), until, start, shared_done](
             httplib::ClientImpl& connection,
             const std::atomic<bool>& closing) -> HttpWorkers::Finish {
-          const auto& rest = static_cast<const RestPreparedRequest&>(*request);
           AsyncInferResult result;
           absl::StatusOr<inference::ModelInferResponse> response =
-              InferResponseOf(Exchange(connection, rest.Call(), until, &closing));
+              InferResponseOf(Exchange(connection, request->Call(), until, &closing));
           result.latency = absl::Now() - start;
           result.status = response.status();
           if (response.ok()) {
             result.status =
-                internal::ReadOutput(*response, rest.output_shm_bytes(), &result.output_shape,
+                internal::ReadOutput(*response, request->output_shm_bytes(), &result.output_shape,
                                      &result.output_bytes, nullptr);
           }
           return [shared_done, result = std::move(result)]() mutable {
@@ -334,11 +375,6 @@ class RestClient final : public Client {
         });
   }
 
-  absl::StatusOr<std::unique_ptr<InferStream>> OpenStream() override {
-    return absl::UnimplementedError("streaming is gRPC only (ModelStreamInfer)");
-  }
-
- private:
   static std::string SharedMemoryPath(const std::string& name) {
     return name.empty() ? "/v2/systemsharedmemory"
                         : absl::StrCat("/v2/systemsharedmemory/region/", name);

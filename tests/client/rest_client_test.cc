@@ -17,6 +17,8 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -390,6 +392,73 @@ class DoneCounter {
     return finished_ == static_cast<int>(counts_.size());
   }
 };
+
+// A request prepared by one protocol's Client, sent by the other's: `done`
+// runs once, at once on the calling thread, with INVALID_ARGUMENT (a
+// static_cast would have been undefined behaviour); over gRPC a stream
+// refuses it the same way. Each Client still sends its own afterwards.
+TEST_F(RestClientTest, RequestPreparedByTheOtherProtocolIsRefused) {
+  const Tensor input = *RandomTensor({1, 32, 8, 8}, 7);
+  absl::StatusOr<std::shared_ptr<const PreparedRequest>> from_grpc =
+      grpc_->Prepare("sepconv", "", input, {});
+  ASSERT_TRUE(from_grpc.ok()) << from_grpc.status();
+  absl::StatusOr<std::shared_ptr<const PreparedRequest>> from_rest =
+      http_->Prepare("sepconv", "", input, {});
+  ASSERT_TRUE(from_rest.ok()) << from_rest.status();
+  // Sends `request` on `client`; the result, and whether `done` ran before
+  // InferAsync returned.
+  const auto send = [](Client& client, std::shared_ptr<const PreparedRequest> request) {
+    std::atomic<int> calls{0};
+    absl::Notification done;
+    AsyncInferResult result;
+    client.InferAsync(std::move(request), absl::ZeroDuration(), [&](AsyncInferResult r) {
+      result = std::move(r);
+      ++calls;
+      done.Notify();
+    });
+    const bool at_once = done.HasBeenNotified();
+    done.WaitForNotification();
+    EXPECT_EQ(calls.load(), 1);
+    return std::pair{result, at_once};
+  };
+  for (const auto& [client, foreign, protocol] :
+       {std::tuple{grpc_.get(), *from_rest, "gRPC"}, std::tuple{http_.get(), *from_grpc, "REST"},
+        std::tuple{json_.get(), *from_grpc, "REST"}}) {
+    SCOPED_TRACE(protocol);
+    const auto [result, at_once] = send(*client, foreign);
+    EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument) << result.status;
+    EXPECT_THAT(result.status.message(), HasSubstr(absl::StrCat("not prepared by a ", protocol)));
+    EXPECT_TRUE(at_once);
+    EXPECT_EQ(send(*client, nullptr).first.status.code(), absl::StatusCode::kInvalidArgument);
+  }
+  // Each protocol sends its own.
+  for (const auto& [client, own] :
+       {std::pair{grpc_.get(), *from_grpc}, std::pair{http_.get(), *from_rest}}) {
+    const AsyncInferResult result = send(*client, own).first;
+    ASSERT_TRUE(result.status.ok()) << result.status;
+    EXPECT_EQ(result.output_shape, (std::vector<int64_t>{1, 64, 8, 8}));
+  }
+  // A gRPC stream refuses a REST request the same way, and stays usable.
+  absl::StatusOr<std::unique_ptr<InferStream>> stream = grpc_->OpenStream();
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  absl::Notification refused;
+  AsyncInferResult stream_result;
+  (*stream)->Send(*from_rest, [&](AsyncInferResult r) {
+    stream_result = std::move(r);
+    refused.Notify();
+  });
+  EXPECT_TRUE(refused.HasBeenNotified());
+  refused.WaitForNotification();
+  EXPECT_EQ(stream_result.status.code(), absl::StatusCode::kInvalidArgument);
+  absl::Notification answered;
+  (*stream)->Send(*from_grpc, [&](AsyncInferResult r) {
+    stream_result = std::move(r);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  EXPECT_TRUE(stream_result.status.ok()) << stream_result.status;
+  EXPECT_TRUE((*stream)->Close(absl::Seconds(30)).ok());
+}
 
 TEST_F(RestClientTest, InferAsyncManyInFlightEachDoneOnce) {
   const Tensor input = *RandomTensor({1, 32, 8, 8}, 5);
