@@ -361,108 +361,155 @@ void ReloadTokens(const ServerOptions& options) {
   }
 }
 
-int Run(const std::vector<std::string>& load_models) {
+// Exit statuses of sepconv-server.
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+// Every option from the flags, security included.
+absl::StatusOr<ServerOptions> AllOptionsFromFlags() {
   absl::StatusOr<ServerOptions> options = OptionsFromFlags();
-  if (options.ok()) {
-    if (absl::Status s = AddSecurityOptions(&*options); !s.ok()) options = s;
+  if (!options.ok()) return options.status();
+  if (absl::Status s = AddSecurityOptions(&*options); !s.ok()) return s;
+  return options;
+}
+
+// How the models are found: --model_repository (empty: the built-in model)
+// and --model_control_mode.
+struct ModelSource {
+  std::string repository;
+  std::string mode;  // none, poll or explicit
+};
+
+// --model_control_mode, --load_model and --repository_poll_secs checked
+// against one another; INVALID_ARGUMENT says which is wrong.
+absl::StatusOr<ModelSource> ModelSourceFromFlags(const std::vector<std::string>& load_models) {
+  ModelSource source{absl::GetFlag(FLAGS_model_repository),
+                     absl::GetFlag(FLAGS_model_control_mode)};
+  const std::string& mode = source.mode;
+  if (mode != "none" && mode != "poll" && mode != "explicit") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--model_control_mode='", mode, "': expected none, poll or explicit"));
   }
+  if (mode == "explicit" && source.repository.empty()) {
+    return absl::InvalidArgumentError("--model_control_mode=explicit needs --model_repository");
+  }
+  if (mode != "explicit" && !load_models.empty()) {
+    return absl::InvalidArgumentError("--load_model needs --model_control_mode=explicit");
+  }
+  if (mode == "poll" && absl::GetFlag(FLAGS_repository_poll_secs) < 1) {
+    return absl::InvalidArgumentError("--repository_poll_secs must be >= 1");
+  }
+  return source;
+}
+
+// Fills `registry`: the built-in model (then null), or the repository's
+// models kept in sync by the returned RepositorySync, which `options` then
+// also holds as the core's RepositoryControl. Prints why on failure.
+absl::StatusOr<std::shared_ptr<RepositorySync>> LoadModels(
+    const ModelSource& source, const std::vector<std::string>& load_models, ServerOptions& options,
+    Metrics* metrics, const std::shared_ptr<ModelRegistry>& registry) {
+  if (source.repository.empty()) {
+    if (absl::Status s = AddDefaultModel(options, metrics, registry.get()); !s.ok()) {
+      std::fprintf(stderr, "sepconv-server: default model: %s\n", s.ToString().c_str());
+      return s;
+    }
+    return nullptr;
+  }
+  const absl::Duration interval = source.mode == "poll"
+                                      ? absl::Seconds(absl::GetFlag(FLAGS_repository_poll_secs))
+                                      : absl::ZeroDuration();
+  absl::StatusOr<std::unique_ptr<RepositorySync>> started =
+      source.mode == "explicit"
+          ? RepositorySync::StartExplicit(source.repository, options, metrics, registry,
+                                          load_models)
+          : RepositorySync::Start(source.repository, options, metrics, registry, interval);
+  if (!started.ok()) {
+    std::fprintf(stderr, "sepconv-server: --model_repository: %s\n",
+                 started.status().ToString().c_str());
+    return started.status();
+  }
+  std::shared_ptr<RepositorySync> sync = *std::move(started);
+  options.core.control = sync;  // RepositoryIndex, RepositoryModelLoad/Unload
+  return sync;
+}
+
+// The REST frontend on --http_port, sharing `server`'s core; null when the
+// port is 0.
+absl::StatusOr<std::unique_ptr<HttpServer>> StartHttp(const ServerOptions& options,
+                                                      const Server& server) {
+  const int http_port = absl::GetFlag(FLAGS_http_port);
+  if (http_port == 0) return nullptr;
+  if (absl::GetFlag(FLAGS_http_max_body_bytes) < 1) {
+    return absl::InvalidArgumentError("--http_max_body_bytes must be >= 1");
+  }
+  HttpServerOptions http_options;
+  http_options.address = options.address;
+  http_options.port = http_port;
+  http_options.threads = absl::GetFlag(FLAGS_http_threads);
+  http_options.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_http_max_body_bytes));
+  http_options.tls = {absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                      absl::GetFlag(FLAGS_tls_client_ca)};
+  return HttpServer::Start(http_options, server.core());
+}
+
+// Blocks until SIGTERM or SIGINT (SIGHUP reloads the tokens meanwhile), then
+// stops the repository sync and both frontends.
+void ServeUntilSignal(const ServerOptions& options, RepositorySync* sync, Server& server,
+                      HttpServer* http) {
+  int signo = WaitForSignal();
+  for (; signo == SIGHUP; signo = WaitForSignal()) ReloadTokens(options);
+  std::fprintf(stderr, "sepconv-server: signal %d, shutting down (up to %ds)\n", signo,
+               absl::GetFlag(FLAGS_exit_timeout_secs));
+  if (sync != nullptr) sync->Stop();
+  // The core's shutdown (readiness false, REST refusals 503) starts in the
+  // gRPC server's; REST then stops accepting and answers what is in flight.
+  server.Shutdown();
+  if (http != nullptr) http->Shutdown();
+  std::fprintf(stderr, "sepconv-server: stopped\n");
+}
+
+int Run(const std::vector<std::string>& load_models) {
+  absl::StatusOr<ServerOptions> options = AllOptionsFromFlags();
   if (!options.ok()) {
     std::fprintf(stderr, "sepconv-server: %s\n", options.status().ToString().c_str());
-    return 2;
+    return kExitUsage;
   }
   if (absl::Status s = InstallSignalHandlers(); !s.ok()) {
     std::fprintf(stderr, "sepconv-server: %s\n", s.ToString().c_str());
-    return 1;
+    return kExitFailed;
   }
   std::unique_ptr<Metrics> metrics = options->metrics_port != 0 ? Metrics::Create() : nullptr;
   auto registry = std::make_shared<ModelRegistry>();
-  const std::string repository = absl::GetFlag(FLAGS_model_repository);
-  const std::string mode = absl::GetFlag(FLAGS_model_control_mode);
-  if (mode != "none" && mode != "poll" && mode != "explicit") {
-    std::fprintf(stderr,
-                 "sepconv-server: --model_control_mode='%s': expected none, poll or explicit\n",
-                 mode.c_str());
-    return 2;
+  absl::StatusOr<ModelSource> source = ModelSourceFromFlags(load_models);
+  if (!source.ok()) {
+    std::fprintf(stderr, "sepconv-server: %s\n", std::string(source.status().message()).c_str());
+    return kExitUsage;
   }
-  if (mode == "explicit" && repository.empty()) {
-    std::fprintf(stderr,
-                 "sepconv-server: --model_control_mode=explicit needs --model_repository\n");
-    return 2;
-  }
-  if (mode != "explicit" && !load_models.empty()) {
-    std::fprintf(stderr, "sepconv-server: --load_model needs --model_control_mode=explicit\n");
-    return 2;
-  }
-  if (mode == "poll" && absl::GetFlag(FLAGS_repository_poll_secs) < 1) {
-    std::fprintf(stderr, "sepconv-server: --repository_poll_secs must be >= 1\n");
-    return 2;
-  }
-  std::shared_ptr<RepositorySync> sync;
-  if (repository.empty()) {
-    if (absl::Status s = AddDefaultModel(*options, metrics.get(), registry.get()); !s.ok()) {
-      std::fprintf(stderr, "sepconv-server: default model: %s\n", s.ToString().c_str());
-      return 1;
-    }
-  } else {
-    const absl::Duration interval = mode == "poll"
-                                        ? absl::Seconds(absl::GetFlag(FLAGS_repository_poll_secs))
-                                        : absl::ZeroDuration();
-    absl::StatusOr<std::unique_ptr<RepositorySync>> started =
-        mode == "explicit"
-            ? RepositorySync::StartExplicit(repository, *options, metrics.get(), registry,
-                                            load_models)
-            : RepositorySync::Start(repository, *options, metrics.get(), registry, interval);
-    if (!started.ok()) {
-      std::fprintf(stderr, "sepconv-server: --model_repository: %s\n",
-                   started.status().ToString().c_str());
-      return 1;
-    }
-    sync = *std::move(started);
-    options->core.control = sync;  // RepositoryIndex, RepositoryModelLoad/Unload
-  }
+  absl::StatusOr<std::shared_ptr<RepositorySync>> sync =
+      LoadModels(*source, load_models, *options, metrics.get(), registry);
+  if (!sync.ok()) return kExitFailed;
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(*options, registry, metrics.get());
   if (!server.ok()) {
     std::fprintf(stderr, "sepconv-server: %s\n", server.status().ToString().c_str());
-    return 1;
+    return kExitFailed;
   }
-  std::unique_ptr<HttpServer> http;
-  if (const int http_port = absl::GetFlag(FLAGS_http_port); http_port != 0) {
-    HttpServerOptions http_options;
-    http_options.address = options->address;
-    http_options.port = http_port;
-    http_options.threads = absl::GetFlag(FLAGS_http_threads);
-    http_options.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_http_max_body_bytes));
-    http_options.tls = {absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
-                        absl::GetFlag(FLAGS_tls_client_ca)};
-    absl::StatusOr<std::unique_ptr<HttpServer>> started =
-        absl::GetFlag(FLAGS_http_max_body_bytes) < 1
-            ? absl::InvalidArgumentError("--http_max_body_bytes must be >= 1")
-            : HttpServer::Start(http_options, (*server)->core());
-    if (!started.ok()) {
-      std::fprintf(stderr, "sepconv-server: --http_port: %s\n",
-                   started.status().ToString().c_str());
-      (*server)->Shutdown();
-      return 1;
-    }
-    http = *std::move(started);
-    std::fprintf(stderr, "sepconv-server: KServe v2 REST on HTTP port %d\n", http->port());
+  absl::StatusOr<std::unique_ptr<HttpServer>> http = StartHttp(*options, **server);
+  if (!http.ok()) {
+    std::fprintf(stderr, "sepconv-server: --http_port: %s\n", http.status().ToString().c_str());
+    (*server)->Shutdown();
+    return kExitFailed;
+  }
+  if (*http != nullptr) {
+    std::fprintf(stderr, "sepconv-server: KServe v2 REST on HTTP port %d\n", (*http)->port());
   }
   std::fprintf(stderr,
                "sepconv-server: serving models [%s] on gRPC port %d, metrics port %d "
                "(%d instance(s) x %d thread(s))\n",
                absl::StrJoin(registry->ModelNames(), ", ").c_str(), (*server)->grpc_port(),
                (*server)->metrics_port(), options->instances, options->threads);
-  int signo = WaitForSignal();
-  for (; signo == SIGHUP; signo = WaitForSignal()) ReloadTokens(*options);
-  std::fprintf(stderr, "sepconv-server: signal %d, shutting down (up to %ds)\n", signo,
-               absl::GetFlag(FLAGS_exit_timeout_secs));
-  if (sync != nullptr) sync->Stop();
-  // The core's shutdown (readiness false, REST refusals 503) starts in the
-  // gRPC server's; REST then stops accepting and answers what is in flight.
-  (*server)->Shutdown();
-  if (http != nullptr) http->Shutdown();
-  std::fprintf(stderr, "sepconv-server: stopped\n");
-  return 0;
+  ServeUntilSignal(*options, sync->get(), **server, http->get());
+  return kExitOk;
 }
 
 }  // namespace

@@ -110,14 +110,8 @@ absl::Status CheckContents(const InferInput& input, int64_t elements, bool* raw)
   return absl::OkStatus();
 }
 
-}  // namespace
-
-std::string ShapeString(absl::Span<const int64_t> shape) {
-  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
-}
-
-absl::StatusOr<ValidatedInfer> ValidateInferRequest(const InferRequest& request,
-                                                    const ModelSpec& model) {
+// The request's one input, if it is the model's by name and datatype.
+absl::StatusOr<const InferInput*> TheInput(const InferRequest& request) {
   if (request.inputs.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("request has no inputs; the model expects input '", kInputName, "'"));
@@ -136,7 +130,13 @@ absl::StatusOr<ValidatedInfer> ValidateInferRequest(const InferRequest& request,
     return absl::InvalidArgumentError(absl::StrCat("input '", input.name, "' has datatype '",
                                                    input.datatype, "'; expected ", kDatatypeFp32));
   }
-  ValidatedInfer result;
+  return &input;
+}
+
+// The requested outputs: the model's, each at most once; its shared-memory
+// placement, if one asked for it, into `shared_memory`.
+absl::Status CheckRequestedOutputs(const InferRequest& request,
+                                   std::optional<SharedMemoryRef>* shared_memory) {
   for (size_t i = 0; i < request.requested_outputs.size(); ++i) {
     const RequestedOutput& output = request.requested_outputs[i];
     for (size_t j = 0; j < i; ++j) {
@@ -153,7 +153,25 @@ absl::StatusOr<ValidatedInfer> ValidateInferRequest(const InferRequest& request,
     absl::StatusOr<std::optional<SharedMemoryRef>> shm =
         SharedMemoryFromParams(output.shared_memory, absl::StrCat("output '", output.name, "'"));
     if (!shm.ok()) return shm.status();
-    if (shm->has_value()) result.output_shared_memory = **shm;
+    if (shm->has_value()) *shared_memory = **shm;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string ShapeString(absl::Span<const int64_t> shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+absl::StatusOr<ValidatedInfer> ValidateInferRequest(const InferRequest& request,
+                                                    const ModelSpec& model) {
+  absl::StatusOr<const InferInput*> the_input = TheInput(request);
+  if (!the_input.ok()) return the_input.status();
+  const InferInput& input = **the_input;
+  ValidatedInfer result;
+  if (absl::Status s = CheckRequestedOutputs(request, &result.output_shared_memory); !s.ok()) {
+    return s;
   }
   int64_t elements = 0;
   if (absl::Status s = CheckShape(input, model, &elements); !s.ok()) return s;

@@ -309,6 +309,50 @@ size_t ReserveFor(const std::vector<int64_t>& shape, size_t body_bytes) {
   return std::min(count, body_bytes / 2);
 }
 
+// Appends the integers of an input's "shape" to `shape`; `where` names the
+// input in errors.
+absl::Status ParseShape(const Reader& r, Value& f, const std::string& where,
+                        std::vector<int64_t>& shape) {
+  absl::StatusOr<simdjson::ondemand::array> array = r.GetArray(f, absl::StrCat(where, "\"shape\""));
+  if (!array.ok()) return array.status();
+  return r.ForEachElement(*array, [&](Value& d) -> absl::Status {
+    int64_t n = 0;
+    if (d.get_int64().get(n)) {
+      return r.TypeError(d, absl::StrCat(where, "\"shape\" must hold integers, found"));
+    }
+    shape.push_back(n);
+    return absl::OkStatus();
+  });
+}
+
+// Points `input` at its values once its fields are read: the next
+// "binary_data_size" bytes of `binary`, or its "data" (null: none, e.g. in
+// shared memory).
+absl::Status PlaceInputValues(const std::string& where, const std::vector<float>* data,
+                              const TensorParameters& parameters, BinaryCursor& binary,
+                              InferInput& input) {
+  if (!parameters.binary_data_size.has_value()) {
+    if (data != nullptr) input.fp32 = absl::Span<const float>(*data);
+    return absl::OkStatus();
+  }
+  if (data != nullptr) {
+    return Invalid(absl::StrCat(where, "has both \"data\" and \"binary_data_size\""));
+  }
+  if (!binary.present) {
+    return Invalid(absl::StrCat(where,
+                                "\"binary_data_size\" without an "
+                                "Inference-Header-Content-Length header"));
+  }
+  const uint64_t size = *parameters.binary_data_size;
+  if (size > binary.rest.size()) {
+    return Invalid(absl::StrCat(where, "\"binary_data_size\" ", size, " exceeds the ",
+                                binary.rest.size(), " bytes of binary data left in the body"));
+  }
+  input.raw = binary.rest.substr(0, size);
+  binary.rest.remove_prefix(size);
+  return absl::OkStatus();
+}
+
 absl::Status ParseInput(const Reader& r, Value& v, size_t index, size_t body_bytes,
                         BinaryCursor& binary, RestInferRequest& out) {
   absl::StatusOr<Object> object = r.GetObject(v, absl::StrCat("inputs[", index, "]"));
@@ -330,18 +374,8 @@ absl::Status ParseInput(const Reader& r, Value& v, size_t index, size_t body_byt
           (key == "name" ? input.name : input.datatype) = *std::move(s);
           has_name |= key == "name";
         } else if (key == "shape") {
-          absl::StatusOr<simdjson::ondemand::array> shape =
-              r.GetArray(f, absl::StrCat(where(), "\"shape\""));
-          if (!shape.ok()) return shape.status();
           has_shape = true;
-          return r.ForEachElement(*shape, [&](Value& d) -> absl::Status {
-            int64_t n = 0;
-            if (d.get_int64().get(n)) {
-              return r.TypeError(d, absl::StrCat(where(), "\"shape\" must hold integers, found"));
-            }
-            input.shape.push_back(n);
-            return absl::OkStatus();
-          });
+          return ParseShape(r, f, where(), input.shape);
         } else if (key == "parameters") {
           return ParseParameters(r, f, where(), parameters);
         } else if (key == "data") {
@@ -357,24 +391,8 @@ absl::Status ParseInput(const Reader& r, Value& v, size_t index, size_t body_byt
   if (!status.ok()) return status;
 
   if (!has_shape) return Invalid(absl::StrCat(where(), "\"shape\" is missing"));
-  if (parameters.binary_data_size.has_value()) {
-    if (data != nullptr) {
-      return Invalid(absl::StrCat(where(), "has both \"data\" and \"binary_data_size\""));
-    }
-    if (!binary.present) {
-      return Invalid(absl::StrCat(where(),
-                                  "\"binary_data_size\" without an "
-                                  "Inference-Header-Content-Length header"));
-    }
-    const uint64_t size = *parameters.binary_data_size;
-    if (size > binary.rest.size()) {
-      return Invalid(absl::StrCat(where(), "\"binary_data_size\" ", size, " exceeds the ",
-                                  binary.rest.size(), " bytes of binary data left in the body"));
-    }
-    input.raw = binary.rest.substr(0, size);
-    binary.rest.remove_prefix(size);
-  } else if (data != nullptr) {
-    input.fp32 = absl::Span<const float>(*data);
+  if (absl::Status s = PlaceInputValues(where(), data, parameters, binary, input); !s.ok()) {
+    return s;
   }
   input.shared_memory = std::move(parameters.shared_memory);
   out.request.inputs.push_back(std::move(input));
