@@ -4,8 +4,9 @@
 // Runs a ModelSpec on oneDNN. Primitives are built once per input shape
 // and reused; every shape's intermediate buffers live in one grow-only
 // buffer per executor; weights are reordered once, at Create.
-// Activations stay in a blocked/channels-last layout between layers; NCHW
-// only at the model's boundary.
+// Between layers activations stay in the layout the plan chose by timing:
+// blocked or channels-last for oneDNN's primitives, NCHW throughout for the
+// fused depthwise-pointwise kernels.
 
 #include <cstdint>
 #include <memory>

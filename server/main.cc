@@ -1,5 +1,6 @@
 // sepconv-server: serves depthwise-separable convolution models over the
-// KServe v2 gRPC API, with Prometheus metrics. See --help.
+// KServe v2 API, gRPC and REST, with Triton's extensions and Prometheus
+// metrics. See --help and docs/architecture.md.
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -43,14 +44,15 @@
 #include "tests/testing/engine_gate.h"
 #endif
 
-ABSL_FLAG(std::string, address, "0.0.0.0", "Address to listen on (gRPC and metrics).");
+ABSL_FLAG(std::string, address, "0.0.0.0", "Address to listen on (gRPC, REST and metrics).");
 ABSL_FLAG(int, grpc_port, 8001, "gRPC port (KServe v2, health, reflection); 0 picks one.");
 ABSL_FLAG(int, http_port, 8000,
           "KServe v2 REST (HTTP/1.1) port, on --address with gRPC's TLS files and tokens; "
           "0 turns REST off.");
 ABSL_FLAG(int, http_threads, 16,
-          "Threads answering REST requests; each holds one request until its answer, so this "
-          "bounds the REST requests in flight (they wait, not spin: more than the CPUs is fine).");
+          "Threads answering REST: each holds one connection (a keep-alive one between its "
+          "requests too), so this bounds the REST connections served at once; more wait "
+          "(they wait, not spin: more than the CPUs is fine).");
 ABSL_FLAG(int64_t, http_max_body_bytes, int64_t{256} << 20,
           "Largest REST request body, in bytes (larger: 413). JSON tensors take about 2.5 times "
           "the bytes of binary ones.");

@@ -3,8 +3,9 @@
 
 // The dynamic batcher of one served model version: a bounded queue of
 // inference jobs and `instances` worker threads, each with its own Executor,
-// that form batches of jobs with the same (C, H, W) and run them. gRPC
-// handlers only Submit; all computation happens on the workers.
+// that form batches of jobs with the same (C, H, W) and run them. The
+// frontends (through the core) only Submit; all computation happens on the
+// workers.
 
 #include <cstdint>
 #include <functional>

@@ -54,7 +54,7 @@ struct HttpServerOptions {
   // core answers, so this bounds the REST requests in flight.
   int threads = 16;
   // Largest request body; fits a 1x32x224x224 fp32 JSON request.
-  size_t max_body_bytes = 64 << 20;
+  size_t max_body_bytes = size_t{256} << 20;  // as --http_max_body_bytes
   // TLS files (checked with LoadTls first); all empty: plain HTTP.
   TlsOptions tls;
 };

@@ -3,8 +3,8 @@
 
 // Triton's model repository extension as the RPCs see it: the index of the
 // repository and explicit load / unload (`--model_control_mode=explicit`).
-// Implemented by RepositorySync; the service holds it through
-// InferenceServiceOptions (null: no repository, the built-in model only).
+// Implemented by RepositorySync; the core holds it through
+// CoreOptions::control (null: no repository, the built-in model only).
 
 #include <string>
 #include <vector>
