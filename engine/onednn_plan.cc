@@ -266,10 +266,10 @@ Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
   LayOutArena(pds.act_bytes, pds.mid_bytes, scratch_bytes);
   for (size_t i = 0; i < pds.layers.size(); ++i) {
     const LayerPds& p = pds.layers[i];
-    AddDepthwiseSteps(model.layers[i].spec, i, p.dw, p.part_bytes, weights, stream);
+    AddConvSteps(/*depthwise=*/true, model.layers[i].spec, i, p.dw, p.part_bytes, weights, stream);
     // With direct output the last pointwise conv is a matmul per item.
     if (direct_output_ && i + 1 == pds.layers.size()) break;
-    AddPointwiseSteps(model.layers[i].spec, i, p.pw, p.part_bytes, weights, stream);
+    AddConvSteps(/*depthwise=*/false, model.layers[i].spec, i, p.pw, p.part_bytes, weights, stream);
   }
 }
 
@@ -297,37 +297,27 @@ void Plan::LayOutArena(size_t act_bytes, size_t mid_bytes, size_t scratch_bytes)
                                    scratch_offset_);
 }
 
-void Plan::AddDepthwiseSteps(const LayerSpec& spec, size_t layer,
-                             absl::Span<const Conv::primitive_desc> pds, size_t part_bytes,
-                             WeightCache& weights, dnnl::stream& stream) {
+void Plan::AddConvSteps(bool depthwise, const LayerSpec& spec, size_t layer,
+                        absl::Span<const Conv::primitive_desc> pds, size_t part_bytes,
+                        WeightCache& weights, dnnl::stream& stream) {
   for (size_t j = 0; j < pds.size(); ++j) {
     const Conv::primitive_desc& pd = pds[j];
     const int64_t part = static_cast<int64_t>(j);
-    Step dw{Conv(pd),
-            {{DNNL_ARG_SRC, ArenaMemory(pd.src_desc(), 0)},
-             {DNNL_ARG_WEIGHTS, weights.Depthwise(layer, part, pd.weights_desc(), stream)},
-             {DNNL_ARG_DST, ArenaMemory(pd.dst_desc(), mid_offset_ + j * part_bytes)},
-             {DNNL_ARG_SCRATCHPAD, scratchpad_memory_}},
-            pd.impl_info_str()};
-    if (spec.depthwise_bias) dw.args[DNNL_ARG_BIAS] = weights.DepthwiseBias(layer, part);
-    steps_.push_back(std::move(dw));
-  }
-}
-
-void Plan::AddPointwiseSteps(const LayerSpec& spec, size_t layer,
-                             absl::Span<const Conv::primitive_desc> pds, size_t part_bytes,
-                             WeightCache& weights, dnnl::stream& stream) {
-  for (size_t j = 0; j < pds.size(); ++j) {
-    const Conv::primitive_desc& pd = pds[j];
-    const int64_t part = static_cast<int64_t>(j);
-    Step pw{Conv(pd),
-            {{DNNL_ARG_SRC, ArenaMemory(pd.src_desc(), mid_offset_ + j * part_bytes)},
-             {DNNL_ARG_WEIGHTS, weights.Pointwise(layer, part, pd.weights_desc(), stream)},
-             {DNNL_ARG_DST, ArenaMemory(pd.dst_desc(), 0)},
-             {DNNL_ARG_SCRATCHPAD, scratchpad_memory_}},
-            pd.impl_info_str()};
-    if (j == 0 && spec.pointwise_bias) pw.args[DNNL_ARG_BIAS] = weights.PointwiseBias(layer);
-    steps_.push_back(std::move(pw));
+    const size_t slice = mid_offset_ + j * part_bytes;  // the part's depthwise output
+    Step step{
+        Conv(pd),
+        {{DNNL_ARG_SRC, ArenaMemory(pd.src_desc(), depthwise ? 0 : slice)},
+         {DNNL_ARG_WEIGHTS, depthwise ? weights.Depthwise(layer, part, pd.weights_desc(), stream)
+                                      : weights.Pointwise(layer, part, pd.weights_desc(), stream)},
+         {DNNL_ARG_DST, ArenaMemory(pd.dst_desc(), depthwise ? slice : 0)},
+         {DNNL_ARG_SCRATCHPAD, scratchpad_memory_}},
+        pd.impl_info_str()};
+    if (depthwise && spec.depthwise_bias) {
+      step.args[DNNL_ARG_BIAS] = weights.DepthwiseBias(layer, part);
+    } else if (!depthwise && j == 0 && spec.pointwise_bias) {
+      step.args[DNNL_ARG_BIAS] = weights.PointwiseBias(layer);
+    }
+    steps_.push_back(std::move(step));
   }
 }
 

@@ -150,16 +150,13 @@ class Plan {
   // is dead once the depthwise convs have run), the depthwise output and
   // the scratchpad in the arena.
   void LayOutArena(size_t act_bytes, size_t mid_bytes, size_t scratch_bytes);
-  // Appends layer `layer`'s depthwise convs, one per part (`pds`), each
-  // into its part's slice (`part_bytes` apart) of the depthwise output.
-  void AddDepthwiseSteps(const LayerSpec& spec, size_t layer,
-                         absl::Span<const dnnl::convolution_forward::primitive_desc> pds,
-                         size_t part_bytes, WeightCache& weights, dnnl::stream& stream);
-  // Appends its pointwise convs, each from its part's slice, all into the
-  // layer's output (the first with the bias; see WeightCache).
-  void AddPointwiseSteps(const LayerSpec& spec, size_t layer,
-                         absl::Span<const dnnl::convolution_forward::primitive_desc> pds,
-                         size_t part_bytes, WeightCache& weights, dnnl::stream& stream);
+  // Appends layer `layer`'s depthwise convs (`depthwise`), one per part
+  // (`pds`), each into its part's slice (`part_bytes` apart) of the
+  // depthwise output; or its pointwise convs, each from its part's slice,
+  // all into the layer's output (the first with the bias; see WeightCache).
+  void AddConvSteps(bool depthwise, const LayerSpec& spec, size_t layer,
+                    absl::Span<const dnnl::convolution_forward::primitive_desc> pds,
+                    size_t part_bytes, WeightCache& weights, dnnl::stream& stream);
   dnnl::matmul::primitive_desc DirectOutputPd(int64_t samples) const;
   DirectOutput& DirectOutputFor(int64_t samples);
   static Buffer Allocate(size_t bytes);
