@@ -12,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/internal/infer_message.h"
+#include "client/internal/prepared_request.h"
 #include "client/internal/proto_convert.h"
 #include "client/rest_client.h"
 #include "grpc/grpc.h"
@@ -56,29 +57,6 @@ class GrpcPreparedRequest : public PreparedRequest {
   const int64_t samples_;
   const std::optional<int64_t> output_shm_bytes_;
 };
-
-// `request` as a gRPC Client prepared it (any gRPC Client: they share the
-// encoding), sharing its ownership; INVALID_ARGUMENT for null or a request
-// another protocol's Client prepared, which a static_cast would turn into
-// undefined behaviour.
-absl::StatusOr<std::shared_ptr<const GrpcPreparedRequest>> AsGrpcRequest(
-    std::shared_ptr<const PreparedRequest> request) {
-  const auto* grpc_request = dynamic_cast<const GrpcPreparedRequest*>(request.get());
-  if (grpc_request == nullptr) {
-    return absl::InvalidArgumentError(
-        request == nullptr ? "no request: give one from Prepare"
-                           : "the request was not prepared by a gRPC Client (another "
-                             "protocol's Client prepared it): Prepare it with this one");
-  }
-  return std::shared_ptr<const GrpcPreparedRequest>(std::move(request), grpc_request);
-}
-
-// Runs `done` at once, on this thread, with `status` and no latency.
-void FailAtOnce(const std::function<void(AsyncInferResult)>& done, absl::Status status) {
-  AsyncInferResult result;
-  result.status = std::move(status);
-  done(std::move(result));
-}
 
 // State of one asynchronous call. Owned by its completion callback (and,
 // for a moment, by a closing client cancelling it).
@@ -166,8 +144,8 @@ class GrpcInferStream final : public InferStream,
   void Send(std::shared_ptr<const PreparedRequest> request,
             std::function<void(AsyncInferResult)> done) override {
     absl::StatusOr<std::shared_ptr<const GrpcPreparedRequest>> prepared =
-        AsGrpcRequest(std::move(request));
-    if (!prepared.ok()) return FailAtOnce(done, prepared.status());
+        internal::AsPrepared<GrpcPreparedRequest>(std::move(request), "gRPC");
+    if (!prepared.ok()) return internal::FailAtOnce(done, prepared.status());
     const grpc::ByteBuffer* write = nullptr;
     {
       absl::MutexLock lock(&mu_);
@@ -475,8 +453,8 @@ class GrpcClient : public Client {
   void InferAsync(std::shared_ptr<const PreparedRequest> request, absl::Duration deadline,
                   std::function<void(AsyncInferResult)> done) override {
     absl::StatusOr<std::shared_ptr<const GrpcPreparedRequest>> prepared =
-        AsGrpcRequest(std::move(request));
-    if (!prepared.ok()) return FailAtOnce(done, prepared.status());
+        internal::AsPrepared<GrpcPreparedRequest>(std::move(request), "gRPC");
+    if (!prepared.ok()) return internal::FailAtOnce(done, prepared.status());
     StartAsync(*std::move(prepared), DeadlineOf(deadline), absl::Now(), Reissues(),
                std::move(done));
   }

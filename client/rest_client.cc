@@ -13,6 +13,7 @@
 #include "client/internal/http_connection.h"
 #include "client/internal/http_workers.h"
 #include "client/internal/infer_message.h"
+#include "client/internal/prepared_request.h"
 #include "client/internal/proto_convert.h"
 #include "client/internal/rest_codec.h"
 #include "httplib.h"
@@ -71,22 +72,6 @@ class RestPreparedRequest : public PreparedRequest {
   const int64_t samples_;
   const std::optional<int64_t> output_shm_bytes_;
 };
-
-// `request` as a REST Client prepared it (any REST Client: the path and body
-// do not depend on the server), sharing its ownership; INVALID_ARGUMENT for
-// null or a request another protocol's Client prepared, which a static_cast
-// would turn into undefined behaviour.
-absl::StatusOr<std::shared_ptr<const RestPreparedRequest>> AsRestRequest(
-    std::shared_ptr<const PreparedRequest> request) {
-  const auto* rest_request = dynamic_cast<const RestPreparedRequest*>(request.get());
-  if (rest_request == nullptr) {
-    return absl::InvalidArgumentError(
-        request == nullptr ? "no request: give one from Prepare"
-                           : "the request was not prepared by a REST Client (another "
-                             "protocol's Client prepared it): Prepare it with this one");
-  }
-  return std::shared_ptr<const RestPreparedRequest>(std::move(request), rest_request);
-}
 
 // The status of a call that got no HTTP answer.
 absl::Status TransportError(httplib::Error error, absl::Time deadline, bool closing,
@@ -306,13 +291,8 @@ class RestClient final : public Client {
   void InferAsync(std::shared_ptr<const PreparedRequest> request, absl::Duration deadline,
                   std::function<void(AsyncInferResult)> done) override {
     absl::StatusOr<std::shared_ptr<const RestPreparedRequest>> prepared =
-        AsRestRequest(std::move(request));
-    if (!prepared.ok()) {
-      AsyncInferResult result;
-      result.status = prepared.status();
-      done(std::move(result));
-      return;
-    }
+        internal::AsPrepared<RestPreparedRequest>(std::move(request), "REST");
+    if (!prepared.ok()) return internal::FailAtOnce(done, prepared.status());
     StartAsync(*std::move(prepared), DeadlineOf(deadline), std::move(done));
   }
 
