@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "tests/testing/exposition.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/http_get.h"
 #include "server_test_util.h"
+#include "tests/testing/exposition.h"
+#include "tests/testing/http_get.h"
 
 namespace sepconv {
 namespace {

@@ -7,10 +7,10 @@
 #include <memory>
 
 #include "absl/status/status.h"
-#include "tests/testing/exposition.h"
 #include "gtest/gtest.h"
-#include "tests/testing/http_get.h"
 #include "server/metrics/metrics.h"
+#include "tests/testing/exposition.h"
+#include "tests/testing/http_get.h"
 
 namespace sepconv {
 namespace {
