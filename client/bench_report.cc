@@ -173,15 +173,15 @@ absl::Status CheckWritable(const std::string& path) {
   return absl::OkStatus();
 }
 
-absl::Status WritePlot(const std::vector<StepResult>& results, const std::string& title,
+std::string PlotScript(const std::vector<StepResult>& results, const std::string& title,
                        const std::string& png_path) {
-  if (absl::Status s = CheckGnuplot(); !s.ok()) return s;
   std::string script = absl::StrFormat(
       "set terminal pngcairo size 900,600 noenhanced\nset output '%s'\n"
       "set title '%s'\nset xlabel 'throughput (infer/s)'\nset ylabel 'latency (ms)'\n"
-      "set grid\nset key left top\n"
+      "set grid\nset key left top\nset offsets graph 0.05, graph 0.05, graph 0.1, 0\n"
       "plot '-' using 1:2 with linespoints title 'p50', "
-      "'-' using 1:2 with linespoints title 'p90', '-' using 1:2 with linespoints title 'p99'\n",
+      "'-' using 1:2 with linespoints title 'p90', '-' using 1:2 with linespoints title 'p99', "
+      "'-' using 1:2:3 with labels offset char 0,1 notitle\n",
       GnuplotQuote(png_path), GnuplotQuote(title));
   for (double StepResult::*field :
        {&StepResult::p50_ms, &StepResult::p90_ms, &StepResult::p99_ms}) {
@@ -190,6 +190,22 @@ absl::Status WritePlot(const std::vector<StepResult>& results, const std::string
     }
     script += "e\n";
   }
+  // Each step's load above its p99 point: "c=16" (requests in flight) or
+  // "500/s" (open-loop rate).
+  for (const StepResult& r : results) {
+    const std::string label =
+        r.mode == "rate" ? absl::StrFormat("%g/s", r.load) : absl::StrFormat("c=%g", r.load);
+    absl::StrAppend(&script,
+                    absl::StrFormat("%.3f %.4f \"%s\"\n", r.infer_per_sec, r.p99_ms, label));
+  }
+  script += "e\n";
+  return script;
+}
+
+absl::Status WritePlot(const std::vector<StepResult>& results, const std::string& title,
+                       const std::string& png_path) {
+  if (absl::Status s = CheckGnuplot(); !s.ok()) return s;
+  const std::string script = PlotScript(results, title, png_path);
   // gnuplot's own chatter goes to a file, shown only when it fails.
   char log_path[] = "/tmp/sepconv-gnuplot-XXXXXX";
   const int log_fd = mkstemp(log_path);

@@ -24,6 +24,10 @@ absl::Status CheckGnuplot();
 // PERMISSION_DENIED naming `path` when it cannot be written (checked before a
 // long run rather than after it).
 absl::Status CheckWritable(const std::string& path);
+// The gnuplot script WritePlot runs: p50/p90/p99 latency against throughput,
+// each step's point labelled with its load ("c=16" in flight, or "500/s").
+std::string PlotScript(const std::vector<StepResult>& results, const std::string& title,
+                       const std::string& png_path);
 // Writes a PNG of p50/p90/p99 latency against throughput with gnuplot.
 absl::Status WritePlot(const std::vector<StepResult>& results, const std::string& title,
                        const std::string& png_path);
