@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -124,6 +125,21 @@ TEST_F(PlanTunerTest, ZeroBudgetTimesOnlyTheFirstCandidate) {
   ExpectCorrect(model, input, *result.plan);
 }
 
+// A run for ChooseMicroBatch that records each micro-batch it is given and
+// takes 10 ms, except `fast`, which returns at once, and `failing`, which
+// fails at once (the sleeps are the test's, not the machine's: the order
+// holds on any CPU).
+std::function<absl::Status(int64_t)> RecordingRun(std::vector<int64_t>& runs, int64_t fast,
+                                                  int64_t failing = -1) {
+  return [&runs, fast, failing](int64_t micro) {
+    runs.push_back(micro);
+    if (micro == failing)
+      return absl::ResourceExhaustedError(absl::StrCat("no memory for ", micro));
+    if (micro != fast) absl::SleepFor(absl::Milliseconds(10));
+    return absl::OkStatus();
+  };
+}
+
 // The micro-batch tuner runs every candidate, keeps the fastest (here the
 // only one that does not sleep), remembers it per batch size, and with no
 // budget runs the default only.
@@ -132,11 +148,7 @@ TEST_F(PlanTunerTest, MicroBatchTimedOnceThenRemembered) {
   const Dims4 input{6, 8, 9, 9};
   const std::vector<int64_t> candidates = {3, 1, 2, 6};
   std::vector<int64_t> runs;
-  auto run = [&](int64_t micro) {
-    runs.push_back(micro);
-    if (micro != 2) absl::SleepFor(absl::Milliseconds(3));
-    return absl::OkStatus();
-  };
+  const auto run = RecordingRun(runs, /*fast=*/2);
   absl::StatusOr<MicroBatchChoice> first =
       ChooseMicroBatch(model, input, candidates, absl::Seconds(10), run);
   ASSERT_TRUE(first.ok()) << first.status();
@@ -167,19 +179,14 @@ TEST_F(PlanTunerTest, MicroBatchTimedOnceThenRemembered) {
 }
 
 // A candidate whose run fails returns at once, so timed as if it had run it
-// would be the fastest (6, the fastest that runs, takes 1 ms): it is dropped
+// would be among the fastest (with 6, the fastest that runs): it is dropped
 // instead, never chosen, and the choice remembered is one that ran.
 TEST_F(PlanTunerTest, MicroBatchFailedRunIsNeitherChosenNorRemembered) {
   const ModelSpec model = MakeRandomModel({Spec(8, 8)}, 1).value();
   const Dims4 input{6, 8, 9, 9};
   const std::vector<int64_t> candidates = {3, 1, 2, 6};
   std::vector<int64_t> runs;
-  auto run = [&](int64_t micro) {
-    runs.push_back(micro);
-    if (micro == 2) return absl::ResourceExhaustedError("no memory for 2");
-    absl::SleepFor(absl::Milliseconds(micro == 6 ? 1 : 5));
-    return absl::OkStatus();
-  };
+  const auto run = RecordingRun(runs, /*fast=*/6, /*failing=*/2);
   absl::StatusOr<MicroBatchChoice> first =
       ChooseMicroBatch(model, input, candidates, absl::Seconds(10), run);
   ASSERT_TRUE(first.ok()) << first.status();
@@ -219,13 +226,8 @@ TEST_F(PlanTunerTest, MicroBatchEveryRunFailingIsAnErrorNotRemembered) {
   EXPECT_FALSE(TunedChoice(model, input).has_value());  // no layout was tuned either
 
   runs.clear();
-  auto working = [&](int64_t micro) {
-    runs.push_back(micro);
-    if (micro != 1) absl::SleepFor(absl::Milliseconds(3));
-    return absl::OkStatus();
-  };
   absl::StatusOr<MicroBatchChoice> next =
-      ChooseMicroBatch(model, input, candidates, absl::Seconds(10), working);
+      ChooseMicroBatch(model, input, candidates, absl::Seconds(10), RecordingRun(runs, /*fast=*/1));
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_EQ(next->micro_batch, 1);
   EXPECT_EQ(next->candidates_timed, 4);
