@@ -23,6 +23,14 @@ struct Avx2 {
     return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane));
   }
   static void Store(float* p, Reg x) { _mm256_storeu_ps(p, x); }
+  // A non-temporal store, past the caches (p 64-byte aligned); visible to
+  // other threads after Fence.
+  static void Stream(float* p, Reg x) { _mm256_stream_ps(p, x); }
+  static void Fence() { _mm_sfence(); }
+  // Asks for the cache line at p ahead of its use.
+  static void Prefetch(const float* p) {
+    _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+  }
   // The first n (< 8) lanes only: lane i is stored where i < n.
   static void StoreFirst(float* p, Reg x, int n) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);

@@ -22,6 +22,14 @@ struct Avx512 {
     return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p);
   }
   static void Store(float* p, Reg x) { _mm512_storeu_ps(p, x); }
+  // A non-temporal store, past the caches (p 64-byte aligned); visible to
+  // other threads after Fence.
+  static void Stream(float* p, Reg x) { _mm512_stream_ps(p, x); }
+  static void Fence() { _mm_sfence(); }
+  // Asks for the cache line at p ahead of its use.
+  static void Prefetch(const float* p) {
+    _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+  }
   // The first n (< 16) lanes only.
   static void StoreFirst(float* p, Reg x, int n) {
     _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), x);

@@ -69,7 +69,8 @@ std::vector<FusedLayerWeights> PackFusedWeights(const ModelSpec& model, int mr) 
 }
 
 FusedPlan::FusedPlan(const ModelSpec& model, const Dims4& input, const FusedKernels& kernels,
-                     const std::vector<FusedLayerWeights>& weights, int threads, int64_t tile_bytes)
+                     const std::vector<FusedLayerWeights>& weights, int threads, int64_t tile_bytes,
+                     bool stream_output)
     : kernels_(kernels),
       threads_(std::max(1, threads)),
       tile_bytes_(tile_bytes > 0 ? tile_bytes : kDefaultTileBytes),
@@ -83,6 +84,7 @@ FusedPlan::FusedPlan(const ModelSpec& model, const Dims4& input, const FusedKern
     cur = next;
     shapes_.push_back(cur);
   }
+  layers_.back().view.stream_output = stream_output;
   size_t act_floats = 0;  // activations between layers, per buffer
   for (size_t i = 1; i + 1 < shapes_.size(); ++i) {
     act_floats = std::max(act_floats, static_cast<size_t>(Elements(shapes_[i])));
@@ -168,7 +170,8 @@ std::vector<std::string> FusedPlan::ImplNames() const {
   std::vector<std::string> names;
   for (const LayerData& layer : layers_) {
     names.push_back(absl::StrCat("fused_nchw:", kernels_.isa, " (", layer.tiles, " tiles of ",
-                                 layer.tile_pixels, " pixels)"));
+                                 layer.tile_pixels, " pixels",
+                                 layer.view.stream_output ? ", output streamed" : "", ")"));
   }
   return names;
 }

@@ -236,20 +236,21 @@ Plan::Buffer Plan::Allocate(size_t bytes) {
 }
 
 Plan::Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
-           ActivationLayout layout, WeightCache& weights, const dnnl::engine& engine,
-           dnnl::stream& stream, int64_t fused_tile_bytes, int threads)
+           const PlanChoice& choice, WeightCache& weights, const dnnl::engine& engine,
+           dnnl::stream& stream)
     : engine_(engine),
-      threads_(threads > 0 ? threads : omp_get_max_threads()),
+      threads_(choice.threads > 0 ? choice.threads : omp_get_max_threads()),
       flops_(flops),
-      tag_(TagFor(ResolveLayout(layout))),
+      tag_(TagFor(ResolveLayout(choice.layout))),
       input_(input),
       // A last layer in parts (depth multiplier > 1) ends like kNhwc.
-      direct_output_(ResolveLayout(layout) == ActivationLayout::kNhwcDirect &&
+      direct_output_(ResolveLayout(choice.layout) == ActivationLayout::kNhwcDirect &&
                      weights.Parts(model.layers.size() - 1) == 1) {
-  if (ResolveLayout(layout) == ActivationLayout::kFusedNchw) {
+  if (ResolveLayout(choice.layout) == ActivationLayout::kFusedNchw) {
     if (const internal::FusedKernels* kernels = internal::FusedPlan::KernelsForThisCpu()) {
-      fused_ = std::make_unique<internal::FusedPlan>(
-          model, input, *kernels, weights.Fused(kernels->mr), threads_, fused_tile_bytes);
+      fused_ = std::make_unique<internal::FusedPlan>(model, input, *kernels,
+                                                     weights.Fused(kernels->mr), threads_,
+                                                     choice.fused_tile_bytes, choice.fused_stream);
       arena_bytes_ = fused_->ArenaBytes();
       return;
     }
@@ -408,7 +409,8 @@ ActivationLayout Plan::layout() const {
 }
 
 PlanChoice Plan::choice() const {
-  return PlanChoice{layout(), fused_ ? fused_->tile_bytes() : 0, threads_};
+  return PlanChoice{layout(), fused_ ? fused_->tile_bytes() : 0, threads_,
+                    fused_ && fused_->stream_output()};
 }
 
 std::vector<std::string> Plan::ImplNames() const {

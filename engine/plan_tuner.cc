@@ -30,6 +30,10 @@ std::vector<PlanChoice> Candidates(int threads) {
   const PlanChoice fused_small{ActivationLayout::kFusedNchw, int64_t{128} << 10, threads};
   const PlanChoice fused_large{ActivationLayout::kFusedNchw, int64_t{512} << 10, threads};
   std::vector<PlanChoice> candidates = {{guess, 0, threads}, fused_small, fused_large};
+  for (PlanChoice streamed : {fused_small, fused_large}) {
+    streamed.fused_stream = true;
+    candidates.push_back(streamed);
+  }
   if (threads > 1) {
     for (PlanChoice one : {fused_small, fused_large, PlanChoice{guess, 0, threads}}) {
       one.threads = 1;
@@ -121,8 +125,7 @@ std::vector<TimedPlan> BuildCandidates(const ModelSpec& model, const Dims4& inpu
   std::vector<TimedPlan> candidates;
   for (const PlanChoice& choice : Candidates(omp_get_max_threads())) {
     if (!candidates.empty() && absl::Now() >= deadline) break;
-    auto plan = std::make_unique<Plan>(model, input, flops, choice.layout, weights, engine, stream,
-                                       choice.fused_tile_bytes, choice.threads);
+    auto plan = std::make_unique<Plan>(model, input, flops, choice, weights, engine, stream);
     const PlanChoice effective = plan->choice();
     if (std::any_of(candidates.begin(), candidates.end(),
                     [&](const TimedPlan& c) { return c.choice == effective; })) {
@@ -162,6 +165,7 @@ TuneResult TuneResultFor(std::unique_ptr<Plan> plan, const PlanChoice& choice, i
   result.plan = std::move(plan);
   result.layout = choice.layout;
   result.fused_tile_bytes = choice.fused_tile_bytes;
+  result.fused_stream = choice.fused_stream;
   result.threads = choice.threads;
   result.candidates_timed = candidates_timed;
   result.spent = absl::Now() - start;
@@ -189,8 +193,7 @@ TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const Flop
     known = choices.FindPlan(key);
   }
   if (known) {
-    auto plan = std::make_unique<Plan>(model, input, flops, known->layout, weights, engine, stream,
-                                       known->fused_tile_bytes, known->threads);
+    auto plan = std::make_unique<Plan>(model, input, flops, *known, weights, engine, stream);
     return TuneResultFor(std::move(plan), *known, /*candidates_timed=*/0, start);
   }
   const TimingData data(model, input);

@@ -33,6 +33,13 @@ struct FusedLayerView {
   const float* pw_packed = nullptr;
   const float* pw_bias = nullptr;  // [ceil(out / mr) * mr], zeros past out (and without a bias)
   Activation dw_activation = Activation::kNone, pw_activation = Activation::kNone;
+  // Output written with non-temporal stores, past the caches: no read for
+  // ownership of lines the output will overwrite whole, which a tensor
+  // larger than the caches otherwise pays in memory traffic (the plan
+  // chooses it by timing). Where a vector is not 64-byte aligned (a plane
+  // not a multiple of 16 floats, an unaligned caller's buffer) it is stored
+  // as usual.
+  bool stream_output = false;
   // Scratch of one tile: mid channels at mid_ld floats apart, then the
   // input rows the depthwise conv reads, each zero-padded and split into
   // `stride` phases (columns i*stride + r) of phase_ld floats.

@@ -99,11 +99,13 @@ void DepthwiseRows(const FusedLayerView& l, const float* phases, int64_t m, int6
 // [0, mids) of `mid` (mid_ld apart) in order onto the bias (`first`) or onto
 // what `out` holds (a previous block of mid channels), the activation after
 // the `last` block. Either way every output sums the same terms in the same
-// order.
-template <class V, int MR, int NV>
+// order. With `stream` (and `last`), whole vectors at 64-byte aligned
+// addresses are stored non-temporally. `weights` holds WS (>= MR) output
+// channels' weights per mid channel (the packing's block).
+template <class V, int MR, int NV, int WS>
 void PointwiseBlock(const float* weights, const float* bias, const float* mid, int64_t mid_ld,
-                    int64_t mids, bool first, bool last, Activation activation, int64_t channels,
-                    int64_t pixels, float* out, int64_t out_ld) {
+                    int64_t mids, bool first, bool last, bool stream, Activation activation,
+                    int64_t channels, int64_t pixels, float* out, int64_t out_ld) {
   typename V::Reg acc[MR][NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
@@ -122,7 +124,7 @@ void PointwiseBlock(const float* weights, const float* bias, const float* mid, i
   }
   for (int64_t c = 0; c < mids; ++c) {
     const float* row = mid + c * mid_ld;
-    const float* w = weights + c * MR;
+    const float* w = weights + c * WS;
     typename V::Reg x[NV];
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) x[j] = V::Load(row + j * V::kLanes);
@@ -141,8 +143,11 @@ void PointwiseBlock(const float* weights, const float* bias, const float* mid, i
       const int64_t left = pixels - j * V::kLanes;
       if (left <= 0) break;
       const typename V::Reg y = last ? Activate<V>(acc[i][j], activation) : acc[i][j];
-      if (left >= V::kLanes) {
-        V::Store(out + i * out_ld + j * V::kLanes, y);
+      float* dst = out + i * out_ld + j * V::kLanes;
+      if (left >= V::kLanes && last && stream && reinterpret_cast<uintptr_t>(dst) % 64 == 0) {
+        V::Stream(dst, y);
+      } else if (left >= V::kLanes) {
+        V::Store(dst, y);
       } else {
         V::StoreFirst(out + i * out_ld + j * V::kLanes, y, static_cast<int>(left));
       }
@@ -155,6 +160,31 @@ void PointwiseBlock(const float* weights, const float* bias, const float* mid, i
 // channels reads it.
 constexpr int64_t kMidsPerPass = 128;
 
+// A block of MR output channels (`channels` of them left), as
+// PointwiseBlock. The last block, when a third or two thirds of MR cover
+// what is left (64 output channels in blocks of 12 leave 4), runs as a block
+// that size instead of computing rows of zeros; every output still sums the
+// same terms in the same order.
+template <class V, int MR, int NV>
+void PointwiseRows(const float* weights, const float* bias, const float* mid, int64_t mid_ld,
+                   int64_t mids, bool first, bool last, bool stream, Activation activation,
+                   int64_t channels, int64_t pixels, float* out, int64_t out_ld) {
+  if constexpr (MR % 3 == 0) {
+    if (channels <= MR / 3) {
+      PointwiseBlock<V, MR / 3, NV, MR>(weights, bias, mid, mid_ld, mids, first, last, stream,
+                                        activation, channels, pixels, out, out_ld);
+      return;
+    }
+    if (channels <= 2 * MR / 3) {
+      PointwiseBlock<V, 2 * MR / 3, NV, MR>(weights, bias, mid, mid_ld, mids, first, last, stream,
+                                            activation, channels, pixels, out, out_ld);
+      return;
+    }
+  }
+  PointwiseBlock<V, MR, NV, MR>(weights, bias, mid, mid_ld, mids, first, last, stream, activation,
+                                channels, pixels, out, out_ld);
+}
+
 // The pointwise product of the tile's pixels [0, pixels) of `mid` into
 // `out` (the first of them, out_plane floats between output channels): per
 // pass of mid channels, per block of NV vectors of pixels (a narrower block
@@ -165,7 +195,7 @@ void Pointwise(const FusedLayerView& l, const float* mid, int64_t pixels, float*
   constexpr int64_t kBlock = NV * V::kLanes;
   for (int64_t c0 = 0; c0 < l.mid_channels; c0 += kMidsPerPass) {
     const int64_t mids = l.mid_channels - c0 < kMidsPerPass ? l.mid_channels - c0 : kMidsPerPass;
-    const bool first = c0 == 0, last = c0 + mids == l.mid_channels;
+    const bool first = c0 == 0, last = c0 + mids == l.mid_channels, stream = l.stream_output;
     const float* pass = mid + c0 * l.mid_ld;
     for (int64_t p = 0; p < pixels; p += kBlock) {
       const bool wide = p + V::kLanes < pixels;
@@ -173,22 +203,36 @@ void Pointwise(const FusedLayerView& l, const float* mid, int64_t pixels, float*
         const float* weights = l.pw_packed + cb * l.mid_channels + c0 * MR;
         float* dst = out + cb * out_plane + p;
         if (wide) {
-          PointwiseBlock<V, MR, NV>(weights, l.pw_bias + cb, pass + p, l.mid_ld, mids, first, last,
-                                    l.pw_activation, l.out_channels - cb, pixels - p, dst,
-                                    out_plane);
-        } else {
-          PointwiseBlock<V, MR, 1>(weights, l.pw_bias + cb, pass + p, l.mid_ld, mids, first, last,
-                                   l.pw_activation, l.out_channels - cb, pixels - p, dst,
+          PointwiseRows<V, MR, NV>(weights, l.pw_bias + cb, pass + p, l.mid_ld, mids, first, last,
+                                   stream, l.pw_activation, l.out_channels - cb, pixels - p, dst,
                                    out_plane);
+        } else {
+          PointwiseRows<V, MR, 1>(weights, l.pw_bias + cb, pass + p, l.mid_ld, mids, first, last,
+                                  stream, l.pw_activation, l.out_channels - cb, pixels - p, dst,
+                                  out_plane);
         }
       }
     }
   }
 }
 
+// Asks for the cache lines of `count` input rows from `iy0` on of one
+// channel plane (those inside it), while the previous channel computes.
+template <class V>
+void PrefetchRows(const FusedLayerView& l, const float* plane, int64_t iy0, int64_t count) {
+  const int64_t first = iy0 < 0 ? 0 : iy0, end = iy0 + count < l.in_h ? iy0 + count : l.in_h;
+  if (first >= end) return;
+  constexpr int64_t kLineFloats = 16;
+  const uintptr_t line_start = reinterpret_cast<uintptr_t>(plane + first * l.in_w) & ~uintptr_t{63};
+  const float* p = reinterpret_cast<const float*>(line_start);
+  for (const float* stop = plane + end * l.in_w; p < stop; p += kLineFloats) V::Prefetch(p);
+}
+
 // The tile function (FusedTileFn): the depthwise output rows that hold
 // pixels [p0, p1) of the output plane, for every mid channel, into the
-// scratch; then the pointwise product of those pixels.
+// scratch; then the pointwise product of those pixels. A streamed output
+// takes the pixels before the first 64-byte boundary apart, so that every
+// block after them starts on one.
 template <class V, int MR, int NV>
 void Tile(const FusedLayerView& l, const float* in, float* out, int64_t p0, int64_t p1,
           float* scratch) {
@@ -196,9 +240,10 @@ void Tile(const FusedLayerView& l, const float* in, float* out, int64_t p0, int6
   float* phases = scratch + l.mid_channels * l.mid_ld;
   const int64_t y0 = p0 / l.out_w, rows = (p1 + l.out_w - 1) / l.out_w - y0;
   const int64_t need = (rows - 1) * l.stride + (l.kernel - 1) * l.dilation + 1;
-  const int64_t plane = l.in_h * l.in_w;
+  const int64_t plane = l.in_h * l.in_w, iy0 = y0 * l.stride - l.pad;
   for (int64_t c = 0; c < l.in_channels; ++c) {
-    FillPhases<V>(l, in + c * plane, y0 * l.stride - l.pad, need, phases);
+    if (c + 1 < l.in_channels) PrefetchRows<V>(l, in + (c + 1) * plane, iy0, need);
+    FillPhases<V>(l, in + c * plane, iy0, need, phases);
     for (int64_t j = 0; j < l.depth_multiplier; ++j) {
       const int64_t m = c * l.depth_multiplier + j;
       float* dst = mid + m * l.mid_ld;
@@ -211,7 +256,19 @@ void Tile(const FusedLayerView& l, const float* in, float* out, int64_t p0, int6
       }
     }
   }
-  Pointwise<V, MR, NV>(l, mid + (p0 - y0 * l.out_w), p1 - p0, out + p0, l.out_h * l.out_w);
+  const float* tile_mid = mid + (p0 - y0 * l.out_w);
+  const int64_t out_plane = l.out_h * l.out_w;
+  int64_t head = 0;
+  if (l.stream_output) {
+    const uintptr_t misaligned = reinterpret_cast<uintptr_t>(out + p0) % 64;
+    if (misaligned % sizeof(float) == 0) {
+      head = static_cast<int64_t>((64 - misaligned) % 64 / sizeof(float));
+      head = head < p1 - p0 ? head : p1 - p0;
+    }
+    if (head > 0) Pointwise<V, MR, NV>(l, tile_mid, head, out + p0, out_plane);
+  }
+  Pointwise<V, MR, NV>(l, tile_mid + head, p1 - p0 - head, out + p0 + head, out_plane);
+  if (l.stream_output) V::Fence();
 }
 
 }  // namespace fused

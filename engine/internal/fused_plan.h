@@ -51,8 +51,11 @@ class FusedPlan {
   // executor's plans share one packing). `threads` share each layer's tiles,
   // each tile's depthwise output is kept near `tile_bytes` (0: the default)
   // so that it stays in the core's cache.
+  // With `stream_output` the last layer writes the output past the caches
+  // (FusedLayerView::stream_output).
   FusedPlan(const ModelSpec& model, const Dims4& input, const FusedKernels& kernels,
-            const std::vector<FusedLayerWeights>& weights, int threads, int64_t tile_bytes = 0);
+            const std::vector<FusedLayerWeights>& weights, int threads, int64_t tile_bytes = 0,
+            bool stream_output = false);
   FusedPlan(const FusedPlan&) = delete;
   FusedPlan& operator=(const FusedPlan&) = delete;
 
@@ -65,6 +68,7 @@ class FusedPlan {
   void Execute(absl::Span<const BatchItem> items, char* arena);
 
   int64_t tile_bytes() const { return tile_bytes_; }
+  bool stream_output() const { return layers_.back().view.stream_output; }
 
   // "fused_nchw:<isa>" per layer, with its tile.
   std::vector<std::string> ImplNames() const;

@@ -41,16 +41,26 @@ enum class ActivationLayout {
 };
 
 // What the tuner chooses for a plan: the layout, for kFusedNchw the size of
-// a tile's depthwise output (0: FusedPlan's default), and the threads it
-// runs on (0: OpenMP's current maximum, i.e. the executor's).
+// a tile's depthwise output (0: FusedPlan's default) and whether the output
+// is streamed past the caches (FusedLayerView::stream_output), and the
+// threads it runs on (0: OpenMP's current maximum, i.e. the executor's).
 struct PlanChoice {
-  ActivationLayout layout = ActivationLayout::kAuto;
-  int64_t fused_tile_bytes = 0;
-  int threads = 0;
+  // Implicit from a layout: a plan in that layout with the defaults.
+  PlanChoice(ActivationLayout layout = ActivationLayout::kAuto,  // NOLINT
+             int64_t fused_tile_bytes = 0, int threads = 0, bool fused_stream = false)
+      : layout(layout),
+        fused_tile_bytes(fused_tile_bytes),
+        threads(threads),
+        fused_stream(fused_stream) {}
+
+  ActivationLayout layout;
+  int64_t fused_tile_bytes;
+  int threads;
+  bool fused_stream;
 
   friend bool operator==(const PlanChoice& a, const PlanChoice& b) {
     return a.layout == b.layout && a.fused_tile_bytes == b.fused_tile_bytes &&
-           a.threads == b.threads;
+           a.threads == b.threads && a.fused_stream == b.fused_stream;
   }
 };
 
@@ -88,9 +98,8 @@ int64_t MicroBatchSize(const ModelSpec& model, const Dims4& chw, int64_t n, int6
 // kNhwc (output reorder).
 class Plan {
  public:
-  Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops, ActivationLayout layout,
-       WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream,
-       int64_t fused_tile_bytes = 0, int threads = 0);
+  Plan(const ModelSpec& model, const Dims4& input, const FlopCount& flops, const PlanChoice& choice,
+       WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream);
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
 

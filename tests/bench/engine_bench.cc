@@ -141,11 +141,11 @@ void BM_Engine(benchmark::State& state, std::shared_ptr<const ModelSpec> model, 
       benchmark::Counter(separable * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   if (tuning.layout == ActivationLayout::kAuto) {
     if (std::optional<PlanChoice> chosen = internal::TunedChoice(*model, dims)) {
-      state.SetLabel(absl::StrCat("chose ", LayoutName(chosen->layout),
-                                  chosen->fused_tile_bytes > 0
-                                      ? absl::StrCat(" ", chosen->fused_tile_bytes >> 10, "K")
-                                      : "",
-                                  " on ", chosen->threads, " thread(s)"));
+      state.SetLabel(absl::StrCat(
+          "chose ", LayoutName(chosen->layout),
+          chosen->fused_tile_bytes > 0 ? absl::StrCat(" ", chosen->fused_tile_bytes >> 10, "K")
+                                       : "",
+          chosen->fused_stream ? " streamed" : "", " on ", chosen->threads, " thread(s)"));
     }
   }
 }

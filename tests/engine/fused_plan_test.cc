@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,26 +46,53 @@ std::vector<float> Input(const Dims4& d, uint32_t seed) {
   return values;
 }
 
+// Where RunFused writes each sample's output: `offset` floats past a 64-byte
+// boundary (the streamed output's alignment cases), guards around it.
+struct OutputPlacement {
+  bool stream = false;
+  int64_t offset = 0;  // 0..15
+};
+
+constexpr int64_t kGuardFloats = 32;
+constexpr float kGuard = 12345.f;
+
 // Runs the fused plan on `input` (one batch item per sample, so samples sit
-// apart in memory as callers' items do) and returns the output.
+// apart in memory as callers' items do) and returns the output. Fails the
+// test if a write lands outside a sample's output.
 std::vector<float> RunFused(const ModelSpec& model, const Dims4& dims,
                             const std::vector<float>& input, const FusedKernels& kernels,
-                            int threads, int64_t tile_bytes) {
+                            int threads, int64_t tile_bytes, OutputPlacement placement = {}) {
   const std::vector<FusedLayerWeights> weights = PackFusedWeights(model, kernels.mr);
-  FusedPlan plan(model, dims, kernels, weights, threads, tile_bytes);
+  FusedPlan plan(model, dims, kernels, weights, threads, tile_bytes, placement.stream);
   const Dims4 out = InferOutputShape(model, dims).value();
   const int64_t in_sample = dims.c * dims.h * dims.w, out_sample = out.c * out.h * out.w;
-  std::vector<std::vector<float>> ins, outs;
+  // Each sample's output at `offset` floats past a 64-byte boundary of its
+  // own buffer, kGuardFloats of kGuard before and after.
+  const int64_t span = kGuardFloats + placement.offset + out_sample + kGuardFloats;
+  std::vector<std::vector<float>> ins;
+  std::vector<std::unique_ptr<float[], decltype(&std::free)>> outs;
   std::vector<BatchItem> items;
   for (int64_t i = 0; i < dims.n; ++i) {
     ins.emplace_back(input.begin() + i * in_sample, input.begin() + (i + 1) * in_sample);
-    outs.emplace_back(static_cast<size_t>(out_sample), NAN);
+    const size_t bytes = static_cast<size_t>((span * 4 + 63) / 64 * 64);
+    outs.emplace_back(static_cast<float*>(std::aligned_alloc(64, bytes)), &std::free);
+    std::fill(outs.back().get(), outs.back().get() + span, kGuard);
+    float* o = outs.back().get() + kGuardFloats + placement.offset;
+    std::fill(o, o + out_sample, NAN);
+    items.push_back({ins.back().data(), o, 1});
   }
-  for (int64_t i = 0; i < dims.n; ++i) items.push_back({ins[i].data(), outs[i].data(), 1});
   Arena arena;
   plan.Execute(items, arena.Reserve(plan.ArenaBytes()));
   std::vector<float> result;
-  for (const std::vector<float>& o : outs) result.insert(result.end(), o.begin(), o.end());
+  for (int64_t i = 0; i < dims.n; ++i) {
+    const float* whole = outs[static_cast<size_t>(i)].get();
+    const float* o = whole + kGuardFloats + placement.offset;
+    result.insert(result.end(), o, o + out_sample);
+    for (const float* g = whole; g < o; ++g) EXPECT_EQ(*g, kGuard) << "before sample " << i;
+    for (const float* g = o + out_sample; g < whole + span; ++g) {
+      EXPECT_EQ(*g, kGuard) << "after sample " << i;
+    }
+  }
   return result;
 }
 
@@ -111,14 +140,18 @@ TEST_P(FusedSweepTest, MatchesTheReference) {
         if (!InferOutputShape(model, dims).ok()) continue;  // too small for the reach
         const std::vector<float> input = Input(dims, variant);
         const std::vector<float> expected = ReferenceForward(model, dims, input).value();
-        // Tiles of one pixel block up to whole planes, 1 to 3 threads.
+        // Tiles of one pixel block up to whole planes, 1 to 3 threads,
+        // the output streamed or not.
         for (int64_t tile_bytes : {int64_t{1}, int64_t{64} << 10}) {
           const int threads = 1 + variant % 3;
+          const OutputPlacement placement{tile_bytes > 1, variant % 16};
           SCOPED_TRACE(absl::StrCat(kernels->isa, " K", g.kernel, " s", g.stride, " d", g.dilation,
                                     " p", g.padding, " dm", dm, " W", width, " n", dims.n,
-                                    " threads ", threads, " tile ", tile_bytes));
+                                    " threads ", threads, " tile ", tile_bytes, " stream ",
+                                    placement.stream, " offset ", placement.offset));
           EXPECT_LE(
-              RelativeError(RunFused(model, dims, input, *kernels, threads, tile_bytes), expected),
+              RelativeError(RunFused(model, dims, input, *kernels, threads, tile_bytes, placement),
+                            expected),
               1e-5);
         }
         ++variant;
@@ -168,6 +201,37 @@ TEST(FusedPlanTest, BitIdenticalWhateverTheBatchTilesAndThreads) {
       const std::vector<float> alone = RunFused(model, Dims4{1, 24, 31, 29}, one, *kernels, 2, 0);
       EXPECT_TRUE(std::equal(alone.begin(), alone.end(), reference.begin() + i * out_sample))
           << "sample " << i;
+    }
+  }
+}
+
+// A streamed output (non-temporal stores where a vector is 64-byte aligned,
+// usual stores elsewhere) holds the same bits as a cached one, wherever the
+// caller's buffer starts and whether or not a plane is a multiple of a
+// cache line, and nothing is written outside it.
+TEST(FusedPlanTest, StreamedOutputBitIdenticalAtEveryAlignment) {
+  LayerSpec first, second;
+  first.in_channels = 5;
+  first.out_channels = 19;
+  second.in_channels = 19;
+  second.out_channels = 23;  // not a multiple of a block of output channels
+  second.pointwise_activation = Activation::kRelu;
+  const ModelSpec model = MakeRandomModel({first, second}, 9).value();
+  for (const Dims4& dims : {Dims4{2, 5, 32, 32}, Dims4{3, 5, 23, 29}}) {  // planes 1024, 667
+    const std::vector<float> input = Input(dims, 4);
+    for (const FusedKernels* kernels : RunnableKernels()) {
+      const std::vector<float> cached = RunFused(model, dims, input, *kernels, 1, 0);
+      for (int64_t offset = 0; offset < 16; ++offset) {
+        for (int threads : {1, 2}) {
+          for (int64_t tile_bytes : {int64_t{1}, int64_t{0}}) {
+            SCOPED_TRACE(absl::StrCat(kernels->isa, " ", dims.h, "x", dims.w, " offset ", offset,
+                                      " threads ", threads, " tile ", tile_bytes));
+            EXPECT_EQ(RunFused(model, dims, input, *kernels, threads, tile_bytes,
+                               OutputPlacement{true, offset}),
+                      cached);
+          }
+        }
+      }
     }
   }
 }
