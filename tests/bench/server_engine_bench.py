@@ -33,6 +33,14 @@ iterations). Then case by case, so that a row's columns see the same machine:
               for a median), and the client gives the window's end-to-end
               p50; the table shows the medians over the windows. A window is
               stretched to hold at least 5 requests;
+  shm         the same with --shared_memory=system: the client puts the
+              tensors in POSIX shared memory it registers with the server
+              (started with --allow_shared_memory), so the requests carry no
+              tensor bytes. Over gRPC, a request's 1.6 + 3.2 MB (1x32-64x112)
+              are copied by the client, gRPC and the kernel on the same CPUs
+              the engine runs on, and that work overlaps the engine's; with
+              shared memory what is left of the server/in-process gap is the
+              engine's own;
   PyTorch     torch_bench.py, the faster of its NCHW and channels_last
               medians; for the seed's cases also the standard convolution
               nn.Conv2d(Cin, Cout, 3, padding=1), timed the same way;
@@ -128,7 +136,8 @@ class Server(LoggedProcess):
         self.metrics_port = free_port()
         super().__init__([binary, "--address=127.0.0.1", f"--model_repository={repository}",
                           f"--threads={threads}", "--max_batch_size=0", "--http_port=0",
-                          "--grpc_port=0", f"--metrics_port={self.metrics_port}"],
+                          "--grpc_port=0", f"--metrics_port={self.metrics_port}",
+                          "--allow_shared_memory"],
                          "server_engine_bench_")
         try:
             self.port = self.wait_for_port(r"on gRPC port (\d+)")
@@ -148,13 +157,15 @@ class Server(LoggedProcess):
                 sums.get("sepconv_compute_duration_seconds_count", 0.0))
 
 
-def client_bench(client, server, case, window_ms):
-    """One window of sepconv-client bench at concurrency 1 (no warm-up): its step."""
+def client_bench(client, server, case, window_ms, shm=False):
+    """One window of sepconv-client bench at concurrency 1 (no warm-up), the
+    tensors in the requests or (shm) in shared memory: its step."""
     run = subprocess.run(
         [client, "bench", f"--server=127.0.0.1:{server.port}", f"--model={case.model}",
          "--shape=" + ",".join(map(str, case.shape)), "--concurrency=1", "--warmup_ms=0",
          f"--window_ms={round(window_ms)}", "--max_windows=1", "--timeout_ms=120000",
-         "--json=-"], capture_output=True, text=True, timeout=600)
+         "--json=-"] + (["--shared_memory=system"] if shm else []),
+        capture_output=True, text=True, timeout=600)
     if run.returncode != 0:
         raise RuntimeError(f"sepconv-client bench {case.name}: {run.stderr}")
     step = json.loads(run.stdout)["steps"][0]
@@ -163,25 +174,26 @@ def client_bench(client, server, case, window_ms):
     return step
 
 
-def warm_up(args, client, server, case):
+def warm_up(args, client, server, case, shm):
     """Warms `case` up; the window (ms) that holds MIN_REQUESTS_PER_WINDOW of
     its requests, at least --window_ms."""
-    client_bench(client, server, case, 1)  # the first requests plan (and tune) the shape
+    client_bench(client, server, case, 1, shm)  # the first requests plan (and tune) the shape
     start = time.monotonic()
-    step = client_bench(client, server, case, args.warmup_ms)
+    step = client_bench(client, server, case, args.warmup_ms, shm)
     # An upper bound: the client's start-up and its probe request are in it.
     request_ms = 1e3 * (time.monotonic() - start) / (step["requests"] + 1)
     return max(args.window_ms, MIN_REQUESTS_PER_WINDOW * request_ms)
 
 
-def serve_case(args, client, server, case):
+def serve_case(args, client, server, case, shm=False):
     """The server's compute (median of window means) and e2e p50 (median of
-    window p50s) for `case`, in ms, and the per-window figures."""
-    window_ms = warm_up(args, client, server, case)
+    window p50s) for `case`, in ms, and the per-window figures; keys start
+    with "shm_" for tensors in shared memory."""
+    window_ms = warm_up(args, client, server, case, shm)
     means, p50s = [], []
     for _ in range(args.windows):
         before = server.compute_totals()
-        step = client_bench(client, server, case, window_ms)
+        step = client_bench(client, server, case, window_ms, shm)
         # The bench's first request (a probe) is not in step["requests"].
         after = server.compute_totals()
         for _ in range(40):
@@ -191,9 +203,10 @@ def serve_case(args, client, server, case):
             after = server.compute_totals()
         means.append(1e3 * (after[0] - before[0]) / (after[1] - before[1]))
         p50s.append(step["latency_ms"]["p50"])
-    return {"server_compute_ms": statistics.median(means),
-            "e2e_p50_ms": statistics.median(p50s),
-            "window_compute_ms": means, "window_p50_ms": p50s}
+    prefix = "shm_" if shm else ""
+    return {f"{prefix}server_compute_ms": statistics.median(means),
+            f"{prefix}e2e_p50_ms": statistics.median(p50s),
+            f"{prefix}window_compute_ms": means, f"{prefix}window_p50_ms": p50s}
 
 
 def run_xnnpack(binary, case, threads, min_time):
@@ -213,6 +226,7 @@ def measure_case(args, bins, server, case, threads):
     row = {"in_process_ms": ours["median_ms"], "flops": ours["flops"],
            "min_bytes": ours["min_bytes"]}
     row.update(serve_case(args, bins["client"], server, case))
+    row.update(serve_case(args, bins["client"], server, case, shm=True))
     t = run_torch(f"^{re.escape(case.name)}$", threads, args.min_time, ["--standard_conv"])
     t = t[case.name]
     row["torch_best_ms"] = min(t["median_ms"], t["channels_last_median_ms"])
@@ -261,8 +275,8 @@ def ratio(a, b):
 def case_table(cases, rows):
     """The per-T table: header and rows (strings), geometric means last."""
     header = ["case", "in-process ms", "server compute ms", "server/in-process", "e2e p50 ms",
-              "PyTorch-best ms", "XNNPACK ms", "vs XNNPACK", "vs PyTorch", "% roofline", "r",
-              "share"]
+              "shm compute ms", "shm e2e p50 ms", "PyTorch-best ms", "XNNPACK ms", "vs XNNPACK",
+              "shm vs XNNPACK", "vs PyTorch", "% roofline", "r", "share"]
     table, columns = [], collections.defaultdict(list)
     for case in cases:
         row = rows[case.name]
@@ -270,6 +284,7 @@ def case_table(cases, rows):
         r = ratio(ours, row.get("torch_standard_conv_ms"))
         derived = {"server/in-process": ours / row["in_process_ms"],
                    "vs XNNPACK": ratio(row["xnnpack_ms"], ours),
+                   "shm vs XNNPACK": ratio(row["xnnpack_ms"], row["shm_server_compute_ms"]),
                    "vs PyTorch": row["torch_best_ms"] / ours,
                    "% roofline": row["roofline_ms"] / ours, "r": r,
                    "share": ratio(1 / case.cout + 1 / 9, r) if r else None}
@@ -278,37 +293,42 @@ def case_table(cases, rows):
                 columns[key].append(value)
         table.append([case.name, ms(row["in_process_ms"]), ms(ours),
                       times(derived["server/in-process"]), ms(row["e2e_p50_ms"]),
+                      ms(row["shm_server_compute_ms"]), ms(row["shm_e2e_p50_ms"]),
                       ms(row["torch_best_ms"]), ms(row["xnnpack_ms"]),
-                      times(derived["vs XNNPACK"]), times(derived["vs PyTorch"]),
+                      times(derived["vs XNNPACK"]), times(derived["shm vs XNNPACK"]),
+                      times(derived["vs PyTorch"]),
                       percent(derived["% roofline"]), f"{r:.2f}" if r else "n/a",
                       percent(derived["share"])])
     mean = {k: geomean(v) if v else None for k, v in columns.items()}
-    table.append(["geometric mean", "", "", times(mean.get("server/in-process")), "", "", "",
-                  times(mean.get("vs XNNPACK")), times(mean.get("vs PyTorch")),
+    table.append(["geometric mean", "", "", times(mean.get("server/in-process")), "", "", "", "",
+                  "", times(mean.get("vs XNNPACK")), times(mean.get("shm vs XNNPACK")),
+                  times(mean.get("vs PyTorch")),
                   percent(mean.get("% roofline")),
                   f"{mean['r']:.2f}" if mean.get("r") else "n/a", percent(mean.get("share"))])
     return header, table
 
 
 def threads_table(cases, results):
-    """Server compute at each T against the first T (and in-process, to compare)."""
+    """Server compute at each T against the first T (and with shared memory,
+    and in-process, to compare)."""
     first, rest = results[0], results[1:]
+    keys = ("server_compute_ms", "shm_server_compute_ms", "in_process_ms")
+    names = {"server_compute_ms": "server", "shm_server_compute_ms": "shm",
+             "in_process_ms": "in-process"}
     header = ["case"] + [f"server T={t} ms" for t, _ in results] + [
-        f"server T{t}/T{first[0]}" for t, _ in rest] + [
-        f"in-process T{t}/T{first[0]}" for t, _ in rest]
+        f"{names[key]} T{t}/T{first[0]}" for key in keys for t, _ in rest]
     table, columns = [], collections.defaultdict(list)
     for case in cases:
         base = first[1]["cases"][case.name]
         row = [case.name] + [ms(r["cases"][case.name]["server_compute_ms"]) for _, r in results]
-        for key in ("server_compute_ms", "in_process_ms"):
+        for key in keys:
             for t, r in rest:
                 value = r["cases"][case.name][key] / base[key]
                 columns[(key, t)].append(value)
                 row.append(f"{value:.2f}")
         table.append(row)
     table.append(["geometric mean"] + [""] * len(results) + [
-        f"{geomean(columns[(key, t)]):.2f}" for key in ("server_compute_ms", "in_process_ms")
-        for t, _ in rest])
+        f"{geomean(columns[(key, t)]):.2f}" for key in keys for t, _ in rest])
     return header, table
 
 
@@ -329,9 +349,11 @@ def report(args, cases, results, built):
     print("fp32, NCHW in and out. Server: --max_batch_size=0, one request at a time over gRPC "
           "on 127.0.0.1; server compute = median over windows of the window's mean engine time "
           "per request (/metrics _sum/_count: a mean, not a median); e2e p50 = median over "
-          "windows of the client's p50. In-process, PyTorch-best (faster of NCHW and "
-          "channels_last) and XNNPACK: median iterations. Ratios against the server compute; "
-          "vs X = X / ours.")
+          "windows of the client's p50; shm: the same with the tensors in POSIX shared memory "
+          "(sepconv-client --shared_memory=system), so that no tensor bytes are copied through "
+          "gRPC and the kernel on the CPUs the engine runs on. In-process, PyTorch-best (faster "
+          "of NCHW and channels_last) and XNNPACK: median iterations. Ratios against the server "
+          "compute; vs X = X / ours.")
     if cap:
         print(f"ONEDNN_MAX_CPU_ISA={cap} caps oneDNN; XNNPACK picks its own ISA.")
     if "xnnpack" not in built:
