@@ -19,6 +19,9 @@ echo "Measured on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d:
 section "Engine through the server vs XNNPACK and PyTorch (fp32, 1 and 2 threads, NCHW in and out)"
 /usr/bin/python3 tests/bench/server_engine_bench.py --build_dir "$build" --markdown
 
+section "First request after load vs warm ones, in the server's own request time (with and without model_warmup)"
+/usr/bin/python3 tests/bench/server_warmup_bench.py --build_dir "$build" --markdown
+
 section "Engine in-process, every layout (diagnostic; fp32, 2 threads, warm)"
 /usr/bin/python3 tests/bench/run_engine_bench.py --build_dir "$build" --suite all --markdown
 
