@@ -163,10 +163,7 @@ TuneResult TuneResultFor(std::unique_ptr<Plan> plan, const PlanChoice& choice, i
                          absl::Time start) {
   TuneResult result;
   result.plan = std::move(plan);
-  result.layout = choice.layout;
-  result.fused_tile_bytes = choice.fused_tile_bytes;
-  result.fused_stream = choice.fused_stream;
-  result.threads = choice.threads;
+  result.choice = choice;
   result.candidates_timed = candidates_timed;
   result.spent = absl::Now() - start;
   return result;

@@ -99,8 +99,8 @@ void DepthwiseRows(const FusedLayerView& l, const float* phases, int64_t m, int6
 // [0, mids) of `mid` (mid_ld apart) in order onto the bias (`first`) or onto
 // what `out` holds (a previous block of mid channels), the activation after
 // the `last` block. Either way every output sums the same terms in the same
-// order. With `stream` (and `last`), whole vectors at 64-byte aligned
-// addresses are stored non-temporally. `weights` holds WS (>= MR) output
+// order. With `stream` (only for the `last` block), whole vectors at
+// 64-byte aligned addresses are stored non-temporally. `weights` holds WS (>= MR) output
 // channels' weights per mid channel (the packing's block).
 template <class V, int MR, int NV, int WS>
 void PointwiseBlock(const float* weights, const float* bias, const float* mid, int64_t mid_ld,
@@ -144,12 +144,12 @@ void PointwiseBlock(const float* weights, const float* bias, const float* mid, i
       if (left <= 0) break;
       const typename V::Reg y = last ? Activate<V>(acc[i][j], activation) : acc[i][j];
       float* dst = out + i * out_ld + j * V::kLanes;
-      if (left >= V::kLanes && last && stream && reinterpret_cast<uintptr_t>(dst) % 64 == 0) {
+      if (left < V::kLanes) {
+        V::StoreFirst(dst, y, static_cast<int>(left));
+      } else if (stream && reinterpret_cast<uintptr_t>(dst) % 64 == 0) {
         V::Stream(dst, y);
-      } else if (left >= V::kLanes) {
-        V::Store(dst, y);
       } else {
-        V::StoreFirst(out + i * out_ld + j * V::kLanes, y, static_cast<int>(left));
+        V::Store(dst, y);
       }
     }
   }
@@ -195,7 +195,8 @@ void Pointwise(const FusedLayerView& l, const float* mid, int64_t pixels, float*
   constexpr int64_t kBlock = NV * V::kLanes;
   for (int64_t c0 = 0; c0 < l.mid_channels; c0 += kMidsPerPass) {
     const int64_t mids = l.mid_channels - c0 < kMidsPerPass ? l.mid_channels - c0 : kMidsPerPass;
-    const bool first = c0 == 0, last = c0 + mids == l.mid_channels, stream = l.stream_output;
+    const bool first = c0 == 0, last = c0 + mids == l.mid_channels;
+    const bool stream = last && l.stream_output;
     const float* pass = mid + c0 * l.mid_ld;
     for (int64_t p = 0; p < pixels; p += kBlock) {
       const bool wide = p + V::kLanes < pixels;
@@ -261,10 +262,8 @@ void Tile(const FusedLayerView& l, const float* in, float* out, int64_t p0, int6
   int64_t head = 0;
   if (l.stream_output) {
     const uintptr_t misaligned = reinterpret_cast<uintptr_t>(out + p0) % 64;
-    if (misaligned % sizeof(float) == 0) {
-      head = static_cast<int64_t>((64 - misaligned) % 64 / sizeof(float));
-      head = head < p1 - p0 ? head : p1 - p0;
-    }
+    head = static_cast<int64_t>((64 - misaligned) % 64 / sizeof(float));
+    head = head < p1 - p0 ? head : p1 - p0;
     if (head > 0) Pointwise<V, MR, NV>(l, tile_mid, head, out + p0, out_plane);
   }
   Pointwise<V, MR, NV>(l, tile_mid + head, p1 - p0 - head, out + p0 + head, out_plane);

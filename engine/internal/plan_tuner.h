@@ -59,12 +59,9 @@ class CacheEvictor {
 
 struct TuneResult {
   std::unique_ptr<Plan> plan;
-  ActivationLayout layout = ActivationLayout::kAuto;  // the one chosen
-  int64_t fused_tile_bytes = 0;                       // with kFusedNchw
-  bool fused_stream = false;                          // with kFusedNchw
-  int threads = 0;                                    // the plan runs on
-  int candidates_timed = 0;                           // 0: the choice was cached
-  absl::Duration spent;                               // building and timing
+  PlanChoice choice;         // the one chosen (kAuto resolved), as plan->choice()
+  int candidates_timed = 0;  // 0: the choice was cached
+  absl::Duration spent;      // building and timing
 };
 
 // The plan for `input` in the fastest layout. Candidates are built and run

@@ -89,15 +89,15 @@ TEST_F(PlanTunerTest, TimesOnceThenReusesTheChoice) {
     // nhwc_direct, nhwc and nChw8c.
     EXPECT_GE(first.candidates_timed, 2);
     EXPECT_LE(first.candidates_timed, 11);
-    EXPECT_NE(first.layout, ActivationLayout::kAuto);
-    EXPECT_EQ(first.plan->layout(), first.layout);
+    EXPECT_NE(first.choice.layout, ActivationLayout::kAuto);
+    EXPECT_EQ(first.plan->layout(), first.choice.layout);
     ExpectCorrect(model, input, *first.plan);
 
     TuneResult again = Tune(model, input, absl::Seconds(10));
     EXPECT_EQ(again.candidates_timed, 0);
-    EXPECT_EQ(again.layout, first.layout);
+    EXPECT_EQ(again.choice.layout, first.choice.layout);
     ASSERT_NE(again.plan, nullptr);
-    EXPECT_EQ(again.plan->layout(), first.layout);
+    EXPECT_EQ(again.plan->layout(), first.choice.layout);
     ExpectCorrect(model, input, *again.plan);
 
     // Another batch size of the image shape takes the same layout, untimed
@@ -105,7 +105,7 @@ TEST_F(PlanTunerTest, TimesOnceThenReusesTheChoice) {
     const Dims4 batch{5, 19, 15, 17};
     TuneResult batched = Tune(model, batch, absl::Seconds(10));
     EXPECT_EQ(batched.candidates_timed, 0);
-    EXPECT_EQ(batched.plan->layout(), first.layout);
+    EXPECT_EQ(batched.plan->layout(), first.choice.layout);
     ExpectCorrect(model, batch, *batched.plan);
 
     // Another image shape is a new choice.
@@ -122,7 +122,7 @@ TEST_F(PlanTunerTest, ZeroBudgetTimesOnlyTheFirstCandidate) {
   const Dims4 input{1, 16, 12, 12};
   TuneResult result = Tune(model, input, absl::ZeroDuration());
   EXPECT_EQ(result.candidates_timed, 1);
-  EXPECT_EQ(result.layout, result.plan->layout());
+  EXPECT_EQ(result.choice.layout, result.plan->layout());
   ExpectCorrect(model, input, *result.plan);
 }
 
