@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "engine/loader/model_warmup.h"
 #include "server/core/input_tensor.h"
 #include "server/core/request_validation.h"
 
@@ -263,6 +264,23 @@ InferenceCore::InferenceCore(std::shared_ptr<const ModelRegistry> registry, Core
 absl::Status InferenceCore::Authenticate(absl::string_view authorization) const {
   if (options_.auth == nullptr) return absl::OkStatus();
   return options_.auth->Check(authorization);
+}
+
+TensorBytes InferenceCore::LargestWarmupTensors() const {
+  TensorBytes largest;
+  for (const std::shared_ptr<ServedModel>& model : registry_->LoadedModels()) {
+    if (model->config().model_warmup_size() == 0) continue;  // no sizes declared
+    absl::StatusOr<std::vector<Dims4>> shapes = WarmupShapes(model->config());
+    if (!shapes.ok()) continue;  // such a model was not loaded
+    for (const Dims4& input : *shapes) {
+      absl::StatusOr<Dims4> output = InferOutputShape(model->spec(), input);
+      if (!output.ok()) continue;
+      largest.input = std::max(largest.input, static_cast<size_t>(Elements(input)) * sizeof(float));
+      largest.output =
+          std::max(largest.output, static_cast<size_t>(Elements(*output)) * sizeof(float));
+    }
+  }
+  return largest;
 }
 
 bool InferenceCore::Ready() const { return !shutting_down() && registry_->AllModelsReady(); }

@@ -116,6 +116,12 @@ struct ModelMetadataInfo {
   std::vector<TensorMetadataInfo> outputs;
 };
 
+// Bytes of one request's input and of its output.
+struct TensorBytes {
+  size_t input = 0;
+  size_t output = 0;
+};
+
 class InferenceCore {
  public:
   InferenceCore(std::shared_ptr<const ModelRegistry> registry, CoreOptions options);
@@ -189,6 +195,11 @@ class InferenceCore {
   int held_refusals() const;
 
   const ModelRegistry& registry() const { return *registry_; }
+  // The largest input and output among the loaded models' model_warmup
+  // samples ({0, 0} without any): the request sizes a frontend keeps its
+  // buffers mapped for, so that the first request after a load finds them
+  // warm as the engine's plans are.
+  TensorBytes LargestWarmupTensors() const;
   // The shared-memory regions the frontends register; null when off. The
   // caller checks auth.
   SharedMemoryRegistry* shared_memory() const { return EnabledRegions(options_); }

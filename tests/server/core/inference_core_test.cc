@@ -7,6 +7,7 @@
 
 #include "server/core/inference_core.h"
 
+#include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -432,6 +433,27 @@ TEST_F(InferenceCoreTest, MetadataIsProtocolFree) {
   EXPECT_EQ(model->outputs[0].shape, (std::vector<int64_t>{-1, 64, -1, -1}));
   EXPECT_EQ(core_->ModelMetadata("nope", "").status().code(), Code::kNotFound);
   EXPECT_FALSE(core_->ModelReady("nope", ""));
+}
+
+// Two model_warmup samples: the larger (3x32x5x5) is what frontends warm.
+constexpr char kWarmConfig[] = R"(
+  max_batch_size: 4
+  model_warmup { name: "one" batch_size: 1
+    inputs { key: "input" value { data_type: TYPE_FP32 dims: [ 32, 6, 6 ] zero_data: true } } }
+  model_warmup { name: "three" batch_size: 3
+    inputs { key: "input" value { data_type: TYPE_FP32 dims: [ 32, 5, 5 ] zero_data: true } } }
+)";
+
+TEST_F(InferenceCoreTest, LargestWarmupTensorsAreTheLargestModelWarmupSample) {
+  EXPECT_EQ(core_->LargestWarmupTensors().input, 0u);  // v1 declares no warm-up
+  ModelConfig config;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(kWarmConfig, &config));
+  registry_->AddOrReplace(std::make_shared<ServedModel>(
+      "warm", "1", std::make_shared<const ModelSpec>(DefaultModel()),
+      std::make_unique<FakeScheduler>(), std::make_shared<CountingMetrics>(), config));
+  const TensorBytes largest = core_->LargestWarmupTensors();
+  EXPECT_EQ(largest.input, 3u * 32 * 5 * 5 * sizeof(float));
+  EXPECT_EQ(largest.output, 3u * 64 * 5 * 5 * sizeof(float));
 }
 
 // The last reference to a version dropped by a job's callback on the
