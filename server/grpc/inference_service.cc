@@ -32,12 +32,66 @@ void CopyTensorMetadata(const TensorMetadataInfo& from,
   for (int64_t dim : from.shape) to->add_shape(dim);
 }
 
+// Idle request messages and output buffers ModelInfer keeps, each; and the
+// largest it keeps (larger ones are freed after their call).
+constexpr int kIdleBuffers = 4;
+constexpr size_t kLargestKeptBuffer = size_t{64} << 20;
+// Buffers WarmBuffers maps ahead: a closed loop of one client holds two (the
+// next request may arrive before gRPC gives back the last answer's buffer).
+constexpr int kWarmBuffers = 2;
+
+// One unary ModelInfer from its bytes to its answer: the pooled request
+// message (the core's views point into it) and the answer, its header and
+// the output buffer the engine writes into.
+struct UnaryInfer {
+  std::unique_ptr<inference::ModelInferRequest> request;
+  inference::ModelInferResponse header;
+  OutputBuffer output;
+  size_t output_bytes = 0;
+};
+
+// The core's allocator for `unary`: the header, and a pooled buffer for a
+// raw output (a retry on a replaced version asks again: the answer is
+// rewritten, the buffer kept if large enough). Typed outputs go into the
+// header message (its fp32_contents), shared-memory ones nowhere.
+OutputAllocator UnaryAllocator(std::shared_ptr<UnaryInfer> unary,
+                               std::shared_ptr<InferBufferPool> pool) {
+  return [unary = std::move(unary),
+          pool = std::move(pool)](const InferResult& result) -> absl::StatusOr<float*> {
+    const std::string& id = unary->request->id();
+    if (!result.raw || result.output_in_shared_memory) {
+      unary->output_bytes = 0;
+      pool->GiveOutput(std::move(unary->output));  // a first attempt's, if any
+      return WriteInferResponse(result, id, &unary->header);
+    }
+    unary->output_bytes =
+        static_cast<size_t>(WriteResponseHeader(result, id, &unary->header)) * sizeof(float);
+    if (unary->output.capacity < unary->output_bytes) {
+      pool->GiveOutput(std::move(unary->output));
+      unary->output = pool->TakeOutput(unary->output_bytes);
+    }
+    return reinterpret_cast<float*>(unary->output.data.get());
+  };
+}
+
 }  // namespace
 
 InferenceService::InferenceService(std::shared_ptr<const ModelRegistry> registry,
                                    std::shared_ptr<InferenceCore> core,
                                    InferenceServiceOptions options)
-    : registry_(std::move(registry)), core_(std::move(core)), options_(std::move(options)) {}
+    : registry_(std::move(registry)),
+      core_(std::move(core)),
+      options_(std::move(options)),
+      buffers_(std::make_shared<InferBufferPool>(kIdleBuffers, kLargestKeptBuffer)) {}
+
+void InferenceService::WarmBuffers() {
+  const TensorBytes largest = core_->LargestWarmupTensors();
+  if (largest.input == 0 || largest.input > kLargestKeptBuffer ||
+      largest.output > kLargestKeptBuffer) {
+    return;
+  }
+  buffers_->Warm(largest.input, largest.output, kWarmBuffers);
+}
 
 void InferenceService::StopStreams() { open_streams_.StopAll(); }
 
@@ -112,14 +166,30 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerContext* context,
-                                                       const inference::ModelInferRequest* request,
-                                                       inference::ModelInferResponse* response) {
+                                                       const grpc::ByteBuffer* request,
+                                                       grpc::ByteBuffer* response) {
   InferCall call = CallFrom(*context);
   // Context, request and response live until OnDone, which frees the reactor.
   auto* reactor = new InferReactor();
   call.cancellation = reactor->cancellation();
-  Infer(*request, response, std::move(call),
-        [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); });
+  auto unary = std::make_shared<UnaryInfer>();
+  unary->request = buffers_->TakeRequest();
+  if (absl::Status parsed = ParseInferRequest(*request, unary->request.get()); !parsed.ok()) {
+    buffers_->GiveRequest(std::move(unary->request));
+    reactor->Finish(ToGrpcStatus(call.auth.ok() ? parsed : call.auth));
+    return reactor;
+  }
+  const inference::ModelInferRequest& message = *unary->request;
+  Infer(message, UnaryAllocator(unary, buffers_), std::move(call),
+        [unary, response, reactor, pool = buffers_](absl::Status status) {
+          if (status.ok()) {
+            *response = EncodeInferResponse(unary->header, std::move(unary->output),
+                                            unary->output_bytes, pool);
+          }
+          pool->GiveOutput(std::move(unary->output));  // not sent: kept for the next call
+          pool->GiveRequest(std::move(unary->request));
+          reactor->Finish(ToGrpcStatus(status));
+        });
   return reactor;
 }
 
@@ -128,9 +198,8 @@ InferenceService::ModelStreamInfer(grpc::CallbackServerContext* context) {
   return StartStreamInfer(this, context, options_.stream_max_in_flight, &open_streams_);
 }
 
-void InferenceService::Infer(const inference::ModelInferRequest& request,
-                             inference::ModelInferResponse* response, InferCall call,
-                             absl::AnyInvocable<void(absl::Status)> done) {
+void InferenceService::Infer(const inference::ModelInferRequest& request, OutputAllocator allocate,
+                             InferCall call, absl::AnyInvocable<void(absl::Status)> done) {
   absl::StatusOr<InferRequest> parsed = ParseModelInferRequest(request);
   if (!call.auth.ok() || !parsed.ok()) {  // auth first: tell strangers nothing more
     InferRequest names;
@@ -143,7 +212,7 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
   // The parsed views must live until done: they move along with it.
   auto owned = std::make_unique<InferRequest>(*std::move(parsed));
   const InferRequest& views = *owned;
-  core_->Infer(views, std::move(call), ResponseAllocator(request, response),
+  core_->Infer(views, std::move(call), std::move(allocate),
                [owned = std::move(owned), done = std::move(done)](absl::Status status) mutable {
                  done(std::move(status));
                });

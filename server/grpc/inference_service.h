@@ -5,10 +5,11 @@
 // adapters over the protocol-free InferenceCore (server/core/inference_core.h),
 // which runs every inference request (auth outcome, lookup and retry,
 // shutdown refusal, validation, limits, batching, deadline, cancellation,
-// metrics, failure log). ModelInfer parses the message into views
-// (proto_request.h), hands the core an allocator that writes the output in
-// place into the response and returns; the scheduler's worker finishes the
-// call. A request's deadline is the earlier of its gRPC deadline and its
+// metrics, failure log). ModelInfer takes the request's bytes, parses them
+// into a pooled message and that into views (infer_buffers.h,
+// proto_request.h), hands the core an allocator that gives the engine a
+// pooled output buffer, and returns; the scheduler's worker finishes the
+// call, sending the answer's tensor from that buffer without a copy. A request's deadline is the earlier of its gRPC deadline and its
 // `timeout` parameter (microseconds; 0 = none).
 //
 // Auth: with a token authenticator in the core, ModelInfer, ModelStreamInfer,
@@ -37,6 +38,7 @@
 #include "absl/time/time.h"
 #include "grpc_service.grpc.pb.h"
 #include "server/core/inference_core.h"
+#include "server/grpc/infer_buffers.h"
 #include "server/grpc/stream_infer.h"
 #include "server/models/model_registry.h"
 #include "server/models/repository_control.h"
@@ -50,7 +52,12 @@ struct InferenceServiceOptions {
   int stream_max_in_flight = 16;
 };
 
-class InferenceService final : public inference::GRPCInferenceService::CallbackService {
+// ModelInfer takes and answers raw bytes (infer_buffers.h), the other
+// methods their messages.
+using InferenceServiceBase = inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
+    inference::GRPCInferenceService::CallbackService>;
+
+class InferenceService final : public InferenceServiceBase {
  public:
   // `core` runs the inference requests and answers readiness and metadata;
   // `registry` (the core's) serves Triton's extensions.
@@ -77,9 +84,11 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
                                           const inference::ModelMetadataRequest* request,
                                           inference::ModelMetadataResponse* response) override;
+  // A ModelInferRequest's bytes, parsed into a pooled message; the answer's
+  // tensor is sent from the buffer the engine wrote it into.
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
-                                       const inference::ModelInferRequest* request,
-                                       inference::ModelInferResponse* response) override;
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
   grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
   ModelStreamInfer(grpc::CallbackServerContext* context) override;
 
@@ -138,16 +147,24 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   InferCall CallFrom(const grpc::CallbackServerContext& context) const;
 
   // One ModelInferRequest through the core (ModelInfer and each request of
-  // a stream): a parse error is answered like any other failure (recorded,
-  // logged). `request` and `response` must stay alive until `done` runs.
-  void Infer(const inference::ModelInferRequest& request, inference::ModelInferResponse* response,
-             InferCall call, absl::AnyInvocable<void(absl::Status)> done);
+  // a stream), its output where `allocate` says: a parse error is answered
+  // like any other failure (recorded, logged). `request` and the allocated
+  // output must stay alive until `done` runs.
+  void Infer(const inference::ModelInferRequest& request, OutputAllocator allocate, InferCall call,
+             absl::AnyInvocable<void(absl::Status)> done);
+
+  // Maps ModelInfer's pooled buffers for the largest model_warmup sample of
+  // the loaded models (InferenceCore::LargestWarmupTensors); the server calls
+  // it before serving and after each model change.
+  void WarmBuffers();
 
  private:
   const std::shared_ptr<const ModelRegistry> registry_;
   const std::shared_ptr<InferenceCore> core_;
   const InferenceServiceOptions options_;
   OpenStreams open_streams_;
+  // Unary ModelInfer's idle request messages and output buffers.
+  const std::shared_ptr<InferBufferPool> buffers_;
 };
 
 }  // namespace sepconv

@@ -102,8 +102,8 @@ absl::StatusOr<InferRequest> ParseModelInferRequest(const inference::ModelInferR
   return parsed;
 }
 
-absl::StatusOr<float*> WriteInferResponse(const InferResult& result, const std::string& id,
-                                          inference::ModelInferResponse* response) {
+int64_t WriteResponseHeader(const InferResult& result, const std::string& id,
+                            inference::ModelInferResponse* response) {
   response->Clear();
   response->set_model_name(result.model_name);
   response->set_model_version(result.model_version);
@@ -113,15 +113,19 @@ absl::StatusOr<float*> WriteInferResponse(const InferResult& result, const std::
   output->set_datatype(kDatatypeFp32);
   const Dims4& d = result.output_dims;
   for (int64_t dim : {d.n, d.c, d.h, d.w}) output->add_shape(dim);
+  return d.n * d.c * d.h * d.w;
+}
 
-  const int64_t elements = d.n * d.c * d.h * d.w;
+absl::StatusOr<float*> WriteInferResponse(const InferResult& result, const std::string& id,
+                                          inference::ModelInferResponse* response) {
+  const int64_t elements = WriteResponseHeader(result, id, response);
   if (result.output_in_shared_memory) return nullptr;  // the values are in the client's region
   if (!result.raw) {
     if (elements > std::numeric_limits<int>::max()) {
       return absl::ResourceExhaustedError(
           "output too large for contents.fp32_contents; use raw_input_contents");
     }
-    auto* values = output->mutable_contents()->mutable_fp32_contents();
+    auto* values = response->mutable_outputs(0)->mutable_contents()->mutable_fp32_contents();
     values->Resize(static_cast<int>(elements), 0.0f);
     return values->mutable_data();
   }

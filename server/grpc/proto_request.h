@@ -9,6 +9,8 @@
 //   cannot: more raw_input_contents than inputs, and a `timeout` parameter
 //   that is not an integer (INVALID_ARGUMENT naming the field); the rest is
 //   the core's validation.
+// - WriteResponseHeader: the response but for the output's values (for a
+//   frontend that sends them from its own buffer: infer_buffers.h).
 // - WriteInferResponse / ResponseAllocator: the core's OutputAllocator for a
 //   ModelInferResponse: fills model name and version, request id, the output
 //   tensor's name, datatype and shape, and sizes raw_output_contents (input
@@ -17,6 +19,7 @@
 // Thread-compatible: the messages must outlive what these return and must
 // not be modified meanwhile.
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -26,6 +29,11 @@
 namespace sepconv {
 
 absl::StatusOr<InferRequest> ParseModelInferRequest(const inference::ModelInferRequest& request);
+
+// Replaces `response` with the answer `result` describes (echoing `id`),
+// but for the output's values; returns their element count.
+int64_t WriteResponseHeader(const InferResult& result, const std::string& id,
+                            inference::ModelInferResponse* response);
 
 // Replaces `response` with the answer `result` describes (echoing `id`);
 // returns where its output floats go (valid until the response is modified

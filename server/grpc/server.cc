@@ -67,7 +67,7 @@ Server::Server(ServerOptions options, std::shared_ptr<ModelRegistry> registry)
     : options_(std::move(options)),
       registry_(std::move(registry)),
       core_(std::make_shared<InferenceCore>(registry_, options_.core)),
-      service_(std::make_unique<InferenceService>(registry_, core_, options_.service)),
+      service_(std::make_shared<InferenceService>(registry_, core_, options_.service)),
       health_(std::make_shared<Health>()) {}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
@@ -115,6 +115,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     }
   }
   builder.RegisterService(server->service_.get());
+  server->service_->WarmBuffers();  // for the models loaded so far; later ones below
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", listen));
@@ -129,6 +130,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       [health = server->health_, registry = std::weak_ptr<ModelRegistry>(server->registry_)] {
         if (auto locked = registry.lock()) health->Update(*locked);
       });
+  server->registry_->AddObserver([service = std::weak_ptr<InferenceService>(server->service_)] {
+    if (auto locked = service.lock()) locked->WarmBuffers();
+  });
 
   return server;
 }

@@ -112,7 +112,7 @@ class Server {
   const ServerOptions options_;
   const std::shared_ptr<ModelRegistry> registry_;
   const std::shared_ptr<InferenceCore> core_;
-  std::unique_ptr<InferenceService> service_;
+  std::shared_ptr<InferenceService> service_;  // shared with the registry's observer
   std::shared_ptr<Health> health_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;

@@ -11,6 +11,7 @@
 #include "proto/status_convert.h"
 #include "server/core/cancellation.h"
 #include "server/grpc/inference_service.h"
+#include "server/grpc/proto_request.h"
 #include "server/grpc/status_util.h"
 
 namespace sepconv {
@@ -103,8 +104,8 @@ class StreamInferReactor final
     call.start = absl::Now();
     call.cancellation = cancellation_;
     std::shared_ptr<StreamInferReactor> self = shared_from_this();
-    service_->Infer(slot->request, &slot->response, std::move(call),
-                    [self, slot](absl::Status status) {
+    service_->Infer(slot->request, ResponseAllocator(slot->request, &slot->response),
+                    std::move(call), [self, slot](absl::Status status) {
                       {
                         absl::MutexLock lock(&self->mu_);
                         slot->status = std::move(status);

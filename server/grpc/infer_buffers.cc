@@ -1,0 +1,175 @@
+#include "server/grpc/infer_buffers.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/slice.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string>
+#include <utility>
+
+namespace sepconv {
+namespace {
+
+using Response = inference::ModelInferResponse;
+
+// The answer's tensor bytes go last: EncodeInferResponse appends them after
+// the other fields' serialization.
+static_assert(Response::kRawOutputContentsFieldNumber > Response::kModelNameFieldNumber &&
+                  Response::kRawOutputContentsFieldNumber > Response::kModelVersionFieldNumber &&
+                  Response::kRawOutputContentsFieldNumber > Response::kIdFieldNumber &&
+                  Response::kRawOutputContentsFieldNumber > Response::kParametersFieldNumber &&
+                  Response::kRawOutputContentsFieldNumber > Response::kOutputsFieldNumber,
+              "raw_output_contents must be ModelInferResponse's last field");
+
+constexpr size_t kAlignment = 64;
+
+OutputBuffer NewOutput(size_t bytes) {
+  OutputBuffer buffer;
+  buffer.capacity = std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+  buffer.data.reset(static_cast<char*>(std::aligned_alloc(kAlignment, buffer.capacity)));
+  if (buffer.data == nullptr) throw std::bad_alloc();
+  return buffer;
+}
+
+// A buffer lent to gRPC for one answer's slice.
+struct Lent {
+  std::shared_ptr<InferBufferPool> pool;
+  OutputBuffer buffer;
+};
+
+void GiveBack(void* lent) {
+  std::unique_ptr<Lent> owned(static_cast<Lent*>(lent));
+  if (owned->pool != nullptr) owned->pool->GiveOutput(std::move(owned->buffer));
+}
+
+}  // namespace
+
+InferBufferPool::InferBufferPool(int max_idle, size_t max_kept_bytes)
+    : max_idle_(max_idle), max_kept_bytes_(max_kept_bytes) {}
+
+std::unique_ptr<inference::ModelInferRequest> InferBufferPool::TakeRequest() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!requests_.empty()) {
+      std::unique_ptr<inference::ModelInferRequest> request = std::move(requests_.back());
+      requests_.pop_back();
+      return request;
+    }
+  }
+  return std::make_unique<inference::ModelInferRequest>();
+}
+
+void InferBufferPool::GiveRequest(std::unique_ptr<inference::ModelInferRequest> request) {
+  if (request == nullptr) return;
+  size_t held = 0;
+  for (const std::string& raw : request->raw_input_contents()) held += raw.capacity();
+  if (held > max_kept_bytes_) return;  // freed here, outside the lock
+  absl::MutexLock lock(&mu_);
+  if (static_cast<int>(requests_.size()) < max_idle_) requests_.push_back(std::move(request));
+}
+
+OutputBuffer InferBufferPool::TakeOutput(size_t bytes) {
+  {
+    absl::MutexLock lock(&mu_);
+    // The smallest idle buffer that fits, so large ones stay for large answers.
+    auto best = outputs_.end();
+    for (auto it = outputs_.begin(); it != outputs_.end(); ++it) {
+      if (it->capacity >= bytes && (best == outputs_.end() || it->capacity < best->capacity)) {
+        best = it;
+      }
+    }
+    if (best != outputs_.end()) {
+      OutputBuffer buffer = std::move(*best);
+      outputs_.erase(best);
+      return buffer;
+    }
+  }
+  return NewOutput(bytes);
+}
+
+void InferBufferPool::GiveOutput(OutputBuffer buffer) {
+  if (buffer.data == nullptr || buffer.capacity > max_kept_bytes_) return;
+  absl::MutexLock lock(&mu_);
+  if (static_cast<int>(outputs_.size()) < max_idle_) {
+    outputs_.push_back(std::move(buffer));
+  } else {
+    // Keep the larger: a small buffer is cheap to map again, a large one is not.
+    auto smallest = std::min_element(
+        outputs_.begin(), outputs_.end(),
+        [](const OutputBuffer& a, const OutputBuffer& b) { return a.capacity < b.capacity; });
+    if (smallest->capacity < buffer.capacity) *smallest = std::move(buffer);
+  }
+}
+
+void InferBufferPool::Warm(size_t request_bytes, size_t output_bytes, int count) {
+  std::vector<std::unique_ptr<inference::ModelInferRequest>> requests;
+  std::vector<OutputBuffer> outputs;
+  for (int i = 0; i < count; ++i) {
+    std::unique_ptr<inference::ModelInferRequest> request = TakeRequest();
+    request->Clear();  // keeps its strings, emptied, for the next parse
+    std::string* raw = request->add_raw_input_contents();
+    if (raw->capacity() < request_bytes) raw->resize(request_bytes);  // writes every page
+    request->Clear();
+    requests.push_back(std::move(request));
+    OutputBuffer output = TakeOutput(output_bytes);
+    std::memset(output.data.get(), 0, output.capacity);
+    outputs.push_back(std::move(output));
+  }
+  for (auto& request : requests) GiveRequest(std::move(request));
+  for (OutputBuffer& output : outputs) GiveOutput(std::move(output));
+  // gRPC reads a request into slices it mallocs: map that much of the heap
+  // and free it, so those reads land on mapped pages.
+  if (char* heap = static_cast<char*>(std::malloc(request_bytes))) {
+    for (size_t at = 0; at < request_bytes; at += 4096) static_cast<volatile char*>(heap)[at] = 0;
+    std::free(heap);
+  }
+}
+
+int InferBufferPool::IdleRequests() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(requests_.size());
+}
+
+int InferBufferPool::IdleOutputs() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(outputs_.size());
+}
+
+absl::Status ParseInferRequest(const grpc::ByteBuffer& bytes,
+                               inference::ModelInferRequest* request) {
+  // gRPC's reader takes a mutable buffer but only reads it.
+  grpc::ProtoBufferReader reader(const_cast<grpc::ByteBuffer*>(&bytes));
+  google::protobuf::io::CodedInputStream decoder(&reader);
+  decoder.SetTotalBytesLimit(INT_MAX);  // gRPC's receive limit already applied
+  if (!request->ParseFromCodedStream(&decoder) || !decoder.ConsumedEntireMessage()) {
+    return absl::InvalidArgumentError("the request is not a valid inference.ModelInferRequest");
+  }
+  return absl::OkStatus();
+}
+
+grpc::ByteBuffer EncodeInferResponse(const inference::ModelInferResponse& header,
+                                     OutputBuffer output, size_t output_bytes,
+                                     std::shared_ptr<InferBufferPool> pool) {
+  std::string head = header.SerializeAsString();
+  if (output.data == nullptr) {
+    grpc::Slice slice(head);
+    return grpc::ByteBuffer(&slice, 1);
+  }
+  // raw_output_contents[0]'s key and length, then the bytes themselves.
+  uint8_t prefix[2 * 10];
+  uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
+      (Response::kRawOutputContentsFieldNumber << 3) | 2, prefix);  // 2: length-delimited
+  end = google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(output_bytes, end);
+  head.append(reinterpret_cast<const char*>(prefix), static_cast<size_t>(end - prefix));
+  char* data = output.data.get();
+  auto* lent = new Lent{std::move(pool), std::move(output)};
+  grpc::Slice slices[2] = {grpc::Slice(head), grpc::Slice(data, output_bytes, GiveBack, lent)};
+  return grpc::ByteBuffer(slices, 2);
+}
+
+}  // namespace sepconv

@@ -1,0 +1,157 @@
+// ModelInfer's pooled buffers and its zero-copy answer (server/grpc/infer_buffers.h).
+#include "server/grpc/infer_buffers.h"
+
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/slice.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace sepconv {
+namespace {
+
+std::string Flatten(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  EXPECT_TRUE(buffer.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return bytes;
+}
+
+// `bytes` as a byte buffer of slices of at most `piece` bytes, as gRPC hands
+// a message over.
+grpc::ByteBuffer InPieces(const std::string& bytes, size_t piece) {
+  std::vector<grpc::Slice> slices;
+  for (size_t at = 0; at < bytes.size(); at += piece) {
+    slices.emplace_back(bytes.data() + at, std::min(piece, bytes.size() - at));
+  }
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+inference::ModelInferResponse Header() {
+  inference::ModelInferResponse header;
+  header.set_model_name("sepconv");
+  header.set_model_version("1");
+  header.set_id("request-7");
+  auto* output = header.add_outputs();
+  output->set_name("output");
+  output->set_datatype("FP32");
+  for (int64_t dim : {1, 2, 3, 4}) output->add_shape(dim);
+  return header;
+}
+
+TEST(InferBuffersTest, AnswerBytesEqualTheMessageSerializedWithItsOutput) {
+  auto pool = std::make_shared<InferBufferPool>(4, size_t{1} << 30);
+  // 1-, 2- and 3-byte length prefixes, and a tensor not a multiple of 64 bytes.
+  for (size_t bytes : {size_t{96}, size_t{4000}, size_t{300004}}) {
+    OutputBuffer output = pool->TakeOutput(bytes);
+    ASSERT_GE(output.capacity, bytes);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(output.data.get()) % 64, 0u);
+    for (size_t i = 0; i < bytes; ++i) output.data[i] = static_cast<char>(i * 7 + 3);
+
+    inference::ModelInferResponse whole = Header();
+    whole.add_raw_output_contents()->assign(output.data.get(), bytes);
+    const grpc::ByteBuffer sent = EncodeInferResponse(Header(), std::move(output), bytes, pool);
+    EXPECT_EQ(Flatten(sent), whole.SerializeAsString()) << bytes << " bytes";
+
+    inference::ModelInferResponse parsed;
+    ASSERT_TRUE(parsed.ParseFromString(Flatten(sent)));
+    ASSERT_EQ(parsed.raw_output_contents_size(), 1);
+    EXPECT_EQ(parsed.raw_output_contents(0), whole.raw_output_contents(0));
+  }
+}
+
+TEST(InferBuffersTest, AnswerWithoutOutputIsTheHeaderAlone) {
+  auto pool = std::make_shared<InferBufferPool>(4, size_t{1} << 30);
+  inference::ModelInferResponse header = Header();
+  header.mutable_outputs(0)->mutable_contents()->add_fp32_contents(1.5f);
+  EXPECT_EQ(Flatten(EncodeInferResponse(header, OutputBuffer(), 0, pool)),
+            header.SerializeAsString());
+  EXPECT_EQ(pool->IdleOutputs(), 0);
+}
+
+TEST(InferBuffersTest, SentBufferReturnsToThePoolWhenGrpcReleasesIt) {
+  auto pool = std::make_shared<InferBufferPool>(4, size_t{1} << 30);
+  OutputBuffer output = pool->TakeOutput(1 << 16);
+  const char* lent = output.data.get();
+  {
+    grpc::ByteBuffer sent = EncodeInferResponse(Header(), std::move(output), 1 << 16, pool);
+    EXPECT_EQ(pool->IdleOutputs(), 0);  // still gRPC's
+  }
+  EXPECT_EQ(pool->IdleOutputs(), 1);
+  EXPECT_EQ(pool->TakeOutput(1 << 16).data.get(), lent);  // the same memory, reused
+}
+
+TEST(InferBuffersTest, ParsesARequestInPiecesIntoTheSameMemoryNextTime) {
+  auto pool = std::make_shared<InferBufferPool>(4, size_t{1} << 30);
+  inference::ModelInferRequest sent;
+  sent.set_model_name("sepconv");
+  sent.set_id("a");
+  sent.add_inputs()->set_name("input");
+  sent.add_raw_input_contents()->assign(100000, 'x');
+  const std::string bytes = sent.SerializeAsString();
+
+  std::unique_ptr<inference::ModelInferRequest> request = pool->TakeRequest();
+  ASSERT_TRUE(ParseInferRequest(InPieces(bytes, 8192), request.get()).ok());
+  EXPECT_EQ(request->SerializeAsString(), bytes);
+  const char* memory = request->raw_input_contents(0).data();
+  pool->GiveRequest(std::move(request));
+
+  sent.set_id("b");
+  sent.mutable_raw_input_contents(0)->assign(100000, 'y');
+  request = pool->TakeRequest();
+  ASSERT_TRUE(ParseInferRequest(InPieces(sent.SerializeAsString(), 4096), request.get()).ok());
+  EXPECT_EQ(request->id(), "b");
+  EXPECT_EQ(request->raw_input_contents(0), std::string(100000, 'y'));
+  EXPECT_EQ(request->raw_input_contents(0).data(), memory);
+}
+
+TEST(InferBuffersTest, RefusesBytesThatAreNotARequest) {
+  auto request = std::make_unique<inference::ModelInferRequest>();
+  const absl::Status status =
+      ParseInferRequest(InPieces("\xff\xff\xff\xff garbage", 4), request.get());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+}
+
+TEST(InferBuffersTest, WarmKeepsRequestsAndOutputsOfTheSizeMapped) {
+  auto pool = std::make_shared<InferBufferPool>(4, size_t{1} << 30);
+  pool->Warm(50000, 70000, 2);
+  EXPECT_EQ(pool->IdleRequests(), 2);
+  EXPECT_EQ(pool->IdleOutputs(), 2);
+  for (int i = 0; i < 2; ++i) {
+    std::unique_ptr<inference::ModelInferRequest> request = pool->TakeRequest();
+    EXPECT_EQ(request->raw_input_contents_size(), 0);
+    EXPECT_GE(request->add_raw_input_contents()->capacity(), 50000u);
+    EXPECT_GE(pool->TakeOutput(70000).capacity, 70000u);
+  }
+  pool->Warm(50000, 70000, 2);  // again: no more than asked
+  EXPECT_EQ(pool->IdleRequests(), 2);
+  EXPECT_EQ(pool->IdleOutputs(), 2);
+}
+
+TEST(InferBuffersTest, KeepsAtMostItsIdleCountAndNothingTooLarge) {
+  auto pool = std::make_shared<InferBufferPool>(2, 1 << 20);
+  std::vector<OutputBuffer> taken;
+  for (size_t bytes : {size_t{1000}, size_t{2000}, size_t{3000}})
+    taken.push_back(pool->TakeOutput(bytes));
+  for (OutputBuffer& buffer : taken) pool->GiveOutput(std::move(buffer));
+  EXPECT_EQ(pool->IdleOutputs(), 2);
+  EXPECT_GE(pool->TakeOutput(2500).capacity, 3000u);  // the larger ones were kept
+  EXPECT_GE(pool->TakeOutput(1500).capacity, 2000u);
+
+  pool->GiveOutput(pool->TakeOutput(2 << 20));  // over the limit: freed
+  EXPECT_EQ(pool->IdleOutputs(), 0);
+  auto request = std::make_unique<inference::ModelInferRequest>();
+  request->add_raw_input_contents()->resize(2 << 20);
+  pool->GiveRequest(std::move(request));
+  EXPECT_EQ(pool->IdleRequests(), 0);
+}
+
+}  // namespace
+}  // namespace sepconv
