@@ -145,10 +145,17 @@ namespace {
 // call, instead of a fresh mmap, a page fault per 4 KB page and a munmap per
 // call (glibc's defaults; ~230 faults per request before, ~2 after at c=1,
 // tests/bench/service_bench.py). Freed memory up to the trim threshold stays
-// resident. Must run before other threads start.
+// resident. One heap for all threads: with glibc's default of one per thread
+// (up to 8 per CPU), each gRPC thread's first request read its bytes into
+// fresh pages of its own heap (about 400 page faults per 1.6 MB, then as
+// many first accesses, 1.5-2 ms on a VM: docs/performance.md "Warm-up"),
+// which the warm-up, run on another thread, could not map ahead. Measured
+// no slower at 1 and 16 clients once ModelInfer's large buffers were pooled
+// (server/grpc/infer_buffers.h). Must run before other threads start.
 void KeepPayloadBuffersInTheHeap() {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest allowed value
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_ARENA_MAX, 1);
 }
 
 // The first time a thread is queued on an absl::Mutex behind another
