@@ -14,7 +14,9 @@ tuned), then sends one request with `sepconv-client infer` ("first") and
 process and connection, the first as the others. Around each, /metrics'
 sepconv_request_duration_seconds _sum/_count (from the request's arrival in
 the core to its answer) and sepconv_compute_duration_seconds give the
-server's own time: the first request's, and the mean of the warm ones. The
+server's own time: the first request's, and the mean of the warm ones; and
+the server's minor page faults (/proc/PID/stat) in the first request and
+per warm one, with the scrapes' own. The
 table shows medians over rounds and first / warm. The goal (issue 22): with
 warm-up, the first request within 20% of a warm one (first / warm <= 1.2).
 Speed is reported, never asserted; the machine's load is printed.
@@ -73,8 +75,15 @@ def infer(client, port):
                    check=True, capture_output=True, text=True, timeout=120)
 
 
+def minor_faults(pid):
+    """The process's minor page faults so far (/proc/PID/stat field 10)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
 def one_round(args, warm):
-    """(first request ms, warm mean ms, first compute ms, warm compute ms)."""
+    """(first request ms, warm mean ms, first compute ms, warm compute ms,
+    the server's minor page faults in the first request, per warm request)."""
     repo = tempfile.mkdtemp(prefix="server_warmup_bench_")
     os.makedirs(os.path.join(repo, "sep3", "1"))
     with open(os.path.join(repo, "sep3", "config.pbtxt"), "w") as f:
@@ -87,14 +96,17 @@ def one_round(args, warm):
     client = os.path.join(args.build_dir, "client", "sepconv-client")
     try:
         port = server.wait_for_port(r"on gRPC port (\d+)")
-        start = totals(metrics_port)
+        pid = server.proc.pid
+        start, faults_start = totals(metrics_port), minor_faults(pid)
         infer(client, port)
-        first = totals(metrics_port)
+        first, faults_first = totals(metrics_port), minor_faults(pid)
         for _ in range(args.warm_requests):
             infer(client, port)
-        last = totals(metrics_port)
+        last, faults_last = totals(metrics_port), minor_faults(pid)
+        # The scrapes' own faults (the metrics thread) are in both counts.
         return (mean_ms(start, first, "request"), mean_ms(first, last, "request"),
-                mean_ms(start, first, "compute"), mean_ms(first, last, "compute"))
+                mean_ms(start, first, "compute"), mean_ms(first, last, "compute"),
+                faults_first - faults_start, (faults_last - faults_first) / args.warm_requests)
     finally:
         server.stop()
         shutil.rmtree(repo, ignore_errors=True)
@@ -115,16 +127,18 @@ def main():
             results[warm].append(one_round(args, warm))
     rows = []
     for warm in (False, True):
-        first, steady, first_compute, steady_compute = (
+        first, steady, first_compute, steady_compute, first_faults, steady_faults = (
             statistics.median(column) for column in zip(*results[warm]))
         rows.append(["with" if warm else "without", f"{first:.2f}", f"{steady:.2f}",
                      f"{first / steady:.2f}x", f"{first_compute:.2f}", f"{steady_compute:.2f}",
-                     f"{first_compute / steady_compute:.2f}x"])
+                     f"{first_compute / steady_compute:.2f}x", f"{first_faults:.0f}",
+                     f"{steady_faults:.0f}"])
     print(f"sep3 (32->64->64->32) at {'x'.join(map(str, SHAPE))}; medians of {args.rounds} "
           f"rounds, {args.warm_requests} warm requests each; load average {load:.2f} at start, "
           f"{os.getloadavg()[0]:.2f} at end")
     print_table(["model_warmup", "first request ms", "warm request ms", "first/warm",
-                 "first compute ms", "warm compute ms", "compute first/warm"], rows,
+                 "first compute ms", "warm compute ms", "compute first/warm",
+                 "first page faults", "warm page faults"], rows,
                 args.markdown)
     print(f"\nrerun: /usr/bin/python3 tests/bench/server_warmup_bench.py "
           f"--rounds {args.rounds} --warm_requests {args.warm_requests}")

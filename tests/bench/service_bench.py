@@ -96,7 +96,8 @@ def measure(args, server, concurrency, metrics_port=None):
 # sepconv-server's mallopt (server/main.cc) as glibc tunables, for the echo:
 # the same transport without its per-call mmaps and page faults.
 TUNED_MALLOC = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432:"
-                                  "glibc.malloc.trim_threshold=67108864"}
+                                  "glibc.malloc.trim_threshold=67108864:"
+                                  "glibc.malloc.arena_max=1"}
 
 
 def run_echo(args, levels, env=None):
