@@ -47,10 +47,17 @@ void GiveBack(void* lent) {
   if (owned->pool != nullptr) owned->pool->GiveOutput(std::move(owned->buffer));
 }
 
+// The capacity of a request's tensor strings.
+size_t TensorBytes(const inference::ModelInferRequest& request) {
+  size_t bytes = 0;
+  for (const std::string& raw : request.raw_input_contents()) bytes += raw.capacity();
+  return bytes;
+}
+
 }  // namespace
 
-InferBufferPool::InferBufferPool(int max_idle, size_t max_kept_bytes)
-    : max_idle_(max_idle), max_kept_bytes_(max_kept_bytes) {}
+InferBufferPool::InferBufferPool(int max_idle, size_t max_idle_bytes)
+    : max_idle_(max_idle), max_idle_bytes_(max_idle_bytes) {}
 
 std::unique_ptr<inference::ModelInferRequest> InferBufferPool::TakeRequest() {
   {
@@ -58,6 +65,7 @@ std::unique_ptr<inference::ModelInferRequest> InferBufferPool::TakeRequest() {
     if (!requests_.empty()) {
       std::unique_ptr<inference::ModelInferRequest> request = std::move(requests_.back());
       requests_.pop_back();
+      request_bytes_ -= TensorBytes(*request);
       return request;
     }
   }
@@ -66,11 +74,14 @@ std::unique_ptr<inference::ModelInferRequest> InferBufferPool::TakeRequest() {
 
 void InferBufferPool::GiveRequest(std::unique_ptr<inference::ModelInferRequest> request) {
   if (request == nullptr) return;
-  size_t held = 0;
-  for (const std::string& raw : request->raw_input_contents()) held += raw.capacity();
-  if (held > max_kept_bytes_) return;  // freed here, outside the lock
+  const size_t bytes = TensorBytes(*request);
   absl::MutexLock lock(&mu_);
-  if (static_cast<int>(requests_.size()) < max_idle_) requests_.push_back(std::move(request));
+  if (static_cast<int>(requests_.size()) < max_idle_ && request_bytes_ + bytes <= max_idle_bytes_) {
+    request_bytes_ += bytes;
+    requests_.push_back(std::move(request));
+  }
+  // Otherwise freed on return, with the lock released first (`request` is
+  // declared before `lock`).
 }
 
 OutputBuffer InferBufferPool::TakeOutput(size_t bytes) {
@@ -86,6 +97,7 @@ OutputBuffer InferBufferPool::TakeOutput(size_t bytes) {
     if (best != outputs_.end()) {
       OutputBuffer buffer = std::move(*best);
       outputs_.erase(best);
+      output_bytes_ -= buffer.capacity;
       return buffer;
     }
   }
@@ -93,16 +105,12 @@ OutputBuffer InferBufferPool::TakeOutput(size_t bytes) {
 }
 
 void InferBufferPool::GiveOutput(OutputBuffer buffer) {
-  if (buffer.data == nullptr || buffer.capacity > max_kept_bytes_) return;
+  if (buffer.data == nullptr) return;
   absl::MutexLock lock(&mu_);
-  if (static_cast<int>(outputs_.size()) < max_idle_) {
+  if (static_cast<int>(outputs_.size()) < max_idle_ &&
+      output_bytes_ + buffer.capacity <= max_idle_bytes_) {
+    output_bytes_ += buffer.capacity;
     outputs_.push_back(std::move(buffer));
-  } else {
-    // Keep the larger: a small buffer is cheap to map again, a large one is not.
-    auto smallest = std::min_element(
-        outputs_.begin(), outputs_.end(),
-        [](const OutputBuffer& a, const OutputBuffer& b) { return a.capacity < b.capacity; });
-    if (smallest->capacity < buffer.capacity) *smallest = std::move(buffer);
   }
 }
 
@@ -112,9 +120,8 @@ void InferBufferPool::Warm(size_t request_bytes, size_t output_bytes, int count)
   for (int i = 0; i < count; ++i) {
     std::unique_ptr<inference::ModelInferRequest> request = TakeRequest();
     request->Clear();  // keeps its strings, emptied, for the next parse
-    std::string* raw = request->add_raw_input_contents();
+    std::string* raw = request->add_raw_input_contents();             // one, counted by GiveRequest
     if (raw->capacity() < request_bytes) raw->resize(request_bytes);  // writes every page
-    request->Clear();
     requests.push_back(std::move(request));
     OutputBuffer output = TakeOutput(output_bytes);
     std::memset(output.data.get(), 0, output.capacity);

@@ -48,9 +48,10 @@ struct OutputBuffer {
 
 class InferBufferPool : public std::enable_shared_from_this<InferBufferPool> {
  public:
-  // Idle requests and buffers kept at most (each); a request or buffer
-  // larger than `max_kept_bytes` is freed when given back.
-  InferBufferPool(int max_idle, size_t max_kept_bytes);
+  // Keeps at most `max_idle` idle requests and as many idle buffers, each
+  // list holding at most `max_idle_bytes` of tensor memory; what is given
+  // back beyond either is freed.
+  InferBufferPool(int max_idle, size_t max_idle_bytes);
 
   // An idle request message (cleared by the parse that refills it), or a
   // new one.
@@ -71,10 +72,12 @@ class InferBufferPool : public std::enable_shared_from_this<InferBufferPool> {
 
  private:
   const int max_idle_;
-  const size_t max_kept_bytes_;
+  const size_t max_idle_bytes_;
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<inference::ModelInferRequest>> requests_ ABSL_GUARDED_BY(mu_);
+  size_t request_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // their tensor strings' capacity
   std::vector<OutputBuffer> outputs_ ABSL_GUARDED_BY(mu_);
+  size_t output_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Parses `bytes` into `request` (reusing its strings' memory);

@@ -1,5 +1,6 @@
 #include "server/grpc/inference_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <utility>
@@ -32,10 +33,11 @@ void CopyTensorMetadata(const TensorMetadataInfo& from,
   for (int64_t dim : from.shape) to->add_shape(dim);
 }
 
-// Idle request messages and output buffers ModelInfer keeps, each; and the
-// largest it keeps (larger ones are freed after their call).
+// Idle request messages and output buffers ModelInfer keeps at most, each,
+// and the tensor memory they may hold, each (what is given back beyond it is
+// freed after its call).
 constexpr int kIdleBuffers = 4;
-constexpr size_t kLargestKeptBuffer = size_t{64} << 20;
+constexpr size_t kIdleBytes = size_t{64} << 20;
 // Buffers WarmBuffers maps ahead: a closed loop of one client holds two (the
 // next request may arrive before gRPC gives back the last answer's buffer).
 constexpr int kWarmBuffers = 2;
@@ -82,13 +84,12 @@ InferenceService::InferenceService(std::shared_ptr<const ModelRegistry> registry
     : registry_(std::move(registry)),
       core_(std::move(core)),
       options_(std::move(options)),
-      buffers_(std::make_shared<InferBufferPool>(kIdleBuffers, kLargestKeptBuffer)) {}
+      buffers_(std::make_shared<InferBufferPool>(kIdleBuffers, kIdleBytes)) {}
 
 void InferenceService::WarmBuffers() {
   const TensorBytes largest = core_->LargestWarmupTensors();
-  if (largest.input == 0 || largest.input > kLargestKeptBuffer ||
-      largest.output > kLargestKeptBuffer) {
-    return;
+  if (largest.input == 0 || kWarmBuffers * std::max(largest.input, largest.output) > kIdleBytes) {
+    return;  // nothing declared, or more than the pool keeps
   }
   buffers_->Warm(largest.input, largest.output, kWarmBuffers);
 }

@@ -126,8 +126,8 @@ TEST(InferBuffersTest, WarmKeepsRequestsAndOutputsOfTheSizeMapped) {
   EXPECT_EQ(pool->IdleOutputs(), 2);
   for (int i = 0; i < 2; ++i) {
     std::unique_ptr<inference::ModelInferRequest> request = pool->TakeRequest();
-    EXPECT_EQ(request->raw_input_contents_size(), 0);
-    EXPECT_GE(request->add_raw_input_contents()->capacity(), 50000u);
+    ASSERT_EQ(request->raw_input_contents_size(), 1);
+    EXPECT_GE(request->raw_input_contents(0).capacity(), 50000u);
     EXPECT_GE(pool->TakeOutput(70000).capacity, 70000u);
   }
   pool->Warm(50000, 70000, 2);  // again: no more than asked
@@ -135,22 +135,34 @@ TEST(InferBuffersTest, WarmKeepsRequestsAndOutputsOfTheSizeMapped) {
   EXPECT_EQ(pool->IdleOutputs(), 2);
 }
 
-TEST(InferBuffersTest, KeepsAtMostItsIdleCountAndNothingTooLarge) {
-  auto pool = std::make_shared<InferBufferPool>(2, 1 << 20);
+TEST(InferBuffersTest, KeepsAtMostItsIdleCountAndBytes) {
+  auto pool = std::make_shared<InferBufferPool>(2, 10000);
   std::vector<OutputBuffer> taken;
-  for (size_t bytes : {size_t{1000}, size_t{2000}, size_t{3000}})
+  for (size_t bytes : {size_t{1024}, size_t{2048}, size_t{3072}}) {
     taken.push_back(pool->TakeOutput(bytes));
+  }
   for (OutputBuffer& buffer : taken) pool->GiveOutput(std::move(buffer));
-  EXPECT_EQ(pool->IdleOutputs(), 2);
-  EXPECT_GE(pool->TakeOutput(2500).capacity, 3000u);  // the larger ones were kept
-  EXPECT_GE(pool->TakeOutput(1500).capacity, 2000u);
-
-  pool->GiveOutput(pool->TakeOutput(2 << 20));  // over the limit: freed
+  EXPECT_EQ(pool->IdleOutputs(), 2);                  // the third was freed
+  EXPECT_EQ(pool->TakeOutput(1500).capacity, 2048u);  // the smallest that fits
+  EXPECT_EQ(pool->TakeOutput(1000).capacity, 1024u);
   EXPECT_EQ(pool->IdleOutputs(), 0);
-  auto request = std::make_unique<inference::ModelInferRequest>();
-  request->add_raw_input_contents()->resize(2 << 20);
-  pool->GiveRequest(std::move(request));
+
+  pool->GiveOutput(pool->TakeOutput(8192));
+  pool->GiveOutput(pool->TakeOutput(4096));  // 8192 + 4096 > 10000: freed
+  EXPECT_EQ(pool->IdleOutputs(), 1);
+
+  for (size_t bytes : {size_t{6000}, size_t{6000}}) {
+    auto request = std::make_unique<inference::ModelInferRequest>();
+    request->add_raw_input_contents()->resize(bytes);
+    pool->GiveRequest(std::move(request));
+  }
+  EXPECT_EQ(pool->IdleRequests(), 1);  // the second would pass 10000 bytes
+  pool->TakeRequest();
   EXPECT_EQ(pool->IdleRequests(), 0);
+  auto request = std::make_unique<inference::ModelInferRequest>();
+  request->add_raw_input_contents()->resize(9000);
+  pool->GiveRequest(std::move(request));  // fits once the first was taken
+  EXPECT_EQ(pool->IdleRequests(), 1);
 }
 
 }  // namespace
