@@ -147,8 +147,8 @@ int InferBufferPool::IdleOutputs() const {
   return static_cast<int>(outputs_.size());
 }
 
-absl::Status ParseInferRequest(const grpc::ByteBuffer& bytes,
-                               inference::ModelInferRequest* request) {
+absl::Status ParseModelInferBytes(const grpc::ByteBuffer& bytes,
+                                  inference::ModelInferRequest* request) {
   // gRPC's reader takes a mutable buffer but only reads it.
   grpc::ProtoBufferReader reader(const_cast<grpc::ByteBuffer*>(&bytes));
   google::protobuf::io::CodedInputStream decoder(&reader);

@@ -46,7 +46,7 @@ struct OutputBuffer {
   size_t capacity = 0;
 };
 
-class InferBufferPool : public std::enable_shared_from_this<InferBufferPool> {
+class InferBufferPool {
  public:
   // Keeps at most `max_idle` idle requests and as many idle buffers, each
   // list holding at most `max_idle_bytes` of tensor memory; what is given
@@ -82,8 +82,8 @@ class InferBufferPool : public std::enable_shared_from_this<InferBufferPool> {
 
 // Parses `bytes` into `request` (reusing its strings' memory);
 // INVALID_ARGUMENT if they are not a ModelInferRequest.
-absl::Status ParseInferRequest(const grpc::ByteBuffer& bytes,
-                               inference::ModelInferRequest* request);
+absl::Status ParseModelInferBytes(const grpc::ByteBuffer& bytes,
+                                  inference::ModelInferRequest* request);
 
 // The serialized `header` (a ModelInferResponse with no raw_output_contents),
 // then, when `output.data` is set, `output_bytes` of it as

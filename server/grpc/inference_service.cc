@@ -175,7 +175,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(grpc::CallbackServerConte
   call.cancellation = reactor->cancellation();
   auto unary = std::make_shared<UnaryInfer>();
   unary->request = buffers_->TakeRequest();
-  if (absl::Status parsed = ParseInferRequest(*request, unary->request.get()); !parsed.ok()) {
+  if (absl::Status parsed = ParseModelInferBytes(*request, unary->request.get()); !parsed.ok()) {
     buffers_->GiveRequest(std::move(unary->request));
     reactor->Finish(ToGrpcStatus(call.auth.ok() ? parsed : call.auth));
     return reactor;

@@ -98,7 +98,7 @@ TEST(InferBuffersTest, ParsesARequestInPiecesIntoTheSameMemoryNextTime) {
   const std::string bytes = sent.SerializeAsString();
 
   std::unique_ptr<inference::ModelInferRequest> request = pool->TakeRequest();
-  ASSERT_TRUE(ParseInferRequest(InPieces(bytes, 8192), request.get()).ok());
+  ASSERT_TRUE(ParseModelInferBytes(InPieces(bytes, 8192), request.get()).ok());
   EXPECT_EQ(request->SerializeAsString(), bytes);
   const char* memory = request->raw_input_contents(0).data();
   pool->GiveRequest(std::move(request));
@@ -106,7 +106,7 @@ TEST(InferBuffersTest, ParsesARequestInPiecesIntoTheSameMemoryNextTime) {
   sent.set_id("b");
   sent.mutable_raw_input_contents(0)->assign(100000, 'y');
   request = pool->TakeRequest();
-  ASSERT_TRUE(ParseInferRequest(InPieces(sent.SerializeAsString(), 4096), request.get()).ok());
+  ASSERT_TRUE(ParseModelInferBytes(InPieces(sent.SerializeAsString(), 4096), request.get()).ok());
   EXPECT_EQ(request->id(), "b");
   EXPECT_EQ(request->raw_input_contents(0), std::string(100000, 'y'));
   EXPECT_EQ(request->raw_input_contents(0).data(), memory);
@@ -115,7 +115,7 @@ TEST(InferBuffersTest, ParsesARequestInPiecesIntoTheSameMemoryNextTime) {
 TEST(InferBuffersTest, RefusesBytesThatAreNotARequest) {
   auto request = std::make_unique<inference::ModelInferRequest>();
   const absl::Status status =
-      ParseInferRequest(InPieces("\xff\xff\xff\xff garbage", 4), request.get());
+      ParseModelInferBytes(InPieces("\xff\xff\xff\xff garbage", 4), request.get());
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
 }
 
