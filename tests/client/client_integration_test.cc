@@ -6,10 +6,10 @@
 #include <atomic>
 #include <cmath>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
 #include "engine/model_spec.h"
@@ -19,6 +19,7 @@
 #include "grpc_service.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/client/client_test_util.h"
 #include "tests/testing/fake_grpc_server.h"
 #include "tests/testing/free_port.h"
 #include "tests/testing/shared_server.h"
@@ -29,19 +30,13 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-class ClientTest : public testing::SharedServerTest<ClientTest> {
- protected:
-  void SetUp() override {
-    SharedServerTest::SetUp();
-    if (HasFatalFailure()) return;
+class ClientTest : public testing::SharedServerClientTest<ClientTest> {
+ public:
+  static ClientOptions TestClientOptions() {
     ClientOptions options;
     options.default_deadline = absl::Seconds(30);
-    absl::StatusOr<std::unique_ptr<Client>> c = Client::Create(server_->target(), options);
-    ASSERT_TRUE(c.ok()) << c.status();
-    client_ = *std::move(c);
+    return options;
   }
-
-  std::unique_ptr<Client> client_;
 };
 
 // The default model's answer computed by the engine's naive reference.
@@ -232,15 +227,11 @@ TEST(ClientFailureTest, InferAsyncIsSentAgainAfterAFailureGrpcCannotRetry) {
   absl::StatusOr<std::shared_ptr<const PreparedRequest>> request =
       client->Prepare("sepconv", "", *RandomTensor({1, 32, 2, 2}, 1), {});
   ASSERT_TRUE(request.ok()) << request.status();
-  absl::Notification done;
-  AsyncInferResult result;
-  client->InferAsync(*request, absl::Seconds(30), [&](AsyncInferResult r) {
-    result = std::move(r);
-    done.Notify();
-  });
-  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(60)));
-  EXPECT_TRUE(result.status.ok()) << result.status;
-  EXPECT_THAT(result.output_shape, ElementsAre(1, 1, 1, 1));
+  std::optional<AsyncInferResult> result =
+      testing::InferAsyncAndWait(*client, *request, absl::Seconds(30));
+  ASSERT_TRUE(result.has_value());
+  EXPECT_TRUE(result->status.ok()) << result->status;
+  EXPECT_THAT(result->output_shape, ElementsAre(1, 1, 1, 1));
   EXPECT_EQ(fake.service.calls(), 2);
 }
 

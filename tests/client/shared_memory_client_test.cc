@@ -12,13 +12,13 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "client/client.h"
 #include "client/npy.h"
 #include "client/shared_memory.h"
@@ -27,6 +27,7 @@
 #include "grpc_service.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/client/client_test_util.h"
 #include "tests/testing/fake_grpc_server.h"
 #include "tests/testing/shared_server.h"
 
@@ -63,19 +64,12 @@ void ExpectIdentical(const Tensor& got, const Tensor& want) {
   EXPECT_EQ(std::memcmp(got.data.data(), want.data.data(), want.data.size() * kFloat), 0);
 }
 
-class SharedMemoryClientTest : public testing::SharedServerTest<SharedMemoryClientTest> {
+class SharedMemoryClientTest : public testing::SharedServerClientTest<SharedMemoryClientTest> {
  public:
   // The extension is off unless asked for.
   static std::vector<std::string> ServerFlags() { return {"--allow_shared_memory"}; }
 
  protected:
-  void SetUp() override {
-    SharedServerTest::SetUp();
-    if (HasFatalFailure()) return;
-    absl::StatusOr<std::unique_ptr<Client>> c = Client::Create(server_->target(), {});
-    ASSERT_TRUE(c.ok()) << c.status();
-    client_ = *std::move(c);
-  }
   void TearDown() override {
     if (client_ != nullptr) {
       EXPECT_TRUE(client_->UnregisterSystemSharedMemory("").ok());
@@ -105,8 +99,6 @@ class SharedMemoryClientTest : public testing::SharedServerTest<SharedMemoryClie
   std::string Temp(const std::string& name) {
     return absl::StrCat(::testing::TempDir(), "/shm_client_test_", server_->grpc_port(), "_", name);
   }
-
-  std::unique_ptr<Client> client_;
 };
 
 TEST_F(SharedMemoryClientTest, ServerListsTheExtension) {
@@ -376,15 +368,11 @@ TEST(SharedMemoryResponseTest, AnOutputWithoutValuesIsValidOnlyWhenRequestedInSh
   absl::StatusOr<std::shared_ptr<const PreparedRequest>> request =
       client->Prepare("sepconv", "", input, OutputInSharedMemory(view));
   ASSERT_TRUE(request.ok()) << request.status();
-  absl::Notification done;
-  AsyncInferResult result;
-  client->InferAsync(*request, absl::Seconds(30), [&](AsyncInferResult r) {
-    result = std::move(r);
-    done.Notify();
-  });
-  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(60)));
-  EXPECT_TRUE(result.status.ok()) << result.status;
-  EXPECT_EQ(result.output_bytes, 4);
+  std::optional<AsyncInferResult> result =
+      testing::InferAsyncAndWait(*client, *request, absl::Seconds(30));
+  ASSERT_TRUE(result.has_value());
+  EXPECT_TRUE(result->status.ok()) << result->status;
+  EXPECT_EQ(result->output_bytes, 4);
 }
 
 TEST(SharedMemoryResponseTest, ValuesInTheResponseForASharedMemoryOutputAreDataLoss) {

@@ -10,27 +10,20 @@
 #include "client/bench.h"
 #include "client/client.h"
 #include "gtest/gtest.h"
-#include "tests/testing/shared_server.h"
+#include "tests/client/client_test_util.h"
 
 namespace sepconv::client {
 namespace {
 
 constexpr int kServerBound = 4;
 
-class StreamClientTest : public testing::SharedServerTest<StreamClientTest> {
+class StreamClientTest : public testing::SharedServerClientTest<StreamClientTest> {
  public:
   static std::vector<std::string> ServerFlags() {
     return {absl::StrCat("--stream_max_in_flight=", kServerBound)};
   }
 
  protected:
-  void SetUp() override {
-    SharedServerTest::SetUp();
-    if (HasFatalFailure()) return;
-    absl::StatusOr<std::unique_ptr<Client>> c = Client::Create(server_->target(), {});
-    ASSERT_TRUE(c.ok()) << c.status();
-    client_ = *std::move(c);
-  }
   std::shared_ptr<const PreparedRequest> Prepare(const std::string& model,
                                                  std::vector<int64_t> shape) {
     absl::StatusOr<Tensor> input = RandomTensor(shape, 7);
@@ -40,8 +33,6 @@ class StreamClientTest : public testing::SharedServerTest<StreamClientTest> {
     EXPECT_TRUE(request.ok()) << request.status();
     return *request;
   }
-
-  std::unique_ptr<Client> client_;
 };
 
 TEST_F(StreamClientTest, EveryRequestIsAnsweredInSendOrder) {

@@ -15,11 +15,13 @@
 #include "engine/reference.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/engine/engine_test_util.h"
 
 namespace sepconv {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::Spec;
 
 constexpr double kMaxRelativeError = 1e-5;
 
@@ -71,13 +73,6 @@ std::vector<float> RunAndCheck(Executor& executor, const Dims4& input_dims,
   const std::vector<float> expected = ReferenceForward(model, input_dims, input).value();
   EXPECT_LE(RelativeError(output, expected), kMaxRelativeError);
   return output;
-}
-
-LayerSpec Spec(int64_t in, int64_t out) {
-  LayerSpec s;
-  s.in_channels = in;
-  s.out_channels = out;
-  return s;
 }
 
 constexpr ActivationLayout kLayouts[] = {

@@ -6,11 +6,13 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/engine/engine_test_util.h"
 
 namespace sepconv {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::Spec;
 
 // A valid model of `specs` with zero weights of the right sizes.
 ModelSpec ZeroModel(const std::vector<LayerSpec>& specs) {
@@ -24,13 +26,6 @@ ModelSpec ZeroModel(const std::vector<LayerSpec>& specs) {
     model.layers.push_back(layer);
   }
   return model;
-}
-
-LayerSpec Spec(int64_t in, int64_t out) {
-  LayerSpec s;
-  s.in_channels = in;
-  s.out_channels = out;
-  return s;
 }
 
 void ExpectInvalid(const absl::Status& status, const std::string& fragment) {

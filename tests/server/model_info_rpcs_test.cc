@@ -212,11 +212,10 @@ TEST(ModelStatisticsRpc, MetricsOffIsUnavailable) {
 }
 
 TEST(TritonExtensionsAuth, TokenAppliesToEveryNewRpcAndHealthStaysOpen) {
-  ServerOptions options = TestServer::DefaultOptions();
-  auto auth = TokenAuthenticator::FromTokens({"s3cret"});
-  ASSERT_TRUE(auth.ok());
-  options.core.auth = *std::move(auth);
-  TestServer server(options);
+  absl::StatusOr<ServerOptions> options =
+      testing::WithTokens(TestServer::DefaultOptions(), {"s3cret"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  TestServer server(*options);
   auto stub = server.NewStub();
   for (const char* token : {"", "Bearer wrong", "Bearer s3cret"}) {
     const grpc::StatusCode want = std::string(token) == "Bearer s3cret"

@@ -37,6 +37,24 @@ absl::StatusOr<ValidatedInfer> ValidateInferRequest(const inference::ModelInferR
   return ValidateInferRequest(*parsed, model);
 }
 
+// A request as the gRPC frontend hands it on: validated against the
+// default model, and its input (borrowed from the request, which must
+// outlive it).
+struct Accepted {
+  ValidatedInfer validated;
+  InputTensor input;
+};
+
+// Parses, validates and takes the input, as the gRPC frontend does.
+absl::StatusOr<Accepted> Accept(const inference::ModelInferRequest& request) {
+  absl::StatusOr<InferRequest> parsed = ParseModelInferRequest(request);
+  if (!parsed.ok()) return parsed.status();
+  absl::StatusOr<ValidatedInfer> validated = ValidateInferRequest(*parsed, DefaultModel());
+  if (!validated.ok()) return validated.status();
+  InputTensor input = InputFromRequest(*parsed, *validated);
+  return Accepted{*std::move(validated), std::move(input)};
+}
+
 InferResult ResultFor(const ValidatedInfer& v) {
   return InferResult{"sepconv", "1", v.output_dims, v.raw};
 }
@@ -158,17 +176,15 @@ TEST(TensorConversionTest, RawInputIsBorrowedAndRawOutputWrittenInPlace) {
   const Dims4 dims{2, 32, 4, 5};
   const std::vector<float> data = RandomTensor(testing::Elements(dims), 3);
   auto request = MakeInferRequest("sepconv", dims, data, /*raw=*/true);
-  auto parsed = ParseModelInferRequest(request);
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
-  auto v = ValidateInferRequest(*parsed, DefaultModel());
-  ASSERT_TRUE(v.ok()) << v.status();
-  InputTensor input = InputFromRequest(*parsed, *v);
+  absl::StatusOr<Accepted> accepted = Accept(request);
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  auto& [v, input] = *accepted;
   EXPECT_FALSE(input.copied());
   EXPECT_EQ(static_cast<const void*>(input.data()),
             static_cast<const void*>(request.raw_input_contents(0).data()));
 
   inference::ModelInferResponse response;
-  absl::StatusOr<float*> out = WriteInferResponse(ResultFor(*v), request.id(), &response);
+  absl::StatusOr<float*> out = WriteInferResponse(ResultFor(v), request.id(), &response);
   ASSERT_TRUE(out.ok()) << out.status();
   ASSERT_EQ(response.raw_output_contents_size(), 1);
   EXPECT_EQ(static_cast<void*>(*out),
@@ -190,16 +206,14 @@ TEST(TensorConversionTest, TypedInputIsBorrowedAndTypedOutputWrittenInPlace) {
   const Dims4 dims{1, 32, 3, 3};
   auto request =
       MakeInferRequest("sepconv", dims, RandomTensor(testing::Elements(dims), 4), /*raw=*/false);
-  auto parsed = ParseModelInferRequest(request);
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
-  auto v = ValidateInferRequest(*parsed, DefaultModel());
-  ASSERT_TRUE(v.ok()) << v.status();
-  InputTensor input = InputFromRequest(*parsed, *v);
+  absl::StatusOr<Accepted> accepted = Accept(request);
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  auto& [v, input] = *accepted;
   EXPECT_FALSE(input.copied());
   EXPECT_EQ(input.data(), request.inputs(0).contents().fp32_contents().data());
 
   inference::ModelInferResponse response;
-  absl::StatusOr<float*> out = WriteInferResponse(ResultFor(*v), request.id(), &response);
+  absl::StatusOr<float*> out = WriteInferResponse(ResultFor(v), request.id(), &response);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(response.raw_output_contents_size(), 0);
   ASSERT_EQ(response.outputs(0).contents().fp32_contents_size(), 64 * 3 * 3);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/random_model.h"
+#include "server/core/auth.h"
 #include "server/models/served_model.h"
 
 namespace sepconv::testing {
@@ -103,6 +104,14 @@ ServerOptions TestServer::DefaultOptions() {
   options.threads = 1;
   options.exit_timeout = absl::Seconds(10);
   options.drain_grace = absl::ZeroDuration();
+  return options;
+}
+
+absl::StatusOr<ServerOptions> WithTokens(ServerOptions options, std::vector<std::string> tokens) {
+  absl::StatusOr<std::unique_ptr<TokenAuthenticator>> auth =
+      TokenAuthenticator::FromTokens(std::move(tokens));
+  if (!auth.ok()) return auth.status();
+  options.core.auth = *std::move(auth);
   return options;
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "engine/model_spec.h"
 #include "grpc_service.grpc.pb.h"
 #include "server/grpc/server.h"
@@ -47,6 +48,10 @@ class TestServer {
   std::unique_ptr<Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
 };
+
+// `options` with bearer-token authentication for `tokens` (core.auth from
+// TokenAuthenticator::FromTokens, whose errors it returns).
+absl::StatusOr<ServerOptions> WithTokens(ServerOptions options, std::vector<std::string> tokens);
 
 // A second model served by TestServer: one 32 -> 16 layer, kernel 5,
 // padding 0, so inputs smaller than 5x5 are refused.

@@ -18,7 +18,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/random_model.h"
-#include "server/core/auth.h"
 #include "server/models/served_model.h"
 #include "server_test_util.h"
 
@@ -230,12 +229,10 @@ TEST(StreamInferTest, ErrorsTravelInErrorMessageAndTheStreamStaysOpen) {
 }
 
 TEST(StreamInferTest, TokenIsCheckedPerStreamAndEachRequestCarriesTheRefusal) {
-  ServerOptions options = TestServer::DefaultOptions();
-  absl::StatusOr<std::unique_ptr<TokenAuthenticator>> auth =
-      TokenAuthenticator::FromTokens({"stream-token"});
-  ASSERT_TRUE(auth.ok()) << auth.status();
-  options.core.auth = std::move(*auth);
-  TestServer server(options);
+  absl::StatusOr<ServerOptions> options =
+      testing::WithTokens(TestServer::DefaultOptions(), {"stream-token"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  TestServer server(*options);
   auto stub = server.NewStub();
   const std::vector<inference::ModelInferRequest> requests = {Request("sepconv", {1, 32, 4, 4}, 1),
                                                               Request("sepconv", {1, 32, 4, 4}, 2)};

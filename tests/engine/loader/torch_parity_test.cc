@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -15,12 +14,12 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "engine/executor.h"
 #include "engine/loader/model_config.h"
 #include "engine/loader/model_source.h"
 #include "gtest/gtest.h"
 #include "tests/engine/loader/npy_reader.h"
+#include "tests/engine/loader/torch_cases.h"
 
 namespace sepconv {
 namespace {
@@ -46,26 +45,22 @@ absl::StatusOr<LoadedModel> LoadFromRepository(const std::string& model,
 
 TEST(TorchParityTest, EveryExportedCaseMatchesTorch) {
   ASSERT_FALSE(ModelsDir().empty()) << "SEPCONV_TORCH_MODELS is not set (run through ctest)";
-  std::ifstream manifest(ModelsDir() + "/cases/manifest.tsv");
-  ASSERT_TRUE(manifest) << "no manifest in " << ModelsDir();
+  absl::StatusOr<std::vector<testing::TorchCase>> manifest = testing::ReadTorchCases(ModelsDir());
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Executor>> executors;
   int cases = 0;
-  std::string line;
-  while (std::getline(manifest, line)) {
-    if (line.empty()) continue;
-    std::vector<std::string> f = absl::StrSplit(line, '\t');
-    ASSERT_EQ(f.size(), 9u) << line;
-    SCOPED_TRACE(line);
-    auto key = std::make_pair(f[0], f[1]);
+  for (const testing::TorchCase& c : *manifest) {
+    SCOPED_TRACE(c.line);
+    auto key = std::make_pair(c.model, c.version);
     if (!executors.count(key)) {
-      absl::StatusOr<LoadedModel> loaded = LoadFromRepository(f[0], f[1]);
+      absl::StatusOr<LoadedModel> loaded = LoadFromRepository(c.model, c.version);
       ASSERT_TRUE(loaded.ok()) << loaded.status();
       absl::StatusOr<std::unique_ptr<Executor>> executor = Executor::Create(loaded->spec);
       ASSERT_TRUE(executor.ok()) << executor.status();
       executors[key] = *std::move(executor);
     }
-    absl::StatusOr<testing_npy::NpyArray> x = testing_npy::ReadNpy(ModelsDir() + "/cases/" + f[3]);
-    absl::StatusOr<testing_npy::NpyArray> y = testing_npy::ReadNpy(ModelsDir() + "/cases/" + f[4]);
+    absl::StatusOr<testing_npy::NpyArray> x = testing_npy::ReadNpy(c.input_npy);
+    absl::StatusOr<testing_npy::NpyArray> y = testing_npy::ReadNpy(c.output_npy);
     ASSERT_TRUE(x.ok()) << x.status();
     ASSERT_TRUE(y.ok()) << y.status();
     ASSERT_EQ(x->shape.size(), 4u);

@@ -16,8 +16,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -30,16 +28,12 @@
 #include "server/core/request_validation.h"
 #include "server/core/shared_memory.h"
 #include "server/grpc/proto_request.h"
+#include "tests/server/fuzz/require.h"
 
 namespace sepconv {
 namespace {
 
-void Require(bool condition, const char* what) {
-  if (!condition) {
-    std::fprintf(stderr, "fuzz invariant broken: %s\n", what);
-    std::abort();
-  }
-}
+using testing::Require;
 
 // The shared-memory object's size and its byte at `i`.
 constexpr uint64_t kObjectBytes = 65536;

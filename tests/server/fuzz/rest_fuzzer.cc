@@ -13,8 +13,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -27,16 +25,12 @@
 #include "server/http/infer_request_json.h"
 #include "server/http/infer_response_json.h"
 #include "server/http/shared_memory_json.h"
+#include "tests/server/fuzz/require.h"
 
 namespace sepconv {
 namespace {
 
-void Require(bool condition, const char* what) {
-  if (!condition) {
-    std::fprintf(stderr, "fuzz invariant broken: %s\n", what);
-    std::abort();
-  }
-}
+using testing::Require;
 
 // What the parser accepted: binary views lie inside the body, one after
 // another, and cover exactly what follows the JSON header.

@@ -24,46 +24,42 @@ CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Rel
 cmake --build "$build" --target request_fuzzer rest_fuzzer make_fuzz_corpus -j "$jobs"
 [ "${1:-}" = --build-only ] && exit 0
 
-work=$build/fuzz
-rm -rf "$work/artifacts" "$work/seeds"
-mkdir -p "$work/corpus" "$work/artifacts" "$work/seeds"
-# The committed seeds, plus the same ones regenerated from the current proto.
-"$build/tests/server/fuzz/make_fuzz_corpus" "$work/seeds"
+# run_fuzzer NAME SECS WORK LINES SEED_DIR...: runs NAME for SECS seconds on
+# WORK/corpus, which receives its new inputs, and the seed dirs, which are
+# only read; findings go to WORK/artifacts. Shows the last LINES lines of its
+# log without per-input progress lines and the recommended dictionary; exits
+# 1 on a finding.
+run_fuzzer() {
+  local name=$1 secs=$2 work=$3 lines=$4 status
+  shift 4
+  rm -rf "$work/artifacts"
+  mkdir -p "$work/corpus" "$work/artifacts"
+  set +e
+  "$build/tests/server/fuzz/$name" -max_total_time="$secs" -print_final_stats=1 \
+    -timeout=10 -rss_limit_mb=2048 -max_len=16384 -artifact_prefix="$work/artifacts/" \
+    "$work/corpus" "$@" >"$work/last_run.log" 2>&1
+  status=$?
+  set -e
+  grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|^"|Recommended dictionary|End of recommended' \
+    "$work/last_run.log" | tail -n "$lines"
+  if [ "$status" -ne 0 ] || [ -n "$(ls -A "$work/artifacts")" ]; then
+    echo "$name failed (status $status); artifacts:" >&2
+    ls -l "$work/artifacts" >&2
+    exit 1
+  fi
+  echo "$name: no findings in ${secs} s"
+}
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-# The first directory receives new inputs; the seed dirs are only read.
-set +e
-"$build/tests/server/fuzz/request_fuzzer" -max_total_time="$secs" -print_final_stats=1 \
-  -timeout=10 -rss_limit_mb=2048 -max_len=16384 -artifact_prefix="$work/artifacts/" \
-  "$work/corpus" "$src/tests/server/fuzz/corpus" "$work/seeds" >"$work/last_run.log" 2>&1
-status=$?
-set -e
-# The log without per-input progress lines and the recommended dictionary.
-grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|^"|Recommended dictionary|End of recommended' \
-  "$work/last_run.log" | tail -n 60
-if [ "$status" -ne 0 ] || [ -n "$(ls -A "$work/artifacts")" ]; then
-  echo "request_fuzzer failed (status $status); artifacts:" >&2
-  ls -l "$work/artifacts" >&2
-  exit 1
-fi
-echo "request_fuzzer: no findings in ${secs} s"
+
+# The gRPC request path: the committed seeds, plus the same ones regenerated
+# from the current proto.
+work=$build/fuzz
+rm -rf "$work/seeds"
+mkdir -p "$work/seeds"
+"$build/tests/server/fuzz/make_fuzz_corpus" "$work/seeds"
+run_fuzzer request_fuzzer "$secs" "$work" 60 "$src/tests/server/fuzz/corpus" "$work/seeds"
 
 # The REST parsing path, on its own corpus.
-rest_work=$build/fuzz-rest
-rm -rf "$rest_work/artifacts"
-mkdir -p "$rest_work/corpus" "$rest_work/artifacts"
-set +e
-"$build/tests/server/fuzz/rest_fuzzer" -max_total_time="$rest_secs" -print_final_stats=1 \
-  -timeout=10 -rss_limit_mb=2048 -max_len=16384 -artifact_prefix="$rest_work/artifacts/" \
-  "$rest_work/corpus" "$src/tests/server/fuzz/corpus_rest" >"$rest_work/last_run.log" 2>&1
-status=$?
-set -e
-grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|^"|Recommended dictionary|End of recommended' \
-  "$rest_work/last_run.log" | tail -n 30
-if [ "$status" -ne 0 ] || [ -n "$(ls -A "$rest_work/artifacts")" ]; then
-  echo "rest_fuzzer failed (status $status); artifacts:" >&2
-  ls -l "$rest_work/artifacts" >&2
-  exit 1
-fi
-echo "rest_fuzzer: no findings in ${rest_secs} s"
+run_fuzzer rest_fuzzer "$rest_secs" "$build/fuzz-rest" 30 "$src/tests/server/fuzz/corpus_rest"

@@ -20,7 +20,6 @@
 #include "httplib.h"
 #include "rapidjson/document.h"
 #include "rest_test_util.h"
-#include "server/core/auth.h"
 #include "server/http/http_server.h"
 #include "server_test_util.h"
 #include "tests/server/security/test_pki.h"
@@ -322,11 +321,9 @@ TEST(RestServiceTest, RestAndGrpcAtOnceUnderLoadAllAnswersCorrect) {
 }
 
 TEST(RestServiceTest, BearerTokens) {
-  ServerOptions options = TestServer::DefaultOptions();
-  auto auth = TokenAuthenticator::FromTokens({"s3cret"});
-  ASSERT_TRUE(auth.ok());
-  options.core.auth = *std::move(auth);
-  RestServer s(options);
+  absl::StatusOr<ServerOptions> options = WithTokens(TestServer::DefaultOptions(), {"s3cret"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  RestServer s(*options);
   auto c = s.Client();
   const Dims4 dims{1, 32, 4, 4};
   const RestBody body = MakeRestBody(dims, RandomTensor(Elements(dims), 1), false);

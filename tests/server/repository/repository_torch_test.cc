@@ -6,16 +6,15 @@
 // the answers must match torch's within 1e-4 relative.
 
 #include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "server/models/repository_sync.h"
 #include "server_test_util.h"
 #include "tests/engine/loader/npy_reader.h"
+#include "tests/engine/loader/torch_cases.h"
 
 namespace sepconv {
 namespace {
@@ -33,27 +32,23 @@ TEST(RepositoryTorchTest, ServerAnswersMatchTorchForEveryExportedCase) {
   ASSERT_TRUE((*sync)->PollOnce().ok());  // every exported model loads
 
   auto stub = server.NewStub();
-  std::ifstream manifest(models + "/cases/manifest.tsv");
-  ASSERT_TRUE(manifest);
+  absl::StatusOr<std::vector<testing::TorchCase>> manifest = testing::ReadTorchCases(models);
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
   int cases = 0;
-  std::string line;
-  while (std::getline(manifest, line)) {
-    if (line.empty()) continue;
-    std::vector<std::string> f = absl::StrSplit(line, '\t');
-    ASSERT_EQ(f.size(), 9u) << line;
-    absl::StatusOr<testing_npy::NpyArray> x = testing_npy::ReadNpy(models + "/cases/" + f[3]);
-    absl::StatusOr<testing_npy::NpyArray> y = testing_npy::ReadNpy(models + "/cases/" + f[4]);
-    ASSERT_TRUE(x.ok() && y.ok()) << line;
+  for (const testing::TorchCase& c : *manifest) {
+    absl::StatusOr<testing_npy::NpyArray> x = testing_npy::ReadNpy(c.input_npy);
+    absl::StatusOr<testing_npy::NpyArray> y = testing_npy::ReadNpy(c.output_npy);
+    ASSERT_TRUE(x.ok() && y.ok()) << c.line;
     const Dims4 dims{x->shape[0], x->shape[1], x->shape[2], x->shape[3]};
     for (bool raw : {true, false}) {
-      SCOPED_TRACE(line + (raw ? " raw" : " typed"));
-      inference::ModelInferRequest request = testing::MakeInferRequest(f[0], dims, x->data, raw);
-      request.set_model_version(f[1]);
+      SCOPED_TRACE(c.line + (raw ? " raw" : " typed"));
+      inference::ModelInferRequest request = testing::MakeInferRequest(c.model, dims, x->data, raw);
+      request.set_model_version(c.version);
       inference::ModelInferResponse response;
       auto context = testing::ContextWithDeadline(60);
       grpc::Status status = stub->ModelInfer(context.get(), request, &response);
       ASSERT_TRUE(status.ok()) << status.error_message();
-      EXPECT_EQ(response.model_version(), f[1]);
+      EXPECT_EQ(response.model_version(), c.version);
       ASSERT_EQ(response.outputs_size(), 1);
       ASSERT_EQ(response.outputs(0).shape_size(), static_cast<int>(y->shape.size()));
       for (size_t i = 0; i < y->shape.size(); ++i) {

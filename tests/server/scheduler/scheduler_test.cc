@@ -57,6 +57,18 @@ class SchedulerTest : public ::testing::Test {
     ASSERT_TRUE(engine_.WaitForEntered(entered_before + 1));
   }
 
+  // A scheduler that batches up to max_batch_size samples with no queue
+  // delay, its only worker held by blocker_ (OccupyWorker): what a test
+  // submits next stays queued until engine_.OpenGate().
+  std::unique_ptr<Scheduler> MakeWithBusyWorker(int max_batch_size) {
+    SchedulerOptions options;
+    options.max_batch_size = max_batch_size;
+    options.max_queue_delay = absl::ZeroDuration();
+    std::unique_ptr<Scheduler> scheduler = Make(options);
+    if (scheduler != nullptr) OccupyWorker(*scheduler, max_batch_size);
+    return scheduler;
+  }
+
   // Runs after the blocker (the first run), in order.
   std::vector<RunRecord> RunsAfterBlocker() {
     std::vector<RunRecord> runs = engine_.runs();
@@ -150,11 +162,7 @@ TEST_F(SchedulerTest, PreferredBatchSizeRunsWithoutWaiting) {
 }
 
 TEST_F(SchedulerTest, MixedShapesAreNeverMixedInOneBatch) {
-  SchedulerOptions options;
-  options.max_batch_size = 8;
-  options.max_queue_delay = absl::ZeroDuration();
-  auto scheduler = Make(options);
-  OccupyWorker(*scheduler, options.max_batch_size);
+  auto scheduler = MakeWithBusyWorker(8);
   std::vector<std::unique_ptr<TestRequest>> requests;
   for (int i = 0; i < 6; ++i) {
     requests.push_back(std::make_unique<TestRequest>(i % 2 == 0 ? kShape : kOtherShape, i));
@@ -181,11 +189,7 @@ TEST_F(SchedulerTest, MixedShapesAreNeverMixedInOneBatch) {
 }
 
 TEST_F(SchedulerTest, MultiSampleRequestsEachGetTheirOwnSlice) {
-  SchedulerOptions options;
-  options.max_batch_size = 8;
-  options.max_queue_delay = absl::ZeroDuration();
-  auto scheduler = Make(options);
-  OccupyWorker(*scheduler, options.max_batch_size);
+  auto scheduler = MakeWithBusyWorker(8);
   TestRequest a(WithN(kShape, 1), 1), b(WithN(kShape, 3), 2), c(WithN(kShape, 2), 3);
   ASSERT_TRUE(scheduler->Submit(a.Job()).ok());
   ASSERT_TRUE(scheduler->Submit(b.Job()).ok());
@@ -201,11 +205,7 @@ TEST_F(SchedulerTest, MultiSampleRequestsEachGetTheirOwnSlice) {
 }
 
 TEST_F(SchedulerTest, OversizeRequestRunsAlone) {
-  SchedulerOptions options;
-  options.max_batch_size = 4;
-  options.max_queue_delay = absl::ZeroDuration();
-  auto scheduler = Make(options);
-  OccupyWorker(*scheduler, options.max_batch_size);
+  auto scheduler = MakeWithBusyWorker(4);
   TestRequest small1(kShape, 1), big(WithN(kShape, 7), 2), small2(kShape, 3);
   ASSERT_TRUE(scheduler->Submit(small1.Job()).ok());
   ASSERT_TRUE(scheduler->Submit(big.Job()).ok());
@@ -299,11 +299,7 @@ TEST_F(SchedulerTest, FullQueueIsRejectedAtOnce) {
 }
 
 TEST_F(SchedulerTest, ExpiredJobIsDroppedWhileWorkersAreBusy) {
-  SchedulerOptions options;
-  options.max_batch_size = 4;
-  options.max_queue_delay = absl::ZeroDuration();
-  auto scheduler = Make(options);
-  OccupyWorker(*scheduler, options.max_batch_size);
+  auto scheduler = MakeWithBusyWorker(4);
   TestRequest expiring(kShape, 1), patient(kShape, 2);
   ASSERT_TRUE(scheduler->Submit(expiring.Job(clock_.Now() + absl::Seconds(1))).ok());
   ASSERT_TRUE(scheduler->Submit(patient.Job()).ok());
@@ -326,11 +322,7 @@ TEST_F(SchedulerTest, JobExpiredOnArrivalIsNeverComputed) {
 
 // Cancel is an event: no clock advance, no polling, the job ends at once.
 TEST_F(SchedulerTest, CancelFinishesAQueuedJobAtOnceUncomputed) {
-  SchedulerOptions options;
-  options.max_batch_size = 4;
-  options.max_queue_delay = absl::ZeroDuration();
-  auto scheduler = Make(options);
-  OccupyWorker(*scheduler, options.max_batch_size);
+  auto scheduler = MakeWithBusyWorker(4);
   TestRequest cancelling(kShape, 1), other(kShape, 2);
   ASSERT_TRUE(scheduler->Submit(cancelling.Job()).ok());
   ASSERT_TRUE(scheduler->Submit(other.Job()).ok());
@@ -372,11 +364,7 @@ TEST_F(SchedulerTest, CancelOfARunningJobLetsItCompleteNormally) {
 // The times go into the JobTimes the job shares, which outlives the job
 // (the core's done reads them through its own share, not through the job).
 TEST_F(SchedulerTest, RecordsTimesInTheJobTimesItShares) {
-  SchedulerOptions options;
-  options.max_batch_size = 4;
-  options.max_queue_delay = absl::ZeroDuration();
-  auto scheduler = Make(options);
-  OccupyWorker(*scheduler, options.max_batch_size);
+  auto scheduler = MakeWithBusyWorker(4);
   TestRequest queued(kShape, 1);
   std::unique_ptr<InferenceJob> job = queued.Job();
   auto times = std::make_shared<JobTimes>();
@@ -392,11 +380,7 @@ TEST_F(SchedulerTest, RecordsTimesInTheJobTimesItShares) {
 }
 
 TEST_F(SchedulerTest, CancelOfAnUnknownIdDoesNothing) {
-  SchedulerOptions options;
-  options.max_batch_size = 4;
-  options.max_queue_delay = absl::ZeroDuration();
-  auto scheduler = Make(options);
-  OccupyWorker(*scheduler, options.max_batch_size);
+  auto scheduler = MakeWithBusyWorker(4);
   TestRequest queued(kShape, 1), never(kShape, 2);
   ASSERT_TRUE(scheduler->Submit(queued.Job()).ok());
   scheduler->Cancel(never.id());
@@ -423,11 +407,7 @@ TEST_F(SchedulerTest, CancelRacingCompletionFinishesEachJobOnce) {
   std::vector<std::vector<std::unique_ptr<TestRequest>>> rounds(kRounds);
   std::vector<std::unique_ptr<TestRequest>> blockers;
   for (int round = 0; round < kRounds; ++round) {
-    SchedulerOptions options;
-    options.max_batch_size = 2;
-    options.max_queue_delay = absl::ZeroDuration();
-    auto scheduler = Make(options);
-    OccupyWorker(*scheduler, options.max_batch_size);
+    auto scheduler = MakeWithBusyWorker(2);
     std::vector<std::unique_ptr<TestRequest>>& requests = rounds[round];
     for (int i = 0; i < kJobs; ++i) {
       requests.push_back(std::make_unique<TestRequest>(kShape, i));
@@ -497,11 +477,7 @@ TEST_F(SchedulerTest, ShutdownDrainsQueuedJobsThenRejects) {
 }
 
 TEST_F(SchedulerTest, ShutdownDeadlineFailsWhatIsStillQueued) {
-  SchedulerOptions options;
-  options.max_batch_size = 2;
-  options.max_queue_delay = absl::ZeroDuration();
-  auto scheduler = Make(options);
-  OccupyWorker(*scheduler, options.max_batch_size);
+  auto scheduler = MakeWithBusyWorker(2);
   TestRequest a(kShape, 1), b(kShape, 2);
   ASSERT_TRUE(scheduler->Submit(a.Job()).ok());
   ASSERT_TRUE(scheduler->Submit(b.Job()).ok());
