@@ -43,3 +43,30 @@ function(sepconv_check_layer target dir)
   add_custom_target(${ARG_CHECK}_layer_check DEPENDS ${stamp})
   add_dependencies(${target} ${ARG_CHECK}_layer_check)
 endfunction()
+
+# sepconv_library_headers(TARGET FOLDER folder [HEADERS header...]):
+# TARGET's include folders. Its public headers (HEADERS, relative to FOLDER;
+# by default every FOLDER/*.h, not internal/) are linked under their
+# repository paths ("server/core/auth.h") into a folder of the build tree
+# that TARGET alone exports, so a target sees the headers of the libraries it
+# links and nothing else of the tree. TARGET's own sources also see FOLDER
+# whole, internal/ included, through a private folder. The layer check stays:
+# gRPC's and cpp-httplib's headers are in /usr/include, which every target
+# sees (docs/architecture.md, "Layers").
+function(sepconv_library_headers target)
+  cmake_parse_arguments(ARG "" "FOLDER" "HEADERS" ${ARGN})
+  set(source ${PROJECT_SOURCE_DIR}/${ARG_FOLDER})
+  if(NOT ARG_HEADERS)
+    file(GLOB ARG_HEADERS CONFIGURE_DEPENDS RELATIVE ${source} ${source}/*.h)
+  endif()
+  set(public ${CMAKE_BINARY_DIR}/include/${target})
+  file(MAKE_DIRECTORY ${public}/${ARG_FOLDER})
+  foreach(header ${ARG_HEADERS})
+    file(CREATE_LINK ${source}/${header} ${public}/${ARG_FOLDER}/${header} SYMBOLIC)
+  endforeach()
+  set(private ${CMAKE_BINARY_DIR}/private/${target})
+  cmake_path(GET ARG_FOLDER PARENT_PATH parent)
+  file(MAKE_DIRECTORY ${private}/${parent})
+  file(CREATE_LINK ${source} ${private}/${ARG_FOLDER} SYMBOLIC)
+  target_include_directories(${target} PUBLIC ${public} PRIVATE ${private})
+endfunction()

@@ -134,5 +134,32 @@ check grpc_stub fail $core "$core_allow|model_config.grpc.pb.h" "" FALSE \
 check loader_uses_protobuf pass engine/loader/model_config.cc 'engine/|model_config.pb.h' "" FALSE \
   "$(printf '#include "google/protobuf/text_format.h"\n#include "model_config.pb.h"')"
 
+# main.cc, the status conversion and the client have checks of their own
+# (the ALLOW lists of server/, proto/ and client/CMakeLists.txt).
+main_allow='engine/|server/|tests/testing/engine_gate.h'
+status_allow='proto/status_convert.h'
+client_allow='client/|proto/status_convert.h|grpc_service.pb.h|grpc_service.grpc.pb.h|health.pb.h'
+client_allow="$client_allow|health.grpc.pb.h|model_config.pb.h"
+check main_wires_the_layers pass server/./main.cc "$main_allow" "" TRUE \
+  "$(printf '#include "server/grpc/server.h"\n#include "server/http/http_server.h"\n#include "tests/testing/engine_gate.h"')"
+check main_includes_batching_internal fail server/./main.cc "$main_allow" "" TRUE \
+  '#include "server/batching/internal/batch_queue.h"' "the internal header of server/batching/"
+check main_includes_other_test_code fail server/./main.cc "$main_allow" "" TRUE \
+  '#include "tests/testing/free_port.h"' "not a layer"
+check main_includes_client fail server/./main.cc "$main_allow" "" TRUE '#include "client/client.h"' \
+  "not a layer"
+check status_convert_includes_server fail proto/./status_convert.cc "$status_allow" "" TRUE \
+  '#include "server/core/auth.h"' "not a layer"
+check status_convert_includes_generated fail proto/./status_convert.h "$status_allow" "" TRUE \
+  '#include "grpc_service.pb.h"' "not a layer"
+check client_includes_server fail client/./client.cc "$client_allow" "" TRUE \
+  '#include "server/core/request_validation.h"' "not a layer"
+check client_includes_engine fail client/./tensor.cc "$client_allow" "" TRUE \
+  '#include "engine/model_spec.h"' "not a layer"
+check client_relative_into_server fail client/./client.cc "$client_allow" "" TRUE \
+  '#include "../server/core/auth.h"' "(resolves to server/core/auth.h): not a layer"
+check client_own_and_generated pass client/./rest_client.cc "$client_allow" "" TRUE \
+  "$(printf '#include "client/internal/rest_codec.h"\n#include "grpc_service.grpc.pb.h"\n#include "proto/status_convert.h"\n#include "httplib.h"')"
+
 if (( failures > 0 )); then echo "$failures case(s) failed"; exit 1; fi
 echo "all layer-check cases behave"
