@@ -2,9 +2,11 @@
 #define SEPCONV_TESTS_CLIENT_CLIENT_TEST_UTIL_H_
 
 // What the client's tests against a real or a fake server share: a fixture
-// that holds a gRPC Client to the suite's shared server, and one InferAsync
-// call waited for. Header-only; for targets that link sepconv_client.
+// that holds a gRPC Client to the suite's shared server, one InferAsync call
+// waited for, and bit-for-bit equality of two tensors. Header-only; for targets that link
+// sepconv_client.
 
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -13,6 +15,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "client/client.h"
+#include "client/tensor.h"
 #include "gtest/gtest.h"
 #include "tests/testing/shared_server.h"
 
@@ -57,6 +60,13 @@ inline std::optional<client::AsyncInferResult> InferAsyncAndWait(
   });
   if (!call->done.WaitForNotificationWithTimeout(absl::Seconds(60))) return std::nullopt;
   return std::move(call->result);
+}
+
+// Bit-for-bit equality of two tensors, shape and data.
+inline void ExpectIdentical(const client::Tensor& got, const client::Tensor& want) {
+  EXPECT_EQ(got.shape, want.shape);
+  ASSERT_EQ(got.data.size(), want.data.size());
+  EXPECT_EQ(std::memcmp(got.data.data(), want.data.data(), want.data.size() * sizeof(float)), 0);
 }
 
 }  // namespace sepconv::testing

@@ -31,6 +31,7 @@
 #include "client/tensor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/client/client_test_util.h"
 #include "tests/testing/free_port.h"
 #include "tests/testing/shared_server.h"
 
@@ -61,11 +62,7 @@ void WaitForRest(Client& client) {
   ASSERT_TRUE(client.ServerLive().ok());
 }
 
-void ExpectIdentical(const Tensor& got, const Tensor& want) {
-  EXPECT_EQ(got.shape, want.shape);
-  ASSERT_EQ(got.data.size(), want.data.size());
-  EXPECT_EQ(std::memcmp(got.data.data(), want.data.data(), want.data.size() * kFloat), 0);
-}
+using testing::ExpectIdentical;
 
 class RestClientTest : public testing::SharedServerTest<RestClientTest> {
  public:

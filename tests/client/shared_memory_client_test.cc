@@ -57,12 +57,7 @@ std::set<std::string> ShmObjects(const std::string& prefix) {
   return names;
 }
 
-// Bit-for-bit equality of two tensors.
-void ExpectIdentical(const Tensor& got, const Tensor& want) {
-  EXPECT_EQ(got.shape, want.shape);
-  ASSERT_EQ(got.data.size(), want.data.size());
-  EXPECT_EQ(std::memcmp(got.data.data(), want.data.data(), want.data.size() * kFloat), 0);
-}
+using testing::ExpectIdentical;
 
 class SharedMemoryClientTest : public testing::SharedServerClientTest<SharedMemoryClientTest> {
  public:
