@@ -10,15 +10,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "client/client.h"
 #include "client/npy.h"
 #include "server/grpc/server.h"
 #include "server/models/repository_sync.h"
+#include "tests/engine/loader/torch_cases.h"
 
 namespace sepconv {
 namespace {
@@ -30,22 +28,6 @@ constexpr double kRelativeTolerance = 1e-4;
 std::string ModelsDir() {
   const char* dir = std::getenv("SEPCONV_TORCH_MODELS");
   return dir != nullptr ? dir : "";
-}
-
-struct Case {
-  std::string model, version, tag, input, output;
-};
-
-std::vector<Case> ReadManifest(const std::string& dir) {
-  std::ifstream in(dir + "/cases/manifest.tsv");
-  std::vector<Case> cases;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<std::string> f = absl::StrSplit(line, '\t');
-    if (f.size() < 5) continue;
-    cases.push_back({f[0], f[1], f[2], dir + "/cases/" + f[3], dir + "/cases/" + f[4]});
-  }
-  return cases;
 }
 
 // max |got - want| / max |want|, and the same per element with |want|
@@ -106,13 +88,14 @@ class TorchParityTest : public ::testing::Test {
 
 TEST_F(TorchParityTest, EveryExportedCaseMatchesPyTorchRawAndTyped) {
   Serve(dir_ + "/repository");
-  const std::vector<Case> cases = ReadManifest(dir_);
-  ASSERT_GE(cases.size(), 5u);
+  absl::StatusOr<std::vector<testing::TorchCase>> cases = testing::ReadTorchCases(dir_);
+  ASSERT_TRUE(cases.ok()) << cases.status();
+  ASSERT_GE(cases->size(), 5u);
   int index = 0;
-  for (const Case& c : cases) {
-    SCOPED_TRACE(absl::StrCat(c.model, " v", c.version, " ", c.tag));
-    absl::StatusOr<client::Tensor> input = client::ReadNpy(c.input);
-    absl::StatusOr<client::Tensor> want = client::ReadNpy(c.output);
+  for (const testing::TorchCase& c : *cases) {
+    SCOPED_TRACE(c.line);
+    absl::StatusOr<client::Tensor> input = client::ReadNpy(c.input_npy);
+    absl::StatusOr<client::Tensor> want = client::ReadNpy(c.output_npy);
     ASSERT_TRUE(input.ok()) << input.status();
     ASSERT_TRUE(want.ok()) << want.status();
     client::InferOptions infer;
@@ -140,10 +123,12 @@ TEST_F(TorchParityTest, PollServesANewVersionAndRetiresTheOld) {
   EXPECT_EQ(client_->ModelReady("mobilenet_fused", "1").value_or(true), false);
 
   // The new version answers like PyTorch.
-  for (const Case& c : ReadManifest(dir_)) {
+  absl::StatusOr<std::vector<testing::TorchCase>> cases = testing::ReadTorchCases(dir_);
+  ASSERT_TRUE(cases.ok()) << cases.status();
+  for (const testing::TorchCase& c : *cases) {
     if (c.model != "mobilenet_fused") continue;
-    auto input = client::ReadNpy(c.input);
-    auto want = client::ReadNpy(c.output);
+    auto input = client::ReadNpy(c.input_npy);
+    auto want = client::ReadNpy(c.output_npy);
     ASSERT_TRUE(input.ok() && want.ok());
     auto got = client_->Infer("mobilenet_fused", "", *input, client::InferOptions{});
     ASSERT_TRUE(got.ok()) << got.status();

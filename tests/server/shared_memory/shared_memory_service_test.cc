@@ -15,7 +15,6 @@
 #include "gtest/gtest.h"
 #include "rapidjson/document.h"
 #include "rest_test_util.h"
-#include "server/core/auth.h"
 #include "server_test_util.h"
 #include "shm_object.h"
 
@@ -279,11 +278,9 @@ TEST(SharedMemoryServiceTest, OffByDefault) {
 }
 
 TEST(SharedMemoryServiceTest, TokensGuardControlAndInference) {
-  ServerOptions options = WithSharedMemory();
-  auto auth = TokenAuthenticator::FromTokens({"s3cret"});
-  ASSERT_TRUE(auth.ok());
-  options.core.auth = *std::move(auth);
-  RestServer s(options);
+  absl::StatusOr<ServerOptions> options = WithTokens(WithSharedMemory(), {"s3cret"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  RestServer s(*options);
   TestServer& server = s.grpc;
   ShmObject object(65536);
   EXPECT_EQ(Register(server, "in", object.key(), 0, 16384).error_code(),
