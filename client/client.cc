@@ -19,6 +19,7 @@
 #include "grpc_service.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/support/proto_buffer_reader.h"
 #include "health.grpc.pb.h"
 #include "proto/status_convert.h"
 
@@ -503,11 +504,15 @@ class GrpcClient : public Client {
           }
           result.latency = absl::Now() - self->start;
           if (result.status.ok()) {
-            inference::ModelInferResponse response;
-            result.status = ParseResponse(&self->response, &response);
+            // Shape and size only: the values are never copied out.
+            inference::ModelInferResponse header;
+            std::optional<int64_t> raw_bytes;
+            grpc::ProtoBufferReader reader(&self->response);
+            result.status = internal::ParseInferResponseHeader(reader, &header, &raw_bytes);
             if (result.status.ok()) {
-              result.status = ReadOutput(response, self->keep_alive->output_shm_bytes(),
-                                         &result.output_shape, &result.output_bytes, nullptr);
+              result.status =
+                  ReadOutput(header, self->keep_alive->output_shm_bytes(), &result.output_shape,
+                             &result.output_bytes, nullptr, raw_bytes);
             }
           }
           self->done(std::move(result));

@@ -3,6 +3,9 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/wire_format_lite.h"
 
 namespace sepconv::client::internal {
 namespace {
@@ -95,7 +98,11 @@ absl::StatusOr<inference::ModelInferRequest> BuildRequest(const std::string& mod
 
 absl::Status ReadOutput(const inference::ModelInferResponse& response,
                         std::optional<int64_t> shm_bytes, std::vector<int64_t>* shape,
-                        int64_t* bytes, std::vector<float>* values) {
+                        int64_t* bytes, std::vector<float>* values,
+                        std::optional<int64_t> skipped_raw_bytes) {
+  if (skipped_raw_bytes.has_value() && values != nullptr) {
+    return absl::InternalError("ReadOutput: no values to copy from a header-only response");
+  }
   if (response.outputs_size() == 0) return absl::DataLossError("response has no outputs");
   const auto& output = response.outputs(0);
   if (output.datatype() != "FP32") {
@@ -107,7 +114,8 @@ absl::Status ReadOutput(const inference::ModelInferResponse& response,
   if (!count.ok()) return absl::DataLossError(count.status().message());
   const int64_t want = *count * static_cast<int64_t>(sizeof(float));
   const auto& typed = output.contents().fp32_contents();
-  const bool has_values = response.raw_output_contents_size() > 0 || !typed.empty();
+  const bool has_raw = response.raw_output_contents_size() > 0 || skipped_raw_bytes.has_value();
+  const bool has_values = has_raw || !typed.empty();
   if (shm_bytes.has_value()) {
     if (has_values) {
       return absl::DataLossError(absl::StrCat(
@@ -128,9 +136,10 @@ absl::Status ReadOutput(const inference::ModelInferResponse& response,
         "output '", output.name(),
         "' carries no values (only an output requested in shared memory may leave them out)"));
   }
-  if (response.raw_output_contents_size() > 0) {
-    const std::string& raw = response.raw_output_contents(0);
-    const auto raw_size = static_cast<int64_t>(raw.size());
+  if (has_raw) {
+    const auto raw_size = skipped_raw_bytes.has_value()
+                              ? *skipped_raw_bytes
+                              : static_cast<int64_t>(response.raw_output_contents(0).size());
     if (raw_size != want) {
       return absl::DataLossError(absl::StrCat("output of shape ", ShapeString(*shape), " has ",
                                               raw_size, " raw bytes, expected ", want));
@@ -138,7 +147,10 @@ absl::Status ReadOutput(const inference::ModelInferResponse& response,
     *bytes = raw_size;
     if (values != nullptr) {
       values->resize(static_cast<size_t>(*count));
-      if (want > 0) std::memcpy(values->data(), raw.data(), static_cast<size_t>(want));
+      if (want > 0) {
+        std::memcpy(values->data(), response.raw_output_contents(0).data(),
+                    static_cast<size_t>(want));
+      }
     }
     return absl::OkStatus();
   }
@@ -148,6 +160,37 @@ absl::Status ReadOutput(const inference::ModelInferResponse& response,
   }
   *bytes = want;
   if (values != nullptr) values->assign(typed.begin(), typed.end());
+  return absl::OkStatus();
+}
+
+absl::Status ParseInferResponseHeader(google::protobuf::io::ZeroCopyInputStream& in,
+                                      inference::ModelInferResponse* header,
+                                      std::optional<int64_t>* raw_bytes) {
+  using google::protobuf::internal::WireFormatLite;
+  constexpr uint32_t kRawTag =
+      WireFormatLite::MakeTag(inference::ModelInferResponse::kRawOutputContentsFieldNumber,
+                              WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  const auto unparsable = [] { return absl::DataLossError("unparsable ModelInferResponse"); };
+  raw_bytes->reset();
+  std::string kept;  // every other field's bytes, as they came
+  {
+    google::protobuf::io::CodedInputStream input(&in);
+    google::protobuf::io::StringOutputStream kept_stream(&kept);
+    google::protobuf::io::CodedOutputStream output(&kept_stream);
+    for (uint32_t tag = input.ReadTag(); tag != 0; tag = input.ReadTag()) {
+      if (tag == kRawTag) {
+        uint32_t length = 0;
+        if (!input.ReadVarint32(&length) || !input.Skip(static_cast<int>(length))) {
+          return unparsable();
+        }
+        if (!raw_bytes->has_value()) *raw_bytes = length;
+      } else if (!WireFormatLite::SkipField(&input, tag, &output)) {
+        return unparsable();
+      }
+    }
+    if (!input.ConsumedEntireMessage()) return unparsable();
+  }
+  if (!header->ParseFromString(kept)) return unparsable();
   return absl::OkStatus();
 }
 

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "client/client.h"
 #include "client/tensor.h"
+#include "google/protobuf/io/zero_copy_stream.h"
 #include "grpc_service.pb.h"
 
 namespace sepconv::client::internal {
@@ -34,10 +35,24 @@ absl::StatusOr<inference::ModelInferRequest> BuildRequest(const std::string& mod
 // requested in shared memory (`shm_bytes`: the placement's size), no values
 // and at most `shm_bytes` bytes. When `values` is given, copies the values
 // out of the response (not for shared memory: they are in the region).
-// DATA_LOSS for an answer that does not hold together.
+// `skipped_raw_bytes`: the response was parsed without its raw contents
+// (ParseInferResponseHeader), and this is the size of the first one, if any
+// (`values` must then be null). DATA_LOSS for an answer that does not hold
+// together.
 absl::Status ReadOutput(const inference::ModelInferResponse& response,
                         std::optional<int64_t> shm_bytes, std::vector<int64_t>* shape,
-                        int64_t* bytes, std::vector<float>* values);
+                        int64_t* bytes, std::vector<float>* values,
+                        std::optional<int64_t> skipped_raw_bytes = std::nullopt);
+
+// Parses a serialized ModelInferResponse from `in` into `header` without its
+// raw_output_contents, whose bytes are skipped, never copied; sets
+// `raw_bytes` to the first one's size (nullopt: none). For answers of which
+// only shape and size are wanted (InferAsync): copying a 51 MB answer into a
+// fresh string costs the client more than receiving it (12,500 page faults).
+// DATA_LOSS for bytes that are not such a message.
+absl::Status ParseInferResponseHeader(google::protobuf::io::ZeroCopyInputStream& in,
+                                      inference::ModelInferResponse* header,
+                                      std::optional<int64_t>* raw_bytes);
 
 // The size of the output placement of `options`, if any.
 std::optional<int64_t> OutputShmBytes(const InferOptions& options);
