@@ -32,16 +32,6 @@ using internal::ReadOutput;
 
 constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer";
 
-// Parses a response as gRPC's generated stubs do (no size limit of its own:
-// the channel's max receive size has bounded it already).
-template <typename Message>
-absl::Status ParseResponse(grpc::ByteBuffer* buffer, Message* message) {
-  if (!grpc::SerializationTraits<Message>::Deserialize(buffer, message).ok()) {
-    return absl::DataLossError(absl::StrCat("unparsable ", Message::descriptor()->name()));
-  }
-  return absl::OkStatus();
-}
-
 class GrpcPreparedRequest : public PreparedRequest {
  public:
   GrpcPreparedRequest(grpc::ByteBuffer buffer, int64_t samples,
@@ -213,14 +203,21 @@ class GrpcInferStream final : public InferStream,
       answers_.pop_front();
     }
     AsyncInferResult result;
-    inference::ModelStreamInferResponse answer;
-    result.status = ParseResponse(&read_, &answer);
-    if (result.status.ok() && !answer.error_message().empty()) {
-      result.status = FromStreamErrorMessage(answer.error_message());
+    // Shape and size only: the values are never copied out.
+    std::string error_message;
+    inference::ModelInferResponse header;
+    std::optional<int64_t> raw_bytes;
+    {
+      grpc::ProtoBufferReader reader(&read_);
+      result.status =
+          internal::ParseStreamResponseHeader(reader, &error_message, &header, &raw_bytes);
+    }
+    read_.Clear();
+    if (result.status.ok() && !error_message.empty()) {
+      result.status = FromStreamErrorMessage(error_message);
     } else if (result.status.ok()) {
-      const inference::ModelInferResponse& response = answer.infer_response();
-      result.status = ReadOutput(response, pending.output_shm_bytes, &result.output_shape,
-                                 &result.output_bytes, nullptr);
+      result.status = ReadOutput(header, pending.output_shm_bytes, &result.output_shape,
+                                 &result.output_bytes, nullptr, raw_bytes);
     }
     result.latency = absl::Now() - pending.start;
     pending.done(std::move(result));

@@ -163,34 +163,87 @@ absl::Status ReadOutput(const inference::ModelInferResponse& response,
   return absl::OkStatus();
 }
 
-absl::Status ParseInferResponseHeader(google::protobuf::io::ZeroCopyInputStream& in,
-                                      inference::ModelInferResponse* header,
-                                      std::optional<int64_t>* raw_bytes) {
-  using google::protobuf::internal::WireFormatLite;
+namespace {
+
+using google::protobuf::internal::WireFormatLite;
+
+absl::Status Unparsable(const char* message) {
+  return absl::DataLossError(absl::StrCat("unparsable ", message));
+}
+
+// Reads a ModelInferResponse's fields from `input` up to its end (or its
+// limit): raw_output_contents skipped, its first size into `raw_bytes`, every
+// other field's bytes appended to `kept` as they came.
+bool ReadHeaderFields(google::protobuf::io::CodedInputStream& input, std::string* kept,
+                      std::optional<int64_t>* raw_bytes) {
   constexpr uint32_t kRawTag =
       WireFormatLite::MakeTag(inference::ModelInferResponse::kRawOutputContentsFieldNumber,
                               WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
-  const auto unparsable = [] { return absl::DataLossError("unparsable ModelInferResponse"); };
+  google::protobuf::io::StringOutputStream kept_stream(kept);
+  google::protobuf::io::CodedOutputStream output(&kept_stream);
+  for (uint32_t tag = input.ReadTag(); tag != 0; tag = input.ReadTag()) {
+    if (tag == kRawTag) {
+      uint32_t length = 0;
+      if (!input.ReadVarint32(&length) || !input.Skip(static_cast<int>(length))) return false;
+      if (!raw_bytes->has_value()) *raw_bytes = length;
+    } else if (!WireFormatLite::SkipField(&input, tag, &output)) {
+      return false;
+    }
+  }
+  return input.ConsumedEntireMessage();
+}
+
+}  // namespace
+
+absl::Status ParseInferResponseHeader(google::protobuf::io::ZeroCopyInputStream& in,
+                                      inference::ModelInferResponse* header,
+                                      std::optional<int64_t>* raw_bytes) {
   raw_bytes->reset();
-  std::string kept;  // every other field's bytes, as they came
+  std::string kept;
   {
     google::protobuf::io::CodedInputStream input(&in);
-    google::protobuf::io::StringOutputStream kept_stream(&kept);
-    google::protobuf::io::CodedOutputStream output(&kept_stream);
-    for (uint32_t tag = input.ReadTag(); tag != 0; tag = input.ReadTag()) {
-      if (tag == kRawTag) {
-        uint32_t length = 0;
-        if (!input.ReadVarint32(&length) || !input.Skip(static_cast<int>(length))) {
-          return unparsable();
-        }
-        if (!raw_bytes->has_value()) *raw_bytes = length;
-      } else if (!WireFormatLite::SkipField(&input, tag, &output)) {
-        return unparsable();
-      }
-    }
-    if (!input.ConsumedEntireMessage()) return unparsable();
+    if (!ReadHeaderFields(input, &kept, raw_bytes)) return Unparsable("ModelInferResponse");
   }
-  if (!header->ParseFromString(kept)) return unparsable();
+  if (!header->ParseFromString(kept)) return Unparsable("ModelInferResponse");
+  return absl::OkStatus();
+}
+
+absl::Status ParseStreamResponseHeader(google::protobuf::io::ZeroCopyInputStream& in,
+                                       std::string* error_message,
+                                       inference::ModelInferResponse* header,
+                                       std::optional<int64_t>* raw_bytes) {
+  constexpr uint32_t kErrorTag =
+      WireFormatLite::MakeTag(inference::ModelStreamInferResponse::kErrorMessageFieldNumber,
+                              WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  constexpr uint32_t kResponseTag =
+      WireFormatLite::MakeTag(inference::ModelStreamInferResponse::kInferResponseFieldNumber,
+                              WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  error_message->clear();
+  raw_bytes->reset();
+  std::string kept;  // the infer_response's fields but its raw values
+  {
+    google::protobuf::io::CodedInputStream input(&in);
+    for (uint32_t tag = input.ReadTag(); tag != 0; tag = input.ReadTag()) {
+      bool ok = true;
+      if (tag == kErrorTag) {
+        ok = WireFormatLite::ReadString(&input, error_message);
+      } else if (tag == kResponseTag) {
+        uint32_t length = 0;
+        ok = input.ReadVarint32(&length);
+        if (ok) {
+          const auto limit = input.PushLimit(static_cast<int>(length));
+          // Its end must be the limit's, not the bytes' (cut short).
+          ok = ReadHeaderFields(input, &kept, raw_bytes) && input.BytesUntilLimit() == 0;
+          input.PopLimit(limit);
+        }
+      } else {
+        ok = WireFormatLite::SkipField(&input, tag);
+      }
+      if (!ok) return Unparsable("ModelStreamInferResponse");
+    }
+    if (!input.ConsumedEntireMessage()) return Unparsable("ModelStreamInferResponse");
+  }
+  if (!header->ParseFromString(kept)) return Unparsable("ModelStreamInferResponse");
   return absl::OkStatus();
 }
 

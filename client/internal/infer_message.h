@@ -54,6 +54,13 @@ absl::Status ParseInferResponseHeader(google::protobuf::io::ZeroCopyInputStream&
                                       inference::ModelInferResponse* header,
                                       std::optional<int64_t>* raw_bytes);
 
+// The same for a ModelStreamInferResponse (a streamed answer): its
+// error_message, and its infer_response without the raw values.
+absl::Status ParseStreamResponseHeader(google::protobuf::io::ZeroCopyInputStream& in,
+                                       std::string* error_message,
+                                       inference::ModelInferResponse* header,
+                                       std::optional<int64_t>* raw_bytes);
+
 // The size of the output placement of `options`, if any.
 std::optional<int64_t> OutputShmBytes(const InferOptions& options);
 

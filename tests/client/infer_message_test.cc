@@ -1,7 +1,7 @@
-// ParseInferResponseHeader (client/internal/infer_message.h): an answer read
-// without copying its raw values gives ReadOutput the same shape and size as
-// the whole message, keeps every other field, and refuses bytes that are not
-// a ModelInferResponse.
+// ParseInferResponseHeader and ParseStreamResponseHeader
+// (client/internal/infer_message.h): an answer read without copying its raw
+// values gives ReadOutput the same shape and size as the whole message, keeps
+// every other field, and refuses bytes that are not such a message.
 #include "client/internal/infer_message.h"
 
 #include <optional>
@@ -107,6 +107,56 @@ TEST(ParseInferResponseHeaderTest, ValuesCannotBeAskedOfAHeader) {
   std::vector<float> values;
   EXPECT_FALSE(
       ReadOutput(parsed.header, std::nullopt, &shape, &bytes, &values, parsed.raw_bytes).ok());
+}
+
+TEST(ParseStreamResponseHeaderTest, AnAnswerGivesItsHeaderAndRawSize) {
+  for (int chunk : {1, 5, 4096}) {
+    SCOPED_TRACE(chunk);
+    inference::ModelStreamInferResponse streamed;
+    *streamed.mutable_infer_response() = Answer(300);
+    const std::string bytes = streamed.SerializeAsString();
+    google::protobuf::io::ArrayInputStream in(bytes.data(), static_cast<int>(bytes.size()), chunk);
+    std::string error = "stale";
+    inference::ModelInferResponse header;
+    std::optional<int64_t> raw_bytes;
+    ASSERT_TRUE(ParseStreamResponseHeader(in, &error, &header, &raw_bytes).ok());
+    EXPECT_EQ(error, "");
+    ASSERT_TRUE(raw_bytes.has_value());
+    EXPECT_EQ(*raw_bytes, 1200);
+    inference::ModelInferResponse expected = streamed.infer_response();
+    expected.clear_raw_output_contents();
+    EXPECT_EQ(header.SerializeAsString(), expected.SerializeAsString());
+  }
+}
+
+TEST(ParseStreamResponseHeaderTest, ARefusalGivesItsErrorMessage) {
+  inference::ModelStreamInferResponse streamed;
+  streamed.set_error_message("INVALID_ARGUMENT: no such input");
+  streamed.mutable_infer_response()->set_id("r1");
+  const std::string bytes = streamed.SerializeAsString();
+  google::protobuf::io::ArrayInputStream in(bytes.data(), static_cast<int>(bytes.size()), 3);
+  std::string error;
+  inference::ModelInferResponse header;
+  std::optional<int64_t> raw_bytes;
+  ASSERT_TRUE(ParseStreamResponseHeader(in, &error, &header, &raw_bytes).ok());
+  EXPECT_EQ(error, "INVALID_ARGUMENT: no such input");
+  EXPECT_EQ(header.id(), "r1");
+  EXPECT_FALSE(raw_bytes.has_value());
+}
+
+TEST(ParseStreamResponseHeaderTest, ACutAnswerIsDataLoss) {
+  inference::ModelStreamInferResponse streamed;
+  *streamed.mutable_infer_response() = Answer(30);
+  const std::string bytes = streamed.SerializeAsString();
+  for (size_t cut : {bytes.size() - 1, bytes.size() - 120, size_t{3}}) {
+    SCOPED_TRACE(cut);
+    google::protobuf::io::ArrayInputStream in(bytes.data(), static_cast<int>(cut), 16);
+    std::string error;
+    inference::ModelInferResponse header;
+    std::optional<int64_t> raw_bytes;
+    EXPECT_EQ(ParseStreamResponseHeader(in, &error, &header, &raw_bytes).code(),
+              absl::StatusCode::kDataLoss);
+  }
 }
 
 }  // namespace
