@@ -12,7 +12,8 @@ set -euo pipefail
 
 build_pkgs=(g++ cmake ccache ninja-build pkg-config libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   protobuf-compiler libabsl-dev libdnnl-dev ocl-icd-opencl-dev prometheus-cpp-dev libonnx-dev
-  libcpp-httplib-dev rapidjson-dev libsimdjson-dev libfast-float-dev libssl-dev zlib1g-dev)
+  libcpp-httplib-dev libboost-dev rapidjson-dev libsimdjson-dev libfast-float-dev libssl-dev
+  zlib1g-dev)
 test_pkgs=("${build_pkgs[@]}" libgtest-dev libgmock-dev libbenchmark-dev prometheus
   python3-torch python3-numpy python3-onnx python3-yaml openssl buildah podman debootstrap clang
   libclang-rt-14-dev gnuplot-nox curl ca-certificates libxnnpack-dev libpthreadpool-dev)

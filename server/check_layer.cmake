@@ -18,7 +18,8 @@
 # 1. must not match a FORBID regex;
 # 2. unless FRONTEND, must not be a protocol header: gRPC (grpc/, grpcpp/,
 #    grpc++/, any *.grpc.pb.h), the service's generated messages
-#    (grpc_service.*, health.*), proto/status_convert.h, or cpp-httplib.
+#    (grpc_service.*, health.*), proto/status_convert.h, cpp-httplib, or
+#    Boost's HTTP and sockets (boost/beast/, boost/asio/).
 #    Protobuf (google/protobuf/...) is not one: the model config is a
 #    protobuf message that the loader parses (text_format) below the
 #    frontends, and ALLOW already decides which generated *.pb.h a layer sees;
@@ -112,7 +113,7 @@ function(sepconv_include_violations rel path local out)
     endif()
   endforeach()
   if(NOT FRONTEND AND (path MATCHES "^(grpc|grpcpp|grpc\\+\\+)/|\\.grpc\\.pb\\.h$"
-                       OR path MATCHES "^(grpc_service|health)\\.|^proto/status_convert|httplib"))
+                       OR path MATCHES "^(grpc_service|health)\\.|^proto/status_convert|httplib|^boost/(beast|asio)"))
     list(APPEND reasons "a protocol type below the frontends")
   endif()
   if(NOT local AND NOT path MATCHES "^(engine|server|client|tests|proto)/|\\.pb\\.h$")

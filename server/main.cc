@@ -49,10 +49,10 @@ ABSL_FLAG(int, grpc_port, 8001, "gRPC port (KServe v2, health, reflection); 0 pi
 ABSL_FLAG(int, http_port, 8000,
           "KServe v2 REST (HTTP/1.1) port, on --address with gRPC's TLS files and tokens; "
           "0 turns REST off.");
-ABSL_FLAG(int, http_threads, 16,
-          "Threads answering REST: each holds one connection (a keep-alive one between its "
-          "requests too), so this bounds the REST connections served at once; more wait "
-          "(they wait, not spin: more than the CPUs is fine).");
+ABSL_FLAG(int, http_threads, 0,
+          "Threads serving REST: connections' I/O, request parsing and answer making (none "
+          "waits for an inference, so any number of requests and connections share them); 0: "
+          "one per CPU, at least 2.");
 ABSL_FLAG(int64_t, http_max_body_bytes, int64_t{256} << 20,
           "Largest REST request body, in bytes (larger: 413). JSON tensors take about 2.5 times "
           "the bytes of binary ones.");

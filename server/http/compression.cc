@@ -2,11 +2,13 @@
 
 #include <zlib.h>
 
+#include <limits>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
@@ -52,6 +54,61 @@ absl::StatusOr<std::string> Compress(absl::string_view body, Encoding encoding) 
   out.resize(stream.total_out);
   deflateEnd(&stream);
   if (result != Z_STREAM_END) return absl::InternalError("zlib could not compress the answer");
+  return out;
+}
+
+namespace {
+
+// `body` inflated by zlib with `window_bits` (which selects the wrapper).
+absl::StatusOr<std::string> Inflate(absl::string_view body, int window_bits, size_t limit) {
+  z_stream stream{};
+  if (inflateInit2(&stream, window_bits) != Z_OK) {
+    return absl::InternalError("zlib could not start inflating");
+  }
+  std::string out;
+  char chunk[64 << 10];
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
+  stream.avail_in = static_cast<uInt>(body.size());
+  int result = Z_OK;
+  while (result == Z_OK) {
+    stream.next_out = reinterpret_cast<Bytef*>(chunk);
+    stream.avail_out = sizeof(chunk);
+    result = inflate(&stream, Z_NO_FLUSH);
+    const size_t produced = sizeof(chunk) - stream.avail_out;
+    if (out.size() + produced > limit) {
+      inflateEnd(&stream);
+      return absl::ResourceExhaustedError(
+          "the request body, inflated, is larger than the server accepts");
+    }
+    out.append(chunk, produced);
+  }  // Z_BUF_ERROR: the data ended early; Z_DATA_ERROR: not this format
+  inflateEnd(&stream);
+  if (result != Z_STREAM_END || stream.avail_in != 0) {
+    return absl::InvalidArgumentError("the request body is not valid compressed data");
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> Decompress(absl::string_view body, absl::string_view encoding,
+                                       size_t limit) {
+  const std::string coding = absl::AsciiStrToLower(absl::StripAsciiWhitespace(encoding));
+  if (coding.empty() || coding == "identity") return std::string(body);
+  if (coding != "gzip" && coding != "x-gzip" && coding != "deflate") {
+    return absl::UnimplementedError(
+        absl::StrCat("Content-Encoding \"", coding, "\" is not supported (gzip, deflate)"));
+  }
+  if (body.size() > std::numeric_limits<uInt>::max()) {
+    return absl::ResourceExhaustedError("the compressed request body is too large");
+  }
+  // 15 + 32: the gzip or zlib wrapper, whichever is there.
+  absl::StatusOr<std::string> out = Inflate(body, 15 + 32, limit);
+  // Some clients send "deflate" as raw deflate data, without zlib's wrapper.
+  if (!out.ok() && out.status().code() == absl::StatusCode::kInvalidArgument &&
+      coding == "deflate") {
+    return Inflate(body, -15, limit);
+  }
   return out;
 }
 

@@ -55,6 +55,10 @@ check core_includes_grpcpp fail $core "$core_allow" "" FALSE '#include "grpcpp/g
 check core_includes_service_proto fail $core "$core_allow" "" FALSE '#include "grpc_service.pb.h"' \
   "$protocol"
 check core_includes_httplib fail $core "$core_allow" "" FALSE '#include <httplib.h>' "$protocol"
+check core_includes_beast fail $core "$core_allow" "" FALSE '#include "boost/beast/http.hpp"' \
+  "$protocol"
+check core_includes_asio fail $core "$core_allow" "" FALSE '#include <boost/asio/ip/tcp.hpp>' \
+  "$protocol"
 check models_includes_core fail $models "$models_allow" "" FALSE '#include "server/core/auth.h"' \
   "not a layer models_includes_core links"
 check core_includes_grpc_frontend fail $core "$core_allow" "" FALSE \
