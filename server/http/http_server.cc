@@ -246,6 +246,10 @@ void HttpServer::Dispatch(HttpRequest& request, const HttpResponder& responder) 
 
 void HttpServer::AddRoutes() {
   InferenceCore& core = *core_;  // outlives the routes (held by this)
+  // First: the route most requests take (no other route matches its paths).
+  PostAsync(kInferPath, [&core](HttpRequest& req, const HttpResponder& responder) {
+    HandleInfer(core, req, responder);
+  });
   Get("/v2/health/live", [](const HttpRequest&, HttpResponse& res) { res.status = 200; });
   Get("/v2/health/ready",
       [&core](const HttpRequest&, HttpResponse& res) { ReplyReady(core.Ready(), res); });
@@ -266,9 +270,6 @@ void HttpServer::AddRoutes() {
     absl::StatusOr<ModelMetadataInfo> info = core.ModelMetadata(req.matches[1], req.matches[2]);
     if (!info.ok()) return ReplyError(info.status(), res);
     res.SetContent(ModelMetadataJson(*info), kJson);
-  });
-  PostAsync(kInferPath, [&core](HttpRequest& req, const HttpResponder& responder) {
-    HandleInfer(core, req, responder);
   });
   AddSharedMemoryRoutes();
 }

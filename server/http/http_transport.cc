@@ -404,6 +404,9 @@ class Connection : public Impl::Session, public std::enable_shared_from_this<Con
 
   void Handle() {
     handling_ = true;
+    // Keeps the transport's threads running until the answer is written,
+    // though no I/O of this connection is pending meanwhile (Shutdown).
+    answer_pending_.emplace(Lowest(stream_).get_executor());
     auto state = std::make_shared<HttpResponder::State>();
     state->deliver = [self = this->shared_from_this()](std::function<HttpResponse()> make) {
       net::post(Lowest(self->stream_).get_executor(),
@@ -435,6 +438,7 @@ class Connection : public Impl::Session, public std::enable_shared_from_this<Con
 
   void Answer(HttpResponse response) {
     responder_.reset();
+    answer_pending_.reset();  // the write below is work of its own
     if (watching_) {
       watching_ = false;
       beast::error_code ignored;
@@ -482,9 +486,32 @@ class Connection : public Impl::Session, public std::enable_shared_from_this<Con
     http::async_write(stream_, answer,
                       [self = this->shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                         self->answer_.reset();
-                        if (ec || !keep_alive) return self->Close();
+                        if (ec) return self->Close();
+                        if (!keep_alive) return self->Linger();
                         self->ReadHeader();
                       });
+  }
+
+  // Closes after the answer without cutting off a client that is still
+  // sending (a body refused before its end): our side is shut, and what the
+  // client still sends is read and dropped, for at most 2 s and 64 MiB,
+  // so that its kernel does not reset the connection before it has read
+  // the answer.
+  void Linger() {
+    beast::error_code ignored;
+    Lowest(stream_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (!scratch_) scratch_ = std::make_unique<char[]>(kScratch);
+    Lowest(stream_).expires_after(std::chrono::seconds(2));
+    DropUntilEnd(uint64_t{64} << 20);
+  }
+  void DropUntilEnd(uint64_t left) {
+    if (left == 0 || transport_.stopping()) return Close();
+    Lowest(stream_).async_read_some(
+        net::buffer(scratch_.get(), kScratch),
+        [self = this->shared_from_this(), left](beast::error_code ec, size_t read) {
+          if (ec) return self->Close();
+          self->DropUntilEnd(left - std::min<uint64_t>(left, read));
+        });
   }
 
   void Close() {
@@ -509,6 +536,7 @@ class Connection : public Impl::Session, public std::enable_shared_from_this<Con
   bool handling_ = false;  // from the handler's start until the answer is out
   bool watching_ = false;  // for a hang-up (WatchPeer)
   std::shared_ptr<HttpResponder::State> responder_;  // until the answer
+  std::optional<net::executor_work_guard<net::any_io_executor>> answer_pending_;
   std::optional<http::response<http::empty_body>> continue_;
   std::optional<http::response<http::string_body>> answer_;
   std::unique_ptr<char[]> scratch_;

@@ -134,8 +134,8 @@ class HttpTransportTest : public ::testing::Test {
   }
 
   // /echo: "METHOD PATH pad=N" then the body as received (pad included);
-  // /later: the same, answered from another thread; /hang: answered once
-  // the client has hung up.
+  // /later: the same, answered from another thread; /held: the same, once
+  // the test releases it; /hang: answered once the client has hung up.
   void Handle(HttpRequest& request, const HttpResponder& responder) {
     HttpResponse response;
     response.SetContent(
@@ -144,6 +144,14 @@ class HttpTransportTest : public ::testing::Test {
     if (request.path == "/later") {
       later_ = std::thread([responder, response]() mutable {
         absl::SleepFor(absl::Milliseconds(20));
+        responder.Respond(std::move(response));
+      });
+      return;
+    }
+    if (request.path == "/held") {
+      held_.Notify();
+      later_ = std::thread([this, responder, response]() mutable {
+        release_.WaitForNotification();
         responder.Respond(std::move(response));
       });
       return;
@@ -161,6 +169,8 @@ class HttpTransportTest : public ::testing::Test {
   std::unique_ptr<HttpTransport> transport_;
   std::thread later_;
   absl::Notification hung_up_;
+  absl::Notification held_;
+  absl::Notification release_;
 };
 
 TEST_F(HttpTransportTest, KeepAliveServesManyRequestsOnOneConnection) {
@@ -322,6 +332,25 @@ TEST_F(HttpTransportTest, HangUpIsReportedToTheHandler) {
     // Closes here, with the request unanswered.
   }
   EXPECT_TRUE(hung_up_.WaitForNotificationWithTimeout(absl::Seconds(30)));
+}
+
+TEST_F(HttpTransportTest, ShutdownWritesTheAnswerStillBeingMade) {
+  RawConnection c(transport_->port());
+  c.Send(Post("/held", "wait for me"));
+  ASSERT_TRUE(held_.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  // No I/O of that connection is pending while its answer is made: Shutdown
+  // must still wait for it.
+  std::thread shutdown([this] { transport_->Shutdown(); });
+  // Releases the answer once Shutdown is under way (it refuses connections).
+  for (int i = 0; i < 30000 && RawConnection(transport_->port()).connected(); ++i) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  release_.Notify();
+  std::optional<RawConnection::Answer> answer = c.Read();
+  shutdown.join();
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->body, "POST /held pad=0\nwait for me");
+  EXPECT_TRUE(c.Closed());  // not kept alive past the shutdown
 }
 
 TEST_F(HttpTransportTest, ShutdownClosesIdleConnectionsAndRefusesNewOnes) {

@@ -149,8 +149,7 @@ class FaultTest : public ::testing::Test {
     http_port_ = *http_port;
     auto server = ServerProcess::Start(
         kServerBinary, {"--max_batch_size=4", "--instances=1", "--max_queue_size=256",
-                        gate_->Flag(), absl::StrCat("--http_port=", http_port_),
-                        absl::StrCat("--http_threads=", kRestClients + 4)});
+                        gate_->Flag(), absl::StrCat("--http_port=", http_port_)});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
   }
