@@ -16,7 +16,6 @@
 #include "client/internal/prepared_request.h"
 #include "client/internal/proto_convert.h"
 #include "client/internal/rest_codec.h"
-#include "httplib.h"
 
 namespace sepconv::client {
 namespace {
@@ -25,19 +24,9 @@ using internal::HttpConnector;
 using internal::HttpWorkers;
 using internal::RestBody;
 
-// Bodies from this size go out from the caller's buffer (not copied into
-// httplib's request); smaller ones, and empty POSTs (which need a
-// Content-Length: 0), as a string.
-constexpr size_t kStreamedBodyBytes = 64 << 10;
-
-// One HTTP exchange. `body` (POST; null: empty) must outlive it.
-struct HttpCall {
-  bool post = false;
-  std::string path;
-  const std::string* body = nullptr;
-  const char* content_type = internal::kJsonType;
-  httplib::Headers headers;
-};
+using internal::HttpAnswer;
+using internal::HttpCall;
+using internal::HttpConnection;
 
 HttpCall Get(std::string path) { return HttpCall{false, std::move(path), nullptr, "", {}}; }
 
@@ -60,7 +49,8 @@ class RestPreparedRequest : public PreparedRequest {
     HttpCall call = Post(path_, &body_.content);
     if (body_.header_length) {
       call.content_type = internal::kBinaryType;
-      call.headers.emplace(internal::kHeaderLengthHeader, std::to_string(*body_.header_length));
+      call.headers.emplace_back(internal::kHeaderLengthHeader,
+                                std::to_string(*body_.header_length));
     }
     return call;
   }
@@ -73,41 +63,15 @@ class RestPreparedRequest : public PreparedRequest {
   const std::optional<int64_t> output_shm_bytes_;
 };
 
-// The status of a call that got no HTTP answer.
-absl::Status TransportError(httplib::Error error, absl::Time deadline, bool closing,
-                            const std::string& address) {
-  if (closing || error == httplib::Error::Canceled) {
-    return absl::CancelledError("the client is being destroyed");
-  }
-  const std::string what = absl::StrCat(httplib::to_string(error), " (", address, ")");
-  switch (error) {
-    case httplib::Error::SSLConnection:
-    case httplib::Error::SSLServerVerification:
-    case httplib::Error::SSLLoadingCerts:
-      return absl::UnavailableError(absl::StrCat("TLS: ", what));
-    case httplib::Error::Connection:
-    case httplib::Error::ConnectionTimeout:
-    case httplib::Error::Read:
-    case httplib::Error::Write:
-      // httplib's timeouts are the deadline's remainder: a timeout ends there.
-      if (absl::Now() >= deadline - absl::Milliseconds(1)) {
-        return absl::DeadlineExceededError(absl::StrCat("deadline exceeded: ", what));
-      }
-      return absl::UnavailableError(what);
-    default:
-      return absl::UnknownError(what);
-  }
-}
-
 // A 200 answer's body, else the server's error.
-absl::StatusOr<std::string> BodyOf(absl::StatusOr<httplib::Response> response) {
+absl::StatusOr<std::string> BodyOf(absl::StatusOr<HttpAnswer> response) {
   if (!response.ok()) return response.status();
   if (response->status != 200) return internal::StatusFromHttp(response->status, response->body);
   return std::move(response->body);
 }
 
 // A readiness answer: 200 ready, 400 not (KServe v2 REST).
-absl::StatusOr<bool> ReadyOf(absl::StatusOr<httplib::Response> response) {
+absl::StatusOr<bool> ReadyOf(absl::StatusOr<HttpAnswer> response) {
   if (!response.ok()) return response.status();
   if (response->status == 200) return true;
   if (response->status == 400) return false;
@@ -116,7 +80,7 @@ absl::StatusOr<bool> ReadyOf(absl::StatusOr<httplib::Response> response) {
 
 // A 200 JSON answer parsed into `Message`.
 template <typename Message>
-absl::StatusOr<Message> MessageOf(absl::StatusOr<httplib::Response> response) {
+absl::StatusOr<Message> MessageOf(absl::StatusOr<HttpAnswer> response) {
   absl::StatusOr<std::string> body = BodyOf(std::move(response));
   if (!body.ok()) return body.status();
   Message message;
@@ -124,14 +88,15 @@ absl::StatusOr<Message> MessageOf(absl::StatusOr<httplib::Response> response) {
   return message;
 }
 
-// An infer answer as the gRPC message.
+// An infer answer as the gRPC message (without its binary values, whose
+// size goes to `skipped_raw_bytes`, when that is given).
 absl::StatusOr<inference::ModelInferResponse> InferResponseOf(
-    absl::StatusOr<httplib::Response> response) {
+    absl::StatusOr<HttpAnswer> response, std::optional<int64_t>* skipped_raw_bytes = nullptr) {
   if (!response.ok()) return response.status();
   if (response->status != 200) return internal::StatusFromHttp(response->status, response->body);
   std::optional<size_t> header_length;
-  if (response->has_header(internal::kHeaderLengthHeader)) {
-    const std::string value = response->get_header_value(internal::kHeaderLengthHeader);
+  if (response->HasHeader(internal::kHeaderLengthHeader)) {
+    const std::string value = response->Header(internal::kHeaderLengthHeader);
     size_t length = 0;
     const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
     if (value.empty() || ec != std::errc() || end != value.data() + value.size()) {
@@ -140,7 +105,7 @@ absl::StatusOr<inference::ModelInferResponse> InferResponseOf(
     }
     header_length = length;
   }
-  return internal::DecodeInferResponse(std::move(response->body), header_length);
+  return internal::DecodeInferResponse(std::move(response->body), header_length, skipped_raw_bytes);
 }
 
 class RestClient final : public Client {
@@ -331,17 +296,19 @@ class RestClient final : public Client {
     auto shared_done = std::make_shared<std::function<void(AsyncInferResult)>>(std::move(done));
     workers_.Submit(
         [this, request = std::move(request), until, start, shared_done](
-            httplib::ClientImpl& connection,
-            const std::atomic<bool>& closing) -> HttpWorkers::Finish {
+            HttpConnection& connection, const std::atomic<bool>& closing) -> HttpWorkers::Finish {
           AsyncInferResult result;
+          // Only the output's shape and size are wanted: its values are
+          // not copied out of the body (as over gRPC).
+          std::optional<int64_t> skipped;
           absl::StatusOr<inference::ModelInferResponse> response =
-              InferResponseOf(Exchange(connection, request->Call(), until, &closing));
+              InferResponseOf(Exchange(connection, request->Call(), until, &closing), &skipped);
           result.latency = absl::Now() - start;
           result.status = response.status();
           if (response.ok()) {
             result.status =
                 internal::ReadOutput(*response, request->output_shm_bytes(), &result.output_shape,
-                                     &result.output_bytes, nullptr);
+                                     &result.output_bytes, nullptr, skipped);
           }
           return [shared_done, result = std::move(result)]() mutable {
             (*shared_done)(std::move(result));
@@ -366,8 +333,8 @@ class RestClient final : public Client {
 
   // `call` on an idle connection (a new one when none is), which goes back
   // to the idle pool afterwards.
-  absl::StatusOr<httplib::Response> Call(const HttpCall& call, absl::Duration deadline) {
-    std::unique_ptr<httplib::ClientImpl> connection;
+  absl::StatusOr<HttpAnswer> Call(const HttpCall& call, absl::Duration deadline) {
+    std::unique_ptr<HttpConnection> connection;
     {
       absl::MutexLock lock(&mu_);
       if (!idle_.empty()) {
@@ -376,7 +343,7 @@ class RestClient final : public Client {
       }
     }
     if (connection == nullptr) connection = connector_->Connect();
-    absl::StatusOr<httplib::Response> response =
+    absl::StatusOr<HttpAnswer> response =
         Exchange(*connection, call, DeadlineOf(deadline), nullptr);
     absl::MutexLock lock(&mu_);
     idle_.push_back(std::move(connection));
@@ -385,23 +352,20 @@ class RestClient final : public Client {
 
   // Sends `call` on `connection`, again after a failure without an HTTP
   // answer (see rest_client.h), until `deadline` or `closing`.
-  absl::StatusOr<httplib::Response> Exchange(httplib::ClientImpl& connection, const HttpCall& call,
-                                             absl::Time deadline,
-                                             const std::atomic<bool>* closing) const {
+  absl::StatusOr<HttpAnswer> Exchange(HttpConnection& connection, const HttpCall& call,
+                                      absl::Time deadline, const std::atomic<bool>* closing) const {
     for (int attempt = 1;; ++attempt) {
       const absl::Duration left = deadline - absl::Now();
       if (left <= absl::ZeroDuration()) {
         return absl::DeadlineExceededError(
             absl::StrCat("deadline exceeded before an answer from ", connector_->address()));
       }
-      const auto timeout = absl::ToChronoMicroseconds(left);
-      connection.set_connection_timeout(timeout);
-      connection.set_read_timeout(timeout);
-      connection.set_write_timeout(timeout);
-      httplib::Result result = Send(connection, call);
-      if (result) return std::move(result.value());
-      absl::Status status = TransportError(
-          result.error(), deadline, closing != nullptr && closing->load(), connector_->address());
+      absl::StatusOr<HttpAnswer> answer = connection.Exchange(call, deadline);
+      if (answer.ok()) return answer;
+      absl::Status status = answer.status();
+      if (closing != nullptr && closing->load()) {
+        return absl::CancelledError("the client is being destroyed");
+      }
       if (status.code() != absl::StatusCode::kUnavailable || attempt >= options_.max_attempts) {
         return status;
       }
@@ -414,26 +378,10 @@ class RestClient final : public Client {
     }
   }
 
-  static httplib::Result Send(httplib::ClientImpl& connection, const HttpCall& call) {
-    if (!call.post) return connection.Get(call.path, call.headers);
-    if (call.body == nullptr)
-      return connection.Post(call.path, call.headers, "", 0, call.content_type);
-    const std::string& body = *call.body;
-    if (body.size() < kStreamedBodyBytes) {
-      return connection.Post(call.path, call.headers, body, call.content_type);
-    }
-    return connection.Post(
-        call.path, call.headers, body.size(),
-        [&body](size_t offset, size_t length, httplib::DataSink& sink) {
-          return sink.write(body.data() + offset, length);
-        },
-        call.content_type);
-  }
-
   const ClientOptions options_;
   const std::unique_ptr<HttpConnector> connector_;
   absl::Mutex mu_;
-  std::vector<std::unique_ptr<httplib::ClientImpl>> idle_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<HttpConnection>> idle_ ABSL_GUARDED_BY(mu_);
   // Last: closed (its threads joined) before the members they use go.
   HttpWorkers workers_;
 };

@@ -18,7 +18,7 @@ test_pkgs=("${build_pkgs[@]}" libgtest-dev libgmock-dev libbenchmark-dev prometh
   python3-torch python3-numpy python3-onnx python3-yaml openssl buildah podman debootstrap clang
   libclang-rt-14-dev gnuplot-nox curl ca-certificates libxnnpack-dev libpthreadpool-dev)
 runtime_pkgs=(libgrpc++1.51 libgrpc29 libprotobuf32 libdnnl2 libprometheus-cpp-core1.0
-  libprometheus-cpp-pull1.0 libonnx1 libabsl20220623 libgomp1 ca-certificates libcpp-httplib0.11 libsimdjson14)
+  libprometheus-cpp-pull1.0 libonnx1 libabsl20220623 libgomp1 ca-certificates libssl3 libsimdjson14)
 
 # kubectl renders deploy/k8s (tests/deploy/k8s_validate.sh); node runs the
 # schema validator. Debian's packages only where the machine has none (a

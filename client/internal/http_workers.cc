@@ -18,7 +18,7 @@ void HttpWorkers::Submit(Run run, Cancel cancel) {
       if (++active_ > workers_.size()) {
         auto worker = std::make_unique<Worker>();
         worker->connection = connect_();
-        httplib::ClientImpl* connection = worker->connection.get();
+        HttpConnection* connection = worker->connection.get();
         worker->thread = std::thread([this, connection] { Work(connection); });
         workers_.push_back(std::move(worker));
       }
@@ -28,7 +28,7 @@ void HttpWorkers::Submit(Run run, Cancel cancel) {
   cancel();
 }
 
-void HttpWorkers::Work(httplib::ClientImpl* connection) {
+void HttpWorkers::Work(HttpConnection* connection) {
   while (true) {
     Job job;
     {
@@ -63,8 +63,8 @@ void HttpWorkers::Close() {
     workers.swap(workers_);
   }
   for (Job& job : queued) job.cancel();
-  // Ends the calls in flight (httplib's stop is for another thread).
-  for (const auto& worker : workers) worker->connection->stop();
+  // Ends the calls in flight.
+  for (const auto& worker : workers) worker->connection->Stop();
   for (const auto& worker : workers) worker->thread.join();
 }
 

@@ -2,8 +2,8 @@
 #define SEPCONV_CLIENT_INTERNAL_HTTP_WORKERS_H_
 
 // The threads behind the REST client's InferAsync. HTTP/1.1 carries one
-// request at a time per connection and httplib's client blocks until the
-// answer, so every call in flight takes a worker: a thread with a keep-alive
+// request at a time per connection and a connection's exchange blocks until
+// the answer, so every call in flight takes a worker: a thread with a keep-alive
 // connection of its own. The pool grows to as many workers as calls in
 // flight (a load generator's concurrency) and keeps them, idle, for the next
 // calls; it never shrinks.
@@ -21,22 +21,21 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "httplib.h"
+#include "client/internal/http_connection.h"
 
 namespace sepconv::client::internal {
 
 class HttpWorkers {
  public:
   // Makes a worker's connection (not yet connected).
-  using Connect = std::function<std::unique_ptr<httplib::ClientImpl>()>;
+  using Connect = std::function<std::unique_ptr<HttpConnection>()>;
   // Runs one call on the worker's connection and returns what ends the job
   // (its caller's callback), which the worker runs once it counts itself
   // free: a job ended there may submit the next without a worker more.
   // `closing` turns true when the pool closes (the connection is then shut
   // down under the call, which should give up rather than retry).
   using Finish = std::function<void()>;
-  using Run =
-      std::function<Finish(httplib::ClientImpl& connection, const std::atomic<bool>& closing)>;
+  using Run = std::function<Finish(HttpConnection& connection, const std::atomic<bool>& closing)>;
   // Tells a job that it will not run (the pool closed first).
   using Cancel = std::function<void()>;
 
@@ -62,11 +61,11 @@ class HttpWorkers {
     Cancel cancel;
   };
   struct Worker {
-    std::unique_ptr<httplib::ClientImpl> connection;
+    std::unique_ptr<HttpConnection> connection;
     std::thread thread;
   };
 
-  void Work(httplib::ClientImpl* connection);
+  void Work(HttpConnection* connection);
 
   const Connect connect_;
   std::atomic<bool> closing_{false};

@@ -117,9 +117,12 @@ absl::Status StringField(const Value& object, const char* key, std::string* out)
   return absl::OkStatus();
 }
 
-// One output of the answer; its binary bytes taken from the front of `binary`.
+// One output of the answer; its binary bytes taken from the front of `binary`
+// (copied into the response, or, with `skipped`, only counted: the first
+// such output's size goes there).
 absl::Status DecodeOutput(const Value& o, absl::string_view& binary,
-                          inference::ModelInferResponse* response) {
+                          inference::ModelInferResponse* response,
+                          std::optional<int64_t>* skipped) {
   if (!o.IsObject()) return Bad("an output is not an object");
   auto* output = response->add_outputs();
   if (absl::Status s = StringField(o, "name", output->mutable_name()); !s.ok()) return s;
@@ -142,7 +145,11 @@ absl::Status DecodeOutput(const Value& o, absl::string_view& binary,
       return Bad(absl::StrCat("\"binary_data_size\" ", bytes, " exceeds the ", binary.size(),
                               " bytes of binary data left"));
     }
-    response->add_raw_output_contents()->assign(binary.data(), bytes);
+    if (skipped == nullptr) {
+      response->add_raw_output_contents()->assign(binary.data(), bytes);
+    } else if (!skipped->has_value()) {
+      *skipped = static_cast<int64_t>(bytes);
+    }
     binary.remove_prefix(bytes);
   } else if (const Value* data = Find(o, "data"); data != nullptr) {
     if (!data->IsArray()) return Bad("\"data\" is not an array");
@@ -215,7 +222,8 @@ RestBody EncodeInferRequest(const inference::ModelInferRequest& request, bool bi
 }
 
 absl::StatusOr<inference::ModelInferResponse> DecodeInferResponse(
-    std::string body, std::optional<size_t> header_length) {
+    std::string body, std::optional<size_t> header_length,
+    std::optional<int64_t>* skipped_raw_bytes) {
   const size_t json_bytes = header_length.value_or(body.size());
   if (json_bytes > body.size()) {
     return Bad(absl::StrCat(kHeaderLengthHeader, " ", json_bytes, " exceeds the ", body.size(),
@@ -238,7 +246,7 @@ absl::StatusOr<inference::ModelInferResponse> DecodeInferResponse(
   if (outputs == nullptr || !outputs->IsArray()) return Bad("no \"outputs\" array");
   absl::string_view binary = absl::string_view(body).substr(json_bytes);
   for (const Value& o : outputs->GetArray()) {
-    if (absl::Status s = DecodeOutput(o, binary, &response); !s.ok()) return s;
+    if (absl::Status s = DecodeOutput(o, binary, &response, skipped_raw_bytes); !s.ok()) return s;
   }
   if (!binary.empty()) {
     return Bad(absl::StrCat(binary.size(), " bytes of binary data that no output accounts for"));

@@ -42,10 +42,13 @@ struct RestBody {
 RestBody EncodeInferRequest(const inference::ModelInferRequest& request, bool binary_output);
 
 // A REST infer answer as the gRPC one: binary outputs in raw_output_contents,
-// JSON "data" in fp32_contents. DATA_LOSS for a body that is not a valid
-// answer (JSON, types, binary sizes).
+// JSON "data" in fp32_contents. With `skipped_raw_bytes`, binary outputs are
+// not copied: the first one's size goes there (as ParseInferResponseHeader
+// gives it for gRPC; ReadOutput takes it). DATA_LOSS for a body that is not
+// a valid answer (JSON, types, binary sizes).
 absl::StatusOr<inference::ModelInferResponse> DecodeInferResponse(
-    std::string body, std::optional<size_t> header_length);
+    std::string body, std::optional<size_t> header_length,
+    std::optional<int64_t>* skipped_raw_bytes = nullptr);
 
 // The status of an HTTP answer that is not 200: the code from the HTTP
 // status (the inverse of sepconv-server's and Triton's mapping), the message

@@ -70,9 +70,7 @@ class RestClientTest : public testing::SharedServerTest<RestClientTest> {
     absl::StatusOr<int> port = testing::FreePort();
     EXPECT_TRUE(port.ok()) << port.status();
     http_port = port.value_or(0);
-    // A REST thread per connection (httplib holds one per kept-alive
-    // connection): the async tests keep up to 64 in flight.
-    return {absl::StrCat("--http_port=", http_port), "--allow_shared_memory", "--http_threads=80"};
+    return {absl::StrCat("--http_port=", http_port), "--allow_shared_memory"};
   }
 
  protected:
