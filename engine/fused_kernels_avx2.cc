@@ -36,6 +36,17 @@ struct Avx2 {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane), x);
   }
+  // The 16 floats at p split: the even ones to `even`, the odd to `odd`.
+  static void Deinterleave2(const float* p, float* even, float* odd) {
+    const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+    // Within each 128-bit lane: a's pair then b's pair; then the 64-bit
+    // quarters put a's before b's.
+    const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    constexpr int kOrder = _MM_SHUFFLE(3, 1, 2, 0);
+    _mm256_storeu_ps(even, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), kOrder)));
+    _mm256_storeu_ps(odd, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), kOrder)));
+  }
   static Reg Fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg Max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
   static Reg Min(Reg a, Reg b) { return _mm256_min_ps(a, b); }

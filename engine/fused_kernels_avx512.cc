@@ -34,6 +34,15 @@ struct Avx512 {
   static void StoreFirst(float* p, Reg x, int n) {
     _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), x);
   }
+  // The 32 floats at p split: the even ones to `even`, the odd to `odd`.
+  static void Deinterleave2(const float* p, float* even, float* odd) {
+    const __m512 a = _mm512_loadu_ps(p), b = _mm512_loadu_ps(p + 16);
+    const __m512i evens =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i one = _mm512_set1_epi32(1);
+    _mm512_storeu_ps(even, _mm512_permutex2var_ps(a, evens, b));
+    _mm512_storeu_ps(odd, _mm512_permutex2var_ps(a, _mm512_add_epi32(evens, one), b));
+  }
   static Reg Fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   // The zero-masked forms: GCC 12 warns that the plain ones' (undefined)
   // pass-through may be used uninitialized. All lanes are kept.

@@ -131,7 +131,9 @@ FusedPlan::LayerData FusedPlan::Prepare(const Layer& layer, const FusedLayerWeig
                                  RoundUp(out.w, lanes) + reach / s.stride + 1}),
                        lanes);
   const int64_t rows_read = (tile_rows - 1) * s.stride + reach + 1;
-  const int64_t floats = v.mid_channels * v.mid_ld + rows_read * s.stride * v.phase_ld;
+  // A strided layer's row buffer (FillPhases) after the rows.
+  const int64_t row_buffer = s.stride > 1 ? s.stride * v.phase_ld : 0;
+  const int64_t floats = v.mid_channels * v.mid_ld + rows_read * s.stride * v.phase_ld + row_buffer;
   scratch_floats_ = std::max(scratch_floats_, static_cast<size_t>(RoundUp(floats, 16)));
   return d;
 }

@@ -42,7 +42,8 @@ struct FusedLayerView {
   bool stream_output = false;
   // Scratch of one tile: mid channels at mid_ld floats apart, then the
   // input rows the depthwise conv reads, each zero-padded and split into
-  // `stride` phases (columns i*stride + r) of phase_ld floats.
+  // `stride` phases (columns i*stride + r) of phase_ld floats, then (stride
+  // above 1) one row of stride * phase_ld floats to split a row from.
   int64_t mid_ld = 0, phase_ld = 0;
 };
 

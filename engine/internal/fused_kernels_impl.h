@@ -26,10 +26,13 @@ typename V::Reg Activate(typename V::Reg x, Activation activation) {
 }
 
 // The `count` input rows from `iy0` on of one channel plane, zero-padded and
-// split into phases (see FusedLayerView), into `phases`.
+// split into phases (see FusedLayerView), into `phases`. A strided row is
+// first laid out padded in `row_buffer` (stride * phase_ld floats), where
+// phase r's column i is at i * stride + r: for stride 2 the two phases are
+// then its even and odd floats, split a vector pair at a time.
 template <class V>
 void FillPhases(const FusedLayerView& l, const float* plane, int64_t iy0, int64_t count,
-                float* phases) {
+                float* phases, float* row_buffer) {
   const int64_t s = l.stride, ld = l.phase_ld;
   for (int64_t j = 0; j < count; ++j) {
     const int64_t iy = iy0 + j;
@@ -39,18 +42,19 @@ void FillPhases(const FusedLayerView& l, const float* plane, int64_t iy0, int64_
       continue;
     }
     const float* src = plane + iy * l.in_w;
-    if (s == 1) {
-      std::memset(row, 0, sizeof(float) * l.pad);
-      std::memcpy(row + l.pad, src, sizeof(float) * l.in_w);
-      std::memset(row + l.pad + l.in_w, 0, sizeof(float) * (ld - l.pad - l.in_w));
+    float* padded = s == 1 ? row : row_buffer;
+    std::memset(padded, 0, sizeof(float) * l.pad);
+    std::memcpy(padded + l.pad, src, sizeof(float) * l.in_w);
+    std::memset(padded + l.pad + l.in_w, 0, sizeof(float) * (s * ld - l.pad - l.in_w));
+    if (s == 1) continue;
+    if (s == 2) {
+      for (int64_t i = 0; i < ld; i += V::kLanes) {
+        V::Deinterleave2(row_buffer + 2 * i, row + i, row + ld + i);
+      }
       continue;
     }
     for (int64_t r = 0; r < s; ++r) {
-      float* phase = row + r * ld;
-      for (int64_t i = 0; i < ld; ++i) {
-        const int64_t x = i * s + r - l.pad;
-        phase[i] = x >= 0 && x < l.in_w ? src[x] : 0.f;
-      }
+      for (int64_t i = 0; i < ld; ++i) row[r * ld + i] = row_buffer[i * s + r];
     }
   }
 }
@@ -244,7 +248,7 @@ void Tile(const FusedLayerView& l, const float* in, float* out, int64_t p0, int6
   const int64_t plane = l.in_h * l.in_w, iy0 = y0 * l.stride - l.pad;
   for (int64_t c = 0; c < l.in_channels; ++c) {
     if (c + 1 < l.in_channels) PrefetchRows<V>(l, in + (c + 1) * plane, iy0, need);
-    FillPhases<V>(l, in + c * plane, iy0, need, phases);
+    FillPhases<V>(l, in + c * plane, iy0, need, phases, phases + need * l.stride * l.phase_ld);
     for (int64_t j = 0; j < l.depth_multiplier; ++j) {
       const int64_t m = c * l.depth_multiplier + j;
       float* dst = mid + m * l.mid_ld;
