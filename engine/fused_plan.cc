@@ -14,17 +14,16 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t RoundUp(int64_t a, int64_t b) { return CeilDiv(a, b) * b; }
 size_t RoundUp64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
-// Pixels per tile: whole pointwise blocks, as many as keep the tile's
-// depthwise output near `tile_bytes`, in enough tiles that every thread gets
-// work, and a number of tiles in all (n per sample) the threads share evenly
-// where the blocks allow.
-int64_t TilePixels(int64_t n, int64_t plane, int64_t mid, int64_t block, int64_t tile_bytes,
-                   int threads) {
-  const int64_t blocks = CeilDiv(plane, block);
+// Tiles per sample: as many as keep a tile's depthwise output near
+// `tile_bytes` (a tile is whole pointwise blocks of pixels), enough that
+// every thread gets work, and a number in all (n per sample) the threads
+// share evenly where the blocks allow.
+int64_t TileCount(int64_t n, int64_t blocks, int64_t mid, int64_t block, int64_t tile_bytes,
+                  int threads) {
   const int64_t fit = std::max<int64_t>(1, tile_bytes / (block * mid * int64_t{4}));
   int64_t tiles = std::max(CeilDiv(blocks, fit), std::min(blocks, CeilDiv(threads, n)));
   while (tiles < blocks && (n * tiles) % threads != 0) ++tiles;
-  return CeilDiv(blocks, tiles) * block;
+  return tiles;
 }
 
 }  // namespace
@@ -99,8 +98,10 @@ FusedPlan::LayerData FusedPlan::Prepare(const Layer& layer, const FusedLayerWeig
   const LayerSpec& s = layer.spec;
   LayerData d;
   const int64_t plane = out.h * out.w, block = kernels_.block_pixels;
-  d.tile_pixels = TilePixels(in.n, plane, s.MidChannels(), block, tile_bytes_, threads_);
-  d.tiles = CeilDiv(plane, d.tile_pixels);
+  d.block = block;
+  d.blocks = CeilDiv(plane, block);
+  d.tiles = TileCount(in.n, d.blocks, s.MidChannels(), block, tile_bytes_, threads_);
+  d.tile_pixels = CeilDiv(d.blocks, d.tiles) * block;
   FusedLayerView& v = d.view;
   v.in_channels = s.in_channels;
   v.mid_channels = s.MidChannels();
@@ -159,10 +160,14 @@ void FusedPlan::Execute(absl::Span<const BatchItem> items, char* arena) {
     const Dims4 &in = shapes_[l], &out = shapes_[l + 1];
     const bool first = l == 0, final = l + 1 == layers_.size();
     pool.Run(threads_, n * layer.tiles, [&](int64_t t, int worker) {
-      const int64_t sample = t / layer.tiles, p0 = (t % layer.tiles) * layer.tile_pixels;
+      const int64_t sample = t / layer.tiles, tile = t % layer.tiles;
+      // Tile `tile`'s share of the blocks, which differ by one at most.
+      const int64_t p0 = tile * layer.blocks / layer.tiles * layer.block;
+      const int64_t p1 =
+          std::min((tile + 1) * layer.blocks / layer.tiles * layer.block, out.h * out.w);
       const float* src = first ? inputs_[sample] : act[(l - 1) % 2] + sample * in.c * in.h * in.w;
       float* dst = final ? outputs_[sample] : act[l % 2] + sample * out.c * out.h * out.w;
-      kernels_.tile(layer.view, src, dst, p0, std::min(p0 + layer.tile_pixels, out.h * out.w),
+      kernels_.tile(layer.view, src, dst, p0, p1,
                     reinterpret_cast<float*>(arena) + scratch_floats_ * worker);
     });
   }
@@ -171,7 +176,7 @@ void FusedPlan::Execute(absl::Span<const BatchItem> items, char* arena) {
 std::vector<std::string> FusedPlan::ImplNames() const {
   std::vector<std::string> names;
   for (const LayerData& layer : layers_) {
-    names.push_back(absl::StrCat("fused_nchw:", kernels_.isa, " (", layer.tiles, " tiles of ",
+    names.push_back(absl::StrCat("fused_nchw:", kernels_.isa, " (", layer.tiles, " tiles of up to ",
                                  layer.tile_pixels, " pixels",
                                  layer.view.stream_output ? ", output streamed" : "", ")"));
   }
