@@ -187,9 +187,16 @@ class OneDnnExecutor final : public Executor {
     internal::Arena& arena = own_arena ? *own_arena : arena_;
     std::unique_ptr<Plan> plan;
     if (tuning_.layout == ActivationLayout::kAuto) {
-      plan = internal::BuildTunedPlan(*model_, input, *flops, weights_, engine_, stream_, arena,
-                                      absl::Milliseconds(options_.tune_budget_ms))
-                 .plan;
+      internal::TuneResult tuned =
+          internal::BuildTunedPlan(*model_, input, *flops, weights_, engine_, stream_, arena,
+                                   absl::Milliseconds(options_.tune_budget_ms));
+      plan = std::move(tuned.plan);
+      if (tuned.candidates_timed > 0 && options_.on_plan_tuned) {
+        options_.on_plan_tuned(
+            PlanReport{input, plan->ImplNames(),
+                       tuned.choice.threads > 0 ? tuned.choice.threads : omp_get_max_threads(),
+                       tuned.candidates_timed, tuned.spent});
+      }
     } else {
       plan = std::make_unique<Plan>(*model_, input, *flops, tuning_.layout, weights_, engine_,
                                     stream_);

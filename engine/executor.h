@@ -9,16 +9,28 @@
 // fused depthwise-pointwise kernels.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "engine/flops.h"
 #include "engine/model_spec.h"
 
 namespace sepconv {
+
+// What the tuner chose for a new input shape (see tune_budget_ms).
+struct PlanReport {
+  Dims4 input;                       // full NCHW, n as the request brought it
+  std::vector<std::string> kernels;  // per layer, e.g. "fused_nchw:avx2 (...)", "jit_1x1:avx2"
+  int threads = 0;                   // intra-op threads the plan runs on
+  int candidates_timed = 0;
+  absl::Duration spent;  // building and timing the candidates
+};
 
 struct ExecutorOptions {
   // Intra-op (OpenMP) threads used by Run; 0 keeps the OpenMP default.
@@ -38,6 +50,10 @@ struct ExecutorOptions {
   // shapes, input shape (and batch size and thread count for the micro-batch), so each is tuned
   // once. 0 times one layout only and takes the size-based micro-batch.
   int tune_budget_ms = 300;
+  // Called, on the thread that runs the executor, after a shape's plan was
+  // chosen by timing (not for a choice remembered from an earlier timing):
+  // servers log it, so the kernels serving each shape are known.
+  std::function<void(const PlanReport&)> on_plan_tuned = nullptr;
   // Input shapes (full NCHW) Create warms before returning (see Warm): a
   // shape the model rejects fails Create.
   std::vector<Dims4> warm_shapes = {};

@@ -1,8 +1,12 @@
 #include "server/models/served_model.h"
 
+#include <cstdio>
+#include <functional>
+#include <string>
 #include <thread>
 #include <utility>
 
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 
 namespace sepconv {
@@ -11,6 +15,23 @@ namespace {
 // How many Submit callbacks this thread is inside (they may nest: a done
 // that cancels another job runs that job's done).
 thread_local int callbacks_running = 0;
+
+// One stderr line per shape the engine tunes: which kernels serve it, on
+// how many threads, and what choosing them cost.
+std::function<void(const PlanReport&)> PlanLogger(const std::string& name,
+                                                  const std::string& version) {
+  return [name, version](const PlanReport& report) {
+    const Dims4& d = report.input;
+    std::fprintf(stderr,
+                 "sepconv-server: model '%s' version %s, input %lldx%lldx%lldx%lld: %s on %d "
+                 "thread(s), chosen by timing %d candidates in %lld ms\n",
+                 name.c_str(), version.c_str(), static_cast<long long>(d.n),
+                 static_cast<long long>(d.c), static_cast<long long>(d.h),
+                 static_cast<long long>(d.w), absl::StrJoin(report.kernels, ", ").c_str(),
+                 report.threads, report.candidates_timed,
+                 static_cast<long long>(absl::ToInt64Milliseconds(report.spent)));
+  };
+}
 
 }  // namespace
 
@@ -24,8 +45,10 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ServedModel::Create(
         metrics->ForModel(ModelLabels{name, version, static_cast<int64_t>(spec->layers.size()),
                                       spec->InChannels(), spec->OutChannels()});
   }
-  Scheduler::ExecutorFactory make_executor = [spec, executor_options]() {
-    return Executor::Create(spec, executor_options);
+  ExecutorOptions options = executor_options;
+  if (!options.on_plan_tuned) options.on_plan_tuned = PlanLogger(name, version);
+  Scheduler::ExecutorFactory make_executor = [spec, options]() {
+    return Executor::Create(spec, options);
   };
   absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
       Scheduler::Create(scheduler_options, std::move(make_executor), model_metrics);

@@ -393,6 +393,39 @@ TEST(ExecutorTest, CreateWarmsTheGivenShapes) {
   internal::ClearTunedChoices();
 }
 
+// on_plan_tuned reports each shape the executor's tuner times, once: not a
+// shape run again, nor a choice another executor already timed.
+TEST(ExecutorTest, ReportsEachTunedShapeOnce) {
+  internal::ClearTunedChoices();
+  const ModelSpec model = MakeRandomModel({Spec(8, 16), Spec(16, 8)}, 7).value();
+  std::vector<PlanReport> reports;
+  ExecutorOptions options;
+  options.threads = 2;
+  options.tune_budget_ms = 50;
+  options.on_plan_tuned = [&](const PlanReport& report) { reports.push_back(report); };
+  std::unique_ptr<Executor> first = MakeExecutor(model, options);
+  ASSERT_NE(first, nullptr);
+  const Dims4 a{1, 8, 9, 11}, b{2, 8, 6, 6};
+  RunAndCheck(*first, a, Input(a, 1));
+  RunAndCheck(*first, a, Input(a, 2));
+  RunAndCheck(*first, b, Input(b, 3));
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(reports[0].input, a);
+  EXPECT_EQ(reports[1].input, b);
+  for (const PlanReport& report : reports) {
+    EXPECT_FALSE(report.kernels.empty());
+    EXPECT_GE(report.threads, 1);
+    EXPECT_LE(report.threads, 2);
+    EXPECT_GE(report.candidates_timed, 1);
+    EXPECT_GT(report.spent, absl::ZeroDuration());
+  }
+  std::unique_ptr<Executor> second = MakeExecutor(model, options);
+  ASSERT_NE(second, nullptr);
+  RunAndCheck(*second, a, Input(a, 4));
+  EXPECT_EQ(reports.size(), 2u);
+  internal::ClearTunedChoices();
+}
+
 TEST(ExecutorTest, CreateRejectsInvalidModels) {
   ModelSpec model = MakeRandomModel({Spec(4, 8)}, 0).value();
   model.layers[0].weights.pointwise.pop_back();
