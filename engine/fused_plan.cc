@@ -98,10 +98,8 @@ FusedPlan::LayerData FusedPlan::Prepare(const Layer& layer, const FusedLayerWeig
   const LayerSpec& s = layer.spec;
   LayerData d;
   const int64_t plane = out.h * out.w, block = kernels_.block_pixels;
-  d.block = block;
   d.blocks = CeilDiv(plane, block);
   d.tiles = TileCount(in.n, d.blocks, s.MidChannels(), block, tile_bytes_, threads_);
-  d.tile_pixels = CeilDiv(d.blocks, d.tiles) * block;
   FusedLayerView& v = d.view;
   v.in_channels = s.in_channels;
   v.mid_channels = s.MidChannels();
@@ -125,7 +123,7 @@ FusedPlan::LayerData FusedPlan::Prepare(const Layer& layer, const FusedLayerWeig
   // The rows a tile's pixels touch (a partial one at each end), and slack
   // past them: the last row's vector and the last pointwise block, which
   // starts up to a row in, may run past them.
-  const int64_t tile_rows = CeilDiv(d.tile_pixels, out.w) + 1;
+  const int64_t tile_rows = CeilDiv(TilePixels(d), out.w) + 1;
   v.mid_ld = RoundUp(tile_rows * out.w + block, lanes) + lanes;
   if (v.mid_ld % 1024 == 0) v.mid_ld += lanes;  // rows 4 KiB apart alias in L1
   v.phase_ld = RoundUp(std::max({v.pad + in.w, CeilDiv(in.w + 2 * v.pad, s.stride),
@@ -162,9 +160,9 @@ void FusedPlan::Execute(absl::Span<const BatchItem> items, char* arena) {
     pool.Run(threads_, n * layer.tiles, [&](int64_t t, int worker) {
       const int64_t sample = t / layer.tiles, tile = t % layer.tiles;
       // Tile `tile`'s share of the blocks, which differ by one at most.
-      const int64_t p0 = tile * layer.blocks / layer.tiles * layer.block;
-      const int64_t p1 =
-          std::min((tile + 1) * layer.blocks / layer.tiles * layer.block, out.h * out.w);
+      const int64_t block = kernels_.block_pixels;
+      const int64_t p0 = tile * layer.blocks / layer.tiles * block;
+      const int64_t p1 = std::min((tile + 1) * layer.blocks / layer.tiles * block, out.h * out.w);
       const float* src = first ? inputs_[sample] : act[(l - 1) % 2] + sample * in.c * in.h * in.w;
       float* dst = final ? outputs_[sample] : act[l % 2] + sample * out.c * out.h * out.w;
       kernels_.tile(layer.view, src, dst, p0, p1,
@@ -173,11 +171,15 @@ void FusedPlan::Execute(absl::Span<const BatchItem> items, char* arena) {
   }
 }
 
+int64_t FusedPlan::TilePixels(const LayerData& layer) const {
+  return CeilDiv(layer.blocks, layer.tiles) * kernels_.block_pixels;
+}
+
 std::vector<std::string> FusedPlan::ImplNames() const {
   std::vector<std::string> names;
   for (const LayerData& layer : layers_) {
     names.push_back(absl::StrCat("fused_nchw:", kernels_.isa, " (", layer.tiles, " tiles of up to ",
-                                 layer.tile_pixels, " pixels",
+                                 TilePixels(layer), " pixels",
                                  layer.view.stream_output ? ", output streamed" : "", ")"));
   }
   return names;

@@ -76,12 +76,13 @@ class FusedPlan {
  private:
   struct LayerData {
     FusedLayerView view;
-    // A sample's plane is `blocks` pointwise blocks of `block` pixels,
-    // shared by `tiles` tiles as evenly as whole blocks allow (their sizes
-    // differ by one block at most, so that the threads finish together);
-    // tile_pixels is the largest tile's.
-    int64_t block = 1, blocks = 1, tiles = 1, tile_pixels = 1;
+    // A sample's plane is `blocks` pointwise blocks of pixels, shared by
+    // `tiles` tiles as evenly as whole blocks allow (their sizes differ by
+    // one block at most, so that the threads finish together).
+    int64_t blocks = 1, tiles = 1;
   };
+  // The largest tile's pixels.
+  int64_t TilePixels(const LayerData& layer) const;
   // A layer's view and tiles; grows scratch_floats_ to what it needs.
   LayerData Prepare(const Layer& layer, const FusedLayerWeights& weights, const Dims4& in,
                     const Dims4& out);

@@ -6,6 +6,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 
@@ -22,14 +23,12 @@ std::function<void(const PlanReport&)> PlanLogger(const std::string& name,
                                                   const std::string& version) {
   return [name, version](const PlanReport& report) {
     const Dims4& d = report.input;
-    std::fprintf(stderr,
-                 "sepconv-server: model '%s' version %s, input %lldx%lldx%lldx%lld: %s on %d "
-                 "thread(s), chosen by timing %d candidates in %lld ms\n",
-                 name.c_str(), version.c_str(), static_cast<long long>(d.n),
-                 static_cast<long long>(d.c), static_cast<long long>(d.h),
-                 static_cast<long long>(d.w), absl::StrJoin(report.kernels, ", ").c_str(),
-                 report.threads, report.candidates_timed,
-                 static_cast<long long>(absl::ToInt64Milliseconds(report.spent)));
+    const std::string line =
+        absl::StrCat("sepconv-server: model '", name, "' version ", version, ", input ", d.n, "x",
+                     d.c, "x", d.h, "x", d.w, ": ", absl::StrJoin(report.kernels, ", "), " on ",
+                     report.threads, " thread(s), chosen by timing ", report.candidates_timed,
+                     " candidates in ", absl::ToInt64Milliseconds(report.spent), " ms\n");
+    std::fputs(line.c_str(), stderr);
   };
 }
 
