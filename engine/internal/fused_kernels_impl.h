@@ -189,10 +189,27 @@ void PointwiseRows(const float* weights, const float* bias, const float* mid, in
                                 channels, pixels, out, out_ld);
 }
 
+// Asks for the cache lines of `pixels` output floats at `out` in each of
+// `channels` planes (out_plane floats apart): a block's output lines, the
+// block before it runs.
+template <class V>
+void PrefetchOutput(const float* out, int64_t channels, int64_t pixels, int64_t out_plane) {
+  constexpr int64_t kLineFloats = 16;
+  for (int64_t i = 0; i < channels; ++i) {
+    const float* row = out + i * out_plane;
+    for (int64_t q = 0; q < pixels; q += kLineFloats) V::Prefetch(row + q);
+    V::Prefetch(row + pixels - 1);
+  }
+}
+
 // The pointwise product of the tile's pixels [0, pixels) of `mid` into
 // `out` (the first of them, out_plane floats between output channels): per
 // pass of mid channels, per block of NV vectors of pixels (a narrower block
-// for a tail of one vector or less), every block of MR output channels.
+// for a tail of one vector or less), every block of MR output channels,
+// whose lines of the next pixel block are asked for meanwhile. Output lines
+// not in cache (the server's usual case: its transport passes several
+// megabytes through the caches between requests) would otherwise stall
+// each block's stores on their reads for ownership, one channel at a time.
 template <class V, int MR, int NV>
 void Pointwise(const FusedLayerView& l, const float* mid, int64_t pixels, float* out,
                int64_t out_plane) {
@@ -204,9 +221,15 @@ void Pointwise(const FusedLayerView& l, const float* mid, int64_t pixels, float*
     const float* pass = mid + c0 * l.mid_ld;
     for (int64_t p = 0; p < pixels; p += kBlock) {
       const bool wide = p + V::kLanes < pixels;
+      const int64_t next = p + kBlock < pixels ? p + kBlock : 0;
+      const int64_t next_pixels = pixels - next < kBlock ? pixels - next : kBlock;
       for (int64_t cb = 0; cb < l.out_channels; cb += MR) {
         const float* weights = l.pw_packed + cb * l.mid_channels + c0 * MR;
         float* dst = out + cb * out_plane + p;
+        if (next > 0) {
+          const int64_t channels = l.out_channels - cb < MR ? l.out_channels - cb : MR;
+          PrefetchOutput<V>(out + cb * out_plane + next, channels, next_pixels, out_plane);
+        }
         if (wide) {
           PointwiseRows<V, MR, NV>(weights, l.pw_bias + cb, pass + p, l.mid_ld, mids, first, last,
                                    stream, l.pw_activation, l.out_channels - cb, pixels - p, dst,
