@@ -46,10 +46,10 @@ RUN /tmp/install-deps.sh runtime \
       --shell /usr/sbin/nologin sepconv
 COPY --from=builder /out/ /usr/local/bin/
 USER 10001:10001
-# OpenMP threads sleep between batches instead of spinning on the cores that
-# gRPC's threads need (libgomp reads this at load, so it cannot be set from
-# main; see docs/performance.md "Service"). Override with -e OMP_WAIT_POLICY=active.
-ENV OMP_WAIT_POLICY=passive
+# OpenMP keeps libgomp's default wait policy (idle threads spin a while,
+# then sleep): measured faster than passive, also with clients on the same
+# CPUs (docs/performance.md "OpenMP wait policy"). -e OMP_WAIT_POLICY=passive
+# makes idle threads sleep at once.
 EXPOSE 8000 8001 8002
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
   CMD ["sepconv-client", "health", "--server=127.0.0.1:8001"]

@@ -7,6 +7,4 @@ cd "$(dirname "$0")/.."
 deploy/install-deps.sh build
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSEPCONV_BUILD_TESTS=OFF >/dev/null
 cmake --build build --target sepconv-server sepconv-client
-# OpenMP threads sleep between batches rather than spin on gRPC's cores
-# (the image sets the same; an OMP_WAIT_POLICY already set wins).
-OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} exec build/server/sepconv-server "$@"
+exec build/server/sepconv-server "$@"

@@ -132,13 +132,13 @@ def export_repository(root, models):
 class Server(LoggedProcess):
     """sepconv-server on 127.0.0.1, batching off, serving `models` of `repository`."""
 
-    def __init__(self, binary, repository, threads, models):
+    def __init__(self, binary, repository, threads, models, env=None):
         self.metrics_port = free_port()
         super().__init__([binary, "--address=127.0.0.1", f"--model_repository={repository}",
                           f"--threads={threads}", "--max_batch_size=0", "--http_port=0",
                           "--grpc_port=0", f"--metrics_port={self.metrics_port}",
                           "--allow_shared_memory"],
-                         "server_engine_bench_")
+                         "server_engine_bench_", env)
         try:
             self.port = self.wait_for_port(r"on gRPC port (\d+)")
             served = re.search(r"serving models \[([^\]]*)\]", self.text()).group(1).split(", ")
@@ -157,12 +157,13 @@ class Server(LoggedProcess):
                 sums.get("sepconv_compute_duration_seconds_count", 0.0))
 
 
-def client_bench(client, server, case, window_ms, shm=False):
-    """One window of sepconv-client bench at concurrency 1 (no warm-up), the
+def client_bench(client, server, case, window_ms, shm=False, concurrency=1):
+    """One window of sepconv-client bench at `concurrency` (no warm-up), the
     tensors in the requests or (shm) in shared memory: its step."""
     run = subprocess.run(
         [client, "bench", f"--server=127.0.0.1:{server.port}", f"--model={case.model}",
-         "--shape=" + ",".join(map(str, case.shape)), "--concurrency=1", "--warmup_ms=0",
+         "--shape=" + ",".join(map(str, case.shape)), f"--concurrency={concurrency}",
+         "--warmup_ms=0",
          f"--window_ms={round(window_ms)}", "--max_windows=1", "--timeout_ms=120000",
          "--json=-"] + (["--shared_memory=system"] if shm else []),
         capture_output=True, text=True, timeout=600)
