@@ -51,7 +51,9 @@ bandwidth) over ours; r is ours over the standard convolution's time, and
 share = (1/Cout + 1/9) / r is the part of the seed's promised saving (a
 separable layer has 1/Cout + 1/9 of the standard convolution's FLOPs) that a
 request gets. Geometric means last; then the server's compute at each T
-against the first T.
+against the first T; then the plan the server's tuner chose for each case
+(its log line: the kernels and threads), which can differ from the one
+engine_bench's own tuning chose for the in-process column.
 
 The environment reaches every process: ONEDNN_MAX_CPU_ISA=AVX2 caps oneDNN
 (the header names the ISA engine_bench saw dispatched). The client, gRPC and
@@ -219,6 +221,15 @@ def run_xnnpack(binary, case, threads, min_time):
     return result["median_ms"] if result else None
 
 
+def served_plan(server, case):
+    """The kernels the server logged choosing for the case's input shape (its
+    tuner's choice, which can differ from engine_bench's), or "?"."""
+    shape = "x".join(map(str, case.shape))
+    plans = re.findall(rf"model '{case.model}' version \d+, input {shape}: (.* on \d+ thread\(s\))",
+                       server.text())
+    return plans[-1] if plans else "?"
+
+
 def measure_case(args, bins, server, case, threads):
     """Every number of one row (ms unless named otherwise)."""
     # Google Benchmark's regex takes no "\-": the names need no escaping.
@@ -228,6 +239,7 @@ def measure_case(args, bins, server, case, threads):
            "min_bytes": ours["min_bytes"]}
     row.update(serve_case(args, bins["client"], server, case))
     row.update(serve_case(args, bins["client"], server, case, shm=True))
+    row["served_plan"] = served_plan(server, case)
     t = run_torch(f"^{re.escape(case.name)}$", threads, args.min_time, ["--standard_conv"])
     t = t[case.name]
     row["torch_best_ms"] = min(t["median_ms"], t["channels_last_median_ms"])
@@ -373,6 +385,10 @@ def report(args, cases, results, built):
     if len(results) > 1:
         print("\nthreads: server compute (and in-process) time ratios, < 1 is a speed-up")
         print_table(*threads_table(cases, results), args.markdown)
+    print("\nthe plans the server's tuner chose (its log line)")
+    print_table(["case", "T", "plan"],
+                [[c.name, str(t), r["cases"][c.name].get("served_plan", "?")]
+                 for c in cases for t, r in results], args.markdown)
 
 
 def main():

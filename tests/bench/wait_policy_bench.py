@@ -10,7 +10,7 @@ libgomp reads OMP_WAIT_POLICY (and GOMP_SPINCOUNT) when it loads, so the
 policy cannot be chosen from main(): it is the environment of the process.
 "spin" is libgomp's default (idle threads spin a while, then sleep; the
 variables are removed from the environment), "passive" and "active" set
-OMP_WAIT_POLICY. Only plans that run oneDNN's primitives use OpenMP; the
+OMP_WAIT_POLICY, "spin10k" sets GOMP_SPINCOUNT=10000 (a shorter spin). Only plans that run oneDNN's primitives use OpenMP; the
 fused kernels have their own pool (engine/internal/tile_pool.h), so the
 policy shows where oneDNN serves.
 
@@ -41,7 +41,7 @@ import server_engine_bench as seb  # noqa: E402
 from sepconv_testing import print_table  # noqa: E402
 
 POLICIES = {"spin": {}, "passive": {"OMP_WAIT_POLICY": "passive"},
-            "active": {"OMP_WAIT_POLICY": "active"}}
+            "active": {"OMP_WAIT_POLICY": "active"}, "spin10k": {"GOMP_SPINCOUNT": "10000"}}
 DEFAULT_CASES = r"^(sepconv/1x|mobilenet_body/1x)"
 PLAN_LINE = r"input \S+: (.*) on \d+ thread\(s\)"
 
