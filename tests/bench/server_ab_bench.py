@@ -78,6 +78,8 @@ def main():
                 try:
                     for case in cases:
                         r = engine.serve_case(args, client, server, case)
+                        print(f"  {case.name}: compute {r['server_compute_ms']:.3f} ms; plan "
+                              f"{engine.served_plan(server, case)}", file=sys.stderr)
                         results.setdefault((case.name, build), []).append(
                             (r["server_compute_ms"], r["e2e_p50_ms"]))
                 finally:

@@ -222,11 +222,12 @@ def run_xnnpack(binary, case, threads, min_time):
 
 
 def served_plan(server, case):
-    """The kernels the server logged choosing for the case's input shape (its
-    tuner's choice, which can differ from engine_bench's), or "?"."""
-    shape = "x".join(map(str, case.shape))
-    plans = re.findall(rf"model '{case.model}' version \d+, input {shape}: (.* on \d+ thread\(s\))",
-                       server.text())
+    """The kernels the server logged choosing for the case's image shape (its
+    tuner's choice, which can differ from engine_bench's; one per image
+    shape, whatever the batch), or "?"."""
+    image = "x".join(map(str, case.shape[1:]))
+    plans = re.findall(rf"model '{case.model}' version \d+, input \d+x{image}: "
+                       r"(.* on \d+ thread\(s\))", server.text())
     return plans[-1] if plans else "?"
 
 
