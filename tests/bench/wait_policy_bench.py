@@ -10,9 +10,10 @@ libgomp reads OMP_WAIT_POLICY (and GOMP_SPINCOUNT) when it loads, so the
 policy cannot be chosen from main(): it is the environment of the process.
 "spin" is libgomp's default (idle threads spin a while, then sleep; the
 variables are removed from the environment), "passive" and "active" set
-OMP_WAIT_POLICY, "spin10k" sets GOMP_SPINCOUNT=10000 (a shorter spin). Only plans that run oneDNN's primitives use OpenMP; the
-fused kernels have their own pool (engine/internal/tile_pool.h), so the
-policy shows where oneDNN serves.
+OMP_WAIT_POLICY, "spin10k" sets GOMP_SPINCOUNT=10000 (a shorter spin). Only
+plans that run oneDNN's primitives use OpenMP; the fused kernels have their
+own pool (engine/internal/tile_pool.h), so the policy shows where oneDNN
+serves.
 
 Each round starts, per case and per policy (the order alternating between
 rounds), a fresh `sepconv-server` with default threads and batching off on
@@ -43,7 +44,6 @@ from sepconv_testing import print_table  # noqa: E402
 POLICIES = {"spin": {}, "passive": {"OMP_WAIT_POLICY": "passive"},
             "active": {"OMP_WAIT_POLICY": "active"}, "spin10k": {"GOMP_SPINCOUNT": "10000"}}
 DEFAULT_CASES = r"^(sepconv/1x|mobilenet_body/1x)"
-PLAN_LINE = r"input \S+: (.*) on \d+ thread\(s\)"
 
 
 def measure_run(args, bins, repository, case, policy):
@@ -53,11 +53,10 @@ def measure_run(args, bins, repository, case, policy):
         served = seb.serve_case(args, bins["client"], server, case)
         seb.client_bench(bins["client"], server, case, args.window_ms, concurrency=4)
         loaded = seb.client_bench(bins["client"], server, case, args.window_ms, concurrency=4)
-        plans = re.findall(PLAN_LINE, server.text())
+        plan = seb.served_plan(server, case)
     finally:
         server.stop()
-    return (plans[-1] if plans else "?", served["server_compute_ms"], served["e2e_p50_ms"],
-            loaded["infer_per_sec"])
+    return plan, served["server_compute_ms"], served["e2e_p50_ms"], loaded["infer_per_sec"]
 
 
 def short(plan):
