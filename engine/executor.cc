@@ -195,7 +195,9 @@ class OneDnnExecutor final : public Executor {
         options_.on_plan_tuned(
             PlanReport{input, plan->ImplNames(),
                        tuned.choice.threads > 0 ? tuned.choice.threads : omp_get_max_threads(),
-                       tuned.candidates_timed, tuned.spent});
+                       tuned.candidates_timed, tuned.rounds,
+                       tuned.runner_up ? Describe(*tuned.runner_up) : std::string(),
+                       tuned.runner_up_ratio, tuned.spent});
       }
     } else {
       plan = std::make_unique<Plan>(*model_, input, *flops, tuning_.layout, weights_, engine_,

@@ -29,6 +29,11 @@ struct PlanReport {
   std::vector<std::string> kernels;  // per layer, e.g. "fused_nchw:avx2 (...)", "jit_1x1:avx2"
   int threads = 0;                   // intra-op threads the plan runs on
   int candidates_timed = 0;
+  int rounds = 0;  // timed runs of the chosen plan
+  // The second fastest candidate (e.g. "nChw8c on 2 thread(s)", empty when
+  // only one was timed) and its best time over the chosen one's.
+  std::string runner_up;
+  double runner_up_ratio = 0;
   absl::Duration spent;  // building and timing the candidates
 };
 

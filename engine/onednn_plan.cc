@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace sepconv {
 namespace {
@@ -204,6 +205,32 @@ ActivationLayout ResolveLayout(ActivationLayout layout) {
     return ActivationLayout::kBlocked8;
   }
   return ActivationLayout::kNhwc;
+}
+
+const char* LayoutName(ActivationLayout layout) {
+  switch (layout) {
+    case ActivationLayout::kAuto:
+      return "auto";
+    case ActivationLayout::kNhwc:
+      return "nhwc";
+    case ActivationLayout::kBlocked8:
+      return "nChw8c";
+    case ActivationLayout::kBlocked16:
+      return "nChw16c";
+    case ActivationLayout::kNhwcDirect:
+      return "nhwc_direct";
+    case ActivationLayout::kFusedNchw:
+      return "fused";
+  }
+  return "?";
+}
+
+std::string Describe(const PlanChoice& choice) {
+  return absl::StrCat(
+      LayoutName(choice.layout),
+      choice.fused_tile_bytes > 0 ? absl::StrCat(" ", choice.fused_tile_bytes >> 10, "K") : "",
+      choice.fused_stream ? " streamed" : "",
+      choice.threads > 0 ? absl::StrCat(" on ", choice.threads, " thread(s)") : " on all threads");
 }
 
 int64_t MicroBatchSize(const ModelSpec& model, const Dims4& chw, int64_t n, int64_t requested) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 
@@ -47,6 +49,12 @@ std::vector<PlanChoice> Candidates(int threads) {
   return candidates;
 }
 
+// Timed rounds of layout candidates (see TimeCandidates) and of
+// micro-batches.
+constexpr int kMinLayoutRounds = 3;
+constexpr int kLayoutRounds = 5;
+constexpr double kHopelessMargin = 2.0;
+constexpr double kContenderMargin = 1.25;
 constexpr int kTimedRuns = 3;
 
 struct Choices {
@@ -102,6 +110,7 @@ struct TimedPlan {
   std::unique_ptr<Plan> plan;
   PlanChoice choice;  // what it runs with (a fallback's layout, not the one asked for)
   absl::Duration best = absl::InfiniteDuration();
+  int runs = 0;  // timed
 };
 
 // The input timing runs read (zeros) and the output they write (the same
@@ -137,22 +146,37 @@ std::vector<TimedPlan> BuildCandidates(const ModelSpec& model, const Dims4& inpu
   return candidates;
 }
 
-// Up to kTimedRuns rounds (the first always; none for a lone candidate)
-// that interleave the candidates, so that a burst of load from other
-// processes hits them alike; each timed run starts with cold caches (see
-// CacheEvictor).
+TimedPlan& Fastest(std::vector<TimedPlan>& candidates) {
+  return *std::min_element(candidates.begin(), candidates.end(),
+                           [](const TimedPlan& a, const TimedPlan& b) { return a.best < b.best; });
+}
+
+// kMinLayoutRounds to kLayoutRounds rounds, more while the budget lasts
+// (none for a lone candidate), that interleave the candidates, so that a
+// burst of load from other processes hits them alike; each timed run starts
+// with cold caches (see CacheEvictor). Later rounds run only the candidates
+// that can still win, so they cost little and a close call rests on more
+// than one run each: after one run each, those over kHopelessMargin times
+// the leader's best drop out (fused streamed stores took 10-12 ms against
+// 0.7-1.1 at 1x32-64x112 on an AVX2 EPYC); after two, those over
+// kContenderMargin. (Building the MobileNet body's candidates took its whole
+// 300 ms budget there: one round each, and the two best 1.04-1.14x apart.)
 void TimeCandidates(std::vector<TimedPlan>& candidates, const TimingData& data,
                     dnnl::stream& stream, Arena& arena, absl::Time deadline) {
   if (candidates.size() < 2) return;
   CacheEvictor evictor;
   const absl::Span<const BatchItem> items(&data.item, 1);
-  for (int round = 0; round < kTimedRuns; ++round) {
-    if (round > 0 && absl::Now() >= deadline) break;
+  for (int round = 0; round < kLayoutRounds; ++round) {
+    if (round >= kMinLayoutRounds && absl::Now() >= deadline) break;
+    const absl::Duration leader = Fastest(candidates).best;
+    const double margin = round < 2 ? kHopelessMargin : kContenderMargin;
     for (TimedPlan& candidate : candidates) {
+      if (candidate.best > leader * margin) continue;
       evictor.Evict();
       const absl::Time t0 = absl::Now();
       candidate.plan->Execute(items, stream, arena);
       candidate.best = std::min(candidate.best, absl::Now() - t0);
+      ++candidate.runs;
     }
   }
 }
@@ -169,9 +193,19 @@ TuneResult TuneResultFor(std::unique_ptr<Plan> plan, const PlanChoice& choice, i
   return result;
 }
 
-TimedPlan& Fastest(std::vector<TimedPlan>& candidates) {
-  return *std::min_element(candidates.begin(), candidates.end(),
-                           [](const TimedPlan& a, const TimedPlan& b) { return a.best < b.best; });
+// The fastest of `candidates` (not empty) as a result, with its runner-up.
+TuneResult ResultOfTiming(std::vector<TimedPlan>& candidates, absl::Time start) {
+  std::sort(candidates.begin(), candidates.end(),
+            [](const TimedPlan& a, const TimedPlan& b) { return a.best < b.best; });
+  TimedPlan& best = candidates.front();
+  TuneResult result =
+      TuneResultFor(std::move(best.plan), best.choice, static_cast<int>(candidates.size()), start);
+  result.rounds = best.runs;
+  if (candidates.size() > 1 && best.best > absl::ZeroDuration()) {
+    result.runner_up = candidates[1].choice;
+    result.runner_up_ratio = absl::FDivDuration(candidates[1].best, best.best);
+  }
+  return result;
 }
 
 }  // namespace
@@ -197,13 +231,12 @@ TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const Flop
   std::vector<TimedPlan> candidates =
       BuildCandidates(model, input, flops, weights, engine, stream, data, arena, start + budget);
   TimeCandidates(candidates, data, stream, arena, start + budget);
-  TimedPlan& best = Fastest(candidates);
+  TuneResult result = ResultOfTiming(candidates, start);
   {
     absl::MutexLock lock(&choices.mu);
-    choices.plan.emplace(key, best.choice);
+    choices.plan.emplace(key, result.choice);
   }
-  return TuneResultFor(std::move(best.plan), best.choice, static_cast<int>(candidates.size()),
-                       start);
+  return result;
 }
 
 std::optional<PlanChoice> TunedChoice(const ModelSpec& model, const Dims4& input) {
@@ -330,12 +363,48 @@ absl::StatusOr<MicroBatchChoice> ChooseMicroBatch(const ModelSpec& model, const 
   return choice;
 }
 
-CacheEvictor::CacheEvictor() {
-  long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
-  if (llc <= 0) llc = sysconf(_SC_LEVEL2_CACHE_SIZE);
-  if (llc <= 0) llc = 32L << 20;
-  buffer_.resize(std::min<size_t>(2 * static_cast<size_t>(llc), size_t{256} << 20));
+namespace {
+
+// The largest cache of CPU 0 as the kernel describes it (sysfs: what lscpu
+// shows), else as glibc's sysconf reads CPUID, else 32 MiB. The kernel's
+// figure comes first: in a VM CPUID can report the host's cache, and a
+// 2-vCPU EPYC guest whose kernel says 32 MiB of L3 got 256 MiB from
+// sysconf, making each eviction 22 ms instead of 5 and leaving the tuner's
+// budget one round.
+size_t LastLevelCacheBytes() {
+  size_t largest = 0;
+  for (int index = 0; index < 16; ++index) {
+    std::ifstream file(absl::StrCat("/sys/devices/system/cpu/cpu0/cache/index", index, "/size"));
+    std::string text;
+    if (!(file >> text)) break;
+    size_t scale = 1;
+    switch (text.empty() ? '\0' : text.back()) {
+      case 'K':
+        scale = size_t{1} << 10;
+        break;
+      case 'M':
+        scale = size_t{1} << 20;
+        break;
+      case 'G':
+        scale = size_t{1} << 30;
+        break;
+    }
+    if (scale != 1) text.pop_back();
+    uint64_t value = 0;
+    if (absl::SimpleAtoi(text, &value)) largest = std::max<size_t>(largest, value * scale);
+  }
+  if (largest > 0) return largest;
+  for (int name : {_SC_LEVEL3_CACHE_SIZE, _SC_LEVEL2_CACHE_SIZE}) {
+    const long bytes = sysconf(name);
+    if (bytes > 0) return static_cast<size_t>(bytes);
+  }
+  return size_t{32} << 20;
 }
+
+}  // namespace
+
+CacheEvictor::CacheEvictor()
+    : buffer_(std::min<size_t>(2 * LastLevelCacheBytes(), size_t{256} << 20)) {}
 
 void CacheEvictor::Evict() {
   for (size_t i = 0; i < buffer_.size(); i += 64) buffer_[i] = static_cast<char>(buffer_[i] + 1);

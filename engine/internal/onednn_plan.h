@@ -67,6 +67,13 @@ struct PlanChoice {
 // kAuto resolved for the CPU oneDNN runs on.
 ActivationLayout ResolveLayout(ActivationLayout layout);
 
+// "auto", "nhwc", "nChw8c", "nChw16c", "nhwc_direct" or "fused".
+const char* LayoutName(ActivationLayout layout);
+
+// A choice as logs and benchmarks show it, e.g. "nChw8c on 2 thread(s)",
+// "fused 128K streamed on 1 thread(s)"; threads 0 shows as "all threads".
+std::string Describe(const PlanChoice& choice);
+
 // Internal knobs of the executor, pinned by tests and benchmarks.
 struct OneDnnTuning {
   ActivationLayout layout = ActivationLayout::kAuto;

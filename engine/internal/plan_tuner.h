@@ -61,16 +61,22 @@ struct TuneResult {
   std::unique_ptr<Plan> plan;
   PlanChoice choice;         // the one chosen (kAuto resolved), as plan->choice()
   int candidates_timed = 0;  // 0: the choice was cached
-  absl::Duration spent;      // building and timing
+  int rounds = 0;            // timed rounds the leader ran in
+  // The second fastest and its best time over the chosen one's (>= 1), when
+  // more than one candidate was timed: how close the call was.
+  std::optional<PlanChoice> runner_up;
+  double runner_up_ratio = 0;
+  absl::Duration spent;  // building and timing
 };
 
 // The plan for `input` in the fastest layout. Candidates are built and run
-// once while `budget` lasts (the first always), then timed in up to 3
-// interleaved rounds (the first always; none for a lone candidate), each
-// timed run after the caches were flushed (a write over twice the
-// last-level cache, allocated for the tuning), the best run of each kept,
-// so tuning one shape costs about budget + one round. Timing runs use
-// `arena` (the caller's executor's).
+// once while `budget` lasts (the first always), then timed in 3 to 5
+// interleaved rounds (more than 3 while the budget lasts; none for a lone
+// candidate; after the first, only the candidates still close to the
+// leader), each timed run after the caches were flushed (a write over twice
+// the last-level cache, allocated for the tuning), the best run of each
+// kept, so tuning one shape costs about budget + three rounds, the last two
+// of the contenders only. Timing runs use `arena` (the caller's executor's).
 TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
                           WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream,
                           Arena& arena, absl::Duration budget);

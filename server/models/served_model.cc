@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 
@@ -23,11 +24,17 @@ std::function<void(const PlanReport&)> PlanLogger(const std::string& name,
                                                   const std::string& version) {
   return [name, version](const PlanReport& report) {
     const Dims4& d = report.input;
-    const std::string line =
+    std::string line =
         absl::StrCat("sepconv-server: model '", name, "' version ", version, ", input ", d.n, "x",
                      d.c, "x", d.h, "x", d.w, ": ", absl::StrJoin(report.kernels, ", "), " on ",
                      report.threads, " thread(s), chosen by timing ", report.candidates_timed,
-                     " candidates in ", absl::ToInt64Milliseconds(report.spent), " ms\n");
+                     " candidates in ", absl::ToInt64Milliseconds(report.spent), " ms");
+    if (!report.runner_up.empty()) {
+      absl::StrAppend(
+          &line, absl::StrFormat(" (%d timed runs; runner-up %s at %.2fx the time)", report.rounds,
+                                 report.runner_up, report.runner_up_ratio));
+    }
+    absl::StrAppend(&line, "\n");
     std::fputs(line.c_str(), stderr);
   };
 }

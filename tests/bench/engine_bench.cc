@@ -80,24 +80,6 @@ int64_t WeightElements(const ModelSpec& model) {
   return total;
 }
 
-const char* LayoutName(ActivationLayout layout) {
-  switch (layout) {
-    case ActivationLayout::kAuto:
-      return "auto";
-    case ActivationLayout::kNhwc:
-      return "nhwc";
-    case ActivationLayout::kBlocked8:
-      return "nChw8c";
-    case ActivationLayout::kBlocked16:
-      return "nChw16c";
-    case ActivationLayout::kNhwcDirect:
-      return "nhwc_direct";
-    case ActivationLayout::kFusedNchw:
-      return "fused";
-  }
-  return "?";
-}
-
 void BM_Engine(benchmark::State& state, std::shared_ptr<const ModelSpec> model, Dims4 dims,
                OneDnnTuning tuning) {
   ExecutorOptions options;
@@ -141,11 +123,7 @@ void BM_Engine(benchmark::State& state, std::shared_ptr<const ModelSpec> model, 
       benchmark::Counter(separable * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   if (tuning.layout == ActivationLayout::kAuto) {
     if (std::optional<PlanChoice> chosen = internal::TunedChoice(*model, dims)) {
-      state.SetLabel(absl::StrCat(
-          "chose ", LayoutName(chosen->layout),
-          chosen->fused_tile_bytes > 0 ? absl::StrCat(" ", chosen->fused_tile_bytes >> 10, "K")
-                                       : "",
-          chosen->fused_stream ? " streamed" : "", " on ", chosen->threads, " thread(s)"));
+      state.SetLabel(absl::StrCat("chose ", Describe(*chosen)));
     }
   }
 }

@@ -227,7 +227,7 @@ def served_plan(server, case):
     shape, whatever the batch), or "?"."""
     image = "x".join(map(str, case.shape[1:]))
     plans = re.findall(rf"model '{case.model}' version \d+, input \d+x{image}: "
-                       r"(.* on \d+ thread\(s\))", server.text())
+                       r"(.*? on \d+ thread\(s\))", server.text())
     return plans[-1] if plans else "?"
 
 

@@ -417,6 +417,14 @@ TEST(ExecutorTest, ReportsEachTunedShapeOnce) {
     EXPECT_GE(report.threads, 1);
     EXPECT_LE(report.threads, 2);
     EXPECT_GE(report.candidates_timed, 1);
+    // A runner-up exactly when more than one candidate was timed.
+    EXPECT_EQ(report.runner_up.empty(), report.candidates_timed == 1) << report.runner_up;
+    if (!report.runner_up.empty()) {
+      EXPECT_THAT(report.runner_up, ::testing::HasSubstr(" on "));
+      EXPECT_GE(report.runner_up_ratio, 1.0);
+      // At least 3 timed rounds, whatever the 50 ms budget left.
+      EXPECT_GE(report.rounds, 3);
+    }
     EXPECT_GT(report.spent, absl::ZeroDuration());
   }
   std::unique_ptr<Executor> second = MakeExecutor(model, options);

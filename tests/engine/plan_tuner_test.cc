@@ -91,6 +91,12 @@ TEST_F(PlanTunerTest, TimesOnceThenReusesTheChoice) {
     EXPECT_LE(first.candidates_timed, 11);
     EXPECT_NE(first.choice.layout, ActivationLayout::kAuto);
     EXPECT_EQ(first.plan->layout(), first.choice.layout);
+    // All 5 rounds fit the budget, and the chosen plan ran in each (a
+    // candidate leaves the rounds only when slower than the leader was).
+    EXPECT_EQ(first.rounds, 5);
+    ASSERT_TRUE(first.runner_up.has_value());
+    EXPECT_FALSE(*first.runner_up == first.choice);
+    EXPECT_GE(first.runner_up_ratio, 1.0);
     ExpectCorrect(model, input, *first.plan);
 
     TuneResult again = Tune(model, input, absl::Seconds(10));
@@ -122,6 +128,8 @@ TEST_F(PlanTunerTest, ZeroBudgetTimesOnlyTheFirstCandidate) {
   const Dims4 input{1, 16, 12, 12};
   TuneResult result = Tune(model, input, absl::ZeroDuration());
   EXPECT_EQ(result.candidates_timed, 1);
+  EXPECT_EQ(result.rounds, 0);
+  EXPECT_FALSE(result.runner_up.has_value());
   EXPECT_EQ(result.choice.layout, result.plan->layout());
   ExpectCorrect(model, input, *result.plan);
 }

@@ -41,10 +41,12 @@ TEST(PlanLogTest, TheDefaultModelsWarmedShapeIsLoggedOnce) {
   }
   const std::string log = (*server)->Log();
   EXPECT_EQ(Lines(log), 1) << log;
-  EXPECT_THAT(log, ::testing::ContainsRegex(
-                       "sepconv-server: model '[^']+' version [^,]+, input "
-                       "[0-9]+x[0-9]+x[0-9]+x[0-9]+: [a-z_0-9]+:.* on [12] thread\\(s\\), chosen "
-                       "by timing [0-9]+ candidates in [0-9]+ ms"));
+  EXPECT_THAT(log,
+              ::testing::ContainsRegex(
+                  "sepconv-server: model '[^']+' version [^,]+, input "
+                  "[0-9]+x[0-9]+x[0-9]+x[0-9]+: [a-z_0-9]+:.* on [12] thread\\(s\\), chosen "
+                  "by timing [0-9]+ candidates in [0-9]+ ms \\([0-9]+ timed runs; runner-up "
+                  "[a-zA-Z0-9_ ]+ on [12] thread\\(s\\) at [0-9]+\\.[0-9][0-9]x the time\\)\n"));
 }
 
 }  // namespace
