@@ -23,7 +23,7 @@ struct Avx2 {
     return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane));
   }
   static void Store(float* p, Reg x) { _mm256_storeu_ps(p, x); }
-  // A non-temporal store, past the caches (p 64-byte aligned); visible to
+  // A non-temporal store, past the caches (p 32-byte aligned); visible to
   // other threads after Fence.
   static void Stream(float* p, Reg x) { _mm256_stream_ps(p, x); }
   static void Fence() { _mm_sfence(); }

@@ -36,9 +36,11 @@ struct FusedLayerView {
   // Output written with non-temporal stores, past the caches: no read for
   // ownership of lines the output will overwrite whole, which a tensor
   // larger than the caches otherwise pays in memory traffic (the plan
-  // chooses it by timing). Where a vector is not 64-byte aligned (a plane
-  // not a multiple of 16 floats, an unaligned caller's buffer) it is stored
-  // as usual.
+  // chooses it by timing). Where a vector is not aligned to its width (a
+  // plane not a multiple of 16 floats, an unaligned caller's buffer) it is
+  // stored as usual. A pixel block starts on a cache line, so AVX2's two
+  // vectors of 8 floats stream a whole line together: streaming one half
+  // and storing the other as usual made the plan 10x slower on an AVX2 EPYC.
   bool stream_output = false;
   // Scratch of one tile: mid channels at mid_ld floats apart, then the
   // input rows the depthwise conv reads, each zero-padded and split into

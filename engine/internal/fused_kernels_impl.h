@@ -103,8 +103,8 @@ void DepthwiseRows(const FusedLayerView& l, const float* phases, int64_t m, int6
 // [0, mids) of `mid` (mid_ld apart) in order onto the bias (`first`) or onto
 // what `out` holds (a previous block of mid channels), the activation after
 // the `last` block. Either way every output sums the same terms in the same
-// order. With `stream` (only for the `last` block), whole vectors at
-// 64-byte aligned addresses are stored non-temporally. `weights` holds WS (>= MR) output
+// order. With `stream` (only for the `last` block), whole vectors aligned
+// to their width are stored non-temporally. `weights` holds WS (>= MR) output
 // channels' weights per mid channel (the packing's block).
 template <class V, int MR, int NV, int WS>
 void PointwiseBlock(const float* weights, const float* bias, const float* mid, int64_t mid_ld,
@@ -150,7 +150,7 @@ void PointwiseBlock(const float* weights, const float* bias, const float* mid, i
       float* dst = out + i * out_ld + j * V::kLanes;
       if (left < V::kLanes) {
         V::StoreFirst(dst, y, static_cast<int>(left));
-      } else if (stream && reinterpret_cast<uintptr_t>(dst) % 64 == 0) {
+      } else if (stream && reinterpret_cast<uintptr_t>(dst) % sizeof(typename V::Reg) == 0) {
         V::Stream(dst, y);
       } else {
         V::Store(dst, y);

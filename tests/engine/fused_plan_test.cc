@@ -205,7 +205,7 @@ TEST(FusedPlanTest, BitIdenticalWhateverTheBatchTilesAndThreads) {
   }
 }
 
-// A streamed output (non-temporal stores where a vector is 64-byte aligned,
+// A streamed output (non-temporal stores where a vector is aligned to its width,
 // usual stores elsewhere) holds the same bits as a cached one, wherever the
 // caller's buffer starts and whether or not a plane is a multiple of a
 // cache line, and nothing is written outside it.
