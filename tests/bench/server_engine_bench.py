@@ -189,11 +189,11 @@ def warm_up(args, client, server, case, shm):
 
 
 def serve_case(args, client, server, case, shm=False):
-    """The server's compute (median of window means) and e2e p50 (median of
-    window p50s) for `case`, in ms, and the per-window figures; keys start
-    with "shm_" for tensors in shared memory."""
+    """The server's compute (median of window means), e2e p50 and p99
+    (medians of the windows') for `case`, in ms, and the per-window figures;
+    keys start with "shm_" for tensors in shared memory."""
     window_ms = warm_up(args, client, server, case, shm)
-    means, p50s = [], []
+    means, p50s, p99s = [], [], []
     for _ in range(args.windows):
         before = server.compute_totals()
         step = client_bench(client, server, case, window_ms, shm)
@@ -206,9 +206,11 @@ def serve_case(args, client, server, case, shm=False):
             after = server.compute_totals()
         means.append(1e3 * (after[0] - before[0]) / (after[1] - before[1]))
         p50s.append(step["latency_ms"]["p50"])
+        p99s.append(step["latency_ms"]["p99"])
     prefix = "shm_" if shm else ""
     return {f"{prefix}server_compute_ms": statistics.median(means),
             f"{prefix}e2e_p50_ms": statistics.median(p50s),
+            f"{prefix}e2e_p99_ms": statistics.median(p99s),
             f"{prefix}window_compute_ms": means, f"{prefix}window_p50_ms": p50s}
 
 

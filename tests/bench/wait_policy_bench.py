@@ -10,7 +10,8 @@ libgomp reads OMP_WAIT_POLICY (and GOMP_SPINCOUNT) when it loads, so the
 policy cannot be chosen from main(): it is the environment of the process.
 "spin" is libgomp's default (idle threads spin a while, then sleep; the
 variables are removed from the environment), "passive" and "active" set
-OMP_WAIT_POLICY, "spin10k" sets GOMP_SPINCOUNT=10000 (a shorter spin). Only
+OMP_WAIT_POLICY, "spin10k", "spin30k" and "spin100k" set GOMP_SPINCOUNT
+(shorter spins than the default 300000). Only
 plans that run oneDNN's primitives use OpenMP; the fused kernels have their
 own pool (engine/internal/tile_pool.h), so the policy shows where oneDNN
 serves.
@@ -18,9 +19,9 @@ serves.
 Each round starts, per case and per policy (the order alternating between
 rounds), a fresh `sepconv-server` with default threads and batching off on
 127.0.0.1, and measures as server_engine_bench.py does: the server's compute
-per request (/metrics) and the client's e2e p50, one request at a time,
-median of --windows windows; then the throughput (infer/s) of one window of
-4 concurrent clients, the CPUs shared with gRPC's threads. Every fresh server
+per request (/metrics) and the client's e2e p50 and p99, one request at a
+time, median of --windows windows; then the throughput (infer/s) and p99 of
+one window of 4 concurrent clients, the CPUs shared with gRPC's threads. Every fresh server
 tunes the shape again, and the tuner may choose another plan (its candidates
 can time within noise of each other): the plan it logged is printed with
 each run, and the summary compares the policies over the runs that served
@@ -42,12 +43,14 @@ import server_engine_bench as seb  # noqa: E402
 from sepconv_testing import print_table  # noqa: E402
 
 POLICIES = {"spin": {}, "passive": {"OMP_WAIT_POLICY": "passive"},
-            "active": {"OMP_WAIT_POLICY": "active"}, "spin10k": {"GOMP_SPINCOUNT": "10000"}}
+            "active": {"OMP_WAIT_POLICY": "active"}, "spin10k": {"GOMP_SPINCOUNT": "10000"},
+            "spin30k": {"GOMP_SPINCOUNT": "30000"}, "spin100k": {"GOMP_SPINCOUNT": "100000"}}
 DEFAULT_CASES = r"^(sepconv/1x|mobilenet_body/1x)"
 
 
 def measure_run(args, bins, repository, case, policy):
-    """One fresh server under `policy`: (plan, compute ms, e2e p50 ms, infer/s)."""
+    """One fresh server under `policy`: (plan, compute ms, e2e p50 ms, e2e p99
+    ms, infer/s at 4 clients, p99 ms at 4 clients)."""
     server = seb.Server(bins["server"], repository, 0, [case.model], POLICIES[policy])
     try:
         served = seb.serve_case(args, bins["client"], server, case)
@@ -56,7 +59,8 @@ def measure_run(args, bins, repository, case, policy):
         plan = seb.served_plan(server, case)
     finally:
         server.stop()
-    return plan, served["server_compute_ms"], served["e2e_p50_ms"], loaded["infer_per_sec"]
+    return (plan, served["server_compute_ms"], served["e2e_p50_ms"], served["e2e_p99_ms"],
+            loaded["infer_per_sec"], loaded["latency_ms"]["p99"])
 
 
 def short(plan):
@@ -78,7 +82,7 @@ def summary_rows(cases, policies, runs):
         for i, policy in enumerate(policies):
             same = [r for r in runs[(case.name, policy)] if r[0] == common]
             if not same:
-                rows.append([case.name, policy, "0", "-", "-", "-", "-"])
+                rows.append([case.name, policy, "0", "-", "-", "-", "-", "-", "-"])
                 continue
             compute = statistics.median(r[1] for r in same)
             if i == 0:
@@ -86,7 +90,9 @@ def summary_rows(cases, policies, runs):
             rows.append([case.name, policy, str(len(same)), f"{compute:.3f}",
                          f"{compute / base:.2f}" if base else "-",
                          f"{statistics.median(r[2] for r in same):.3f}",
-                         f"{statistics.median(r[3] for r in same):.1f}"])
+                         f"{statistics.median(r[3] for r in same):.3f}",
+                         f"{statistics.median(r[4] for r in same):.1f}",
+                         f"{statistics.median(r[5] for r in same):.3f}"])
     return rows
 
 
@@ -124,8 +130,9 @@ def main():
                     run = measure_run(args, bins, repository, case, policy)
                     runs[(case.name, policy)].append(run)
                     print(f"round {round_ + 1} {case.name} {policy}: compute {run[1]:.3f} ms, "
-                          f"e2e p50 {run[2]:.3f} ms, {run[3]:.1f} infer/s at 4 clients; plan "
-                          f"{short(run[0])}", flush=True)
+                          f"e2e p50 {run[2]:.3f} ms, p99 {run[3]:.3f} ms; at 4 clients "
+                          f"{run[4]:.1f} infer/s, p99 {run[5]:.3f} ms; plan {short(run[0])}",
+                          flush=True)
 
     isas = sorted({isa for rs in runs.values() for r in rs
                    for isa in re.findall(r":((?:avx|sse|amx)\w*)", r[0])})
@@ -134,9 +141,11 @@ def main():
           + (f" (ONEDNN_MAX_CPU_ISA={cap})" if cap else "") + f"; server built "
           f"{built['server']} UTC; default --threads, --max_batch_size=0; medians over the "
           "rounds that served the case's most frequent plan ('runs'); compute is the server's "
-          "mean per request (1 client), p50 the client's (1 client), infer/s at 4 clients")
+          "mean per request (1 client), p50 and p99 the client's (1 client), then infer/s and "
+          "p99 at 4 clients")
     print_table(["case", "policy", "runs", "compute ms", f"vs {policies[0]}", "e2e p50 ms",
-                 "infer/s (4 clients)"], summary_rows(cases, policies, runs), args.markdown)
+                 "e2e p99 ms", "infer/s (4 clients)", "p99 ms (4 clients)"],
+                summary_rows(cases, policies, runs), args.markdown)
     print(f"\nrerun: /usr/bin/python3 {shlex.join(sys.argv)}")
 
 
