@@ -139,8 +139,9 @@ struct TimingData {
 // it charges a plan for the CPUs it keeps after its work is done: libgomp's
 // idle threads spin about 13 ms after a parallel region on an AVX2 EPYC,
 // longer than a request's gap at one client, so through a server oneDNN's
-// nChw8c served 1x32-64x112 at 1.1-1.4x the fused plan's e2e time, with
-// 2-3x its p99, while alone in the tuner the two took the same time.
+// nChw8c served 1x32-64x112 at 1.1-1.6x the fused plan's e2e p50, its p99
+// 7.6-36 ms against 4.6-7.3, while alone in the tuner the two took the same
+// time.
 // Run() copies twice the tensors' bytes, half on the calling thread and
 // half on a helper woken for it (the transport's second thread), and
 // returns when both are done.
