@@ -4,13 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
-#include <cstring>
 #include <fstream>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -20,7 +16,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 
 namespace sepconv {
 namespace internal {
@@ -60,9 +55,6 @@ constexpr int kMinLayoutRounds = 3;
 constexpr int kLayoutRounds = 5;
 constexpr double kHopelessMargin = 2.0;
 constexpr double kContenderMargin = 1.25;
-// How long libgomp's idle threads keep spinning after a parallel region
-// (about 13 ms on an AVX2 EPYC), with a margin.
-constexpr absl::Duration kOpenMpSpin = absl::Milliseconds(20);
 constexpr int kTimedRuns = 3;
 
 struct Choices {
@@ -132,70 +124,6 @@ struct TimingData {
   BatchItem item;
 };
 
-// What a server's transport does with a request's tensors right after the
-// engine ran it, on the same CPUs: the response serialized and sent, the
-// next request received and parsed (in the server, gRPC's threads and the
-// engine's worker copy each tensor about twice). Timed with each candidate,
-// it charges a plan for the CPUs it keeps after its work is done: libgomp's
-// idle threads spin about 13 ms after a parallel region on an AVX2 EPYC,
-// longer than a request's gap at one client, so through a server oneDNN's
-// nChw8c served 1x32-64x112 at 1.1-1.6x the fused plan's e2e p50, its p99
-// 7.6-36 ms against 4.6-7.3, while alone in the tuner the two took the same
-// time.
-// Run() copies twice the tensors' bytes, half on the calling thread and
-// half on a helper woken for it (the transport's second thread), and
-// returns when both are done.
-class TransportEcho {
- public:
-  explicit TransportEcho(size_t bytes) : from_(bytes), to_(bytes), helper_([this] { Serve(); }) {}
-  ~TransportEcho() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    wake_.notify_one();
-    helper_.join();
-  }
-
-  void Run() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++generation_;
-    }
-    wake_.notify_one();
-    Copy(0);
-    std::unique_lock<std::mutex> lock(mu_);
-    finished_.wait(lock, [this] { return done_ == generation_; });
-  }
-
- private:
-  // Copies the caller's (0) or the helper's (1) half, twice.
-  void Copy(int half) {
-    const size_t size = from_.size() / 2, offset = half * size;
-    for (int pass = 0; pass < 2; ++pass) std::memcpy(&to_[offset], &from_[offset], size);
-  }
-  void Serve() {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      wake_.wait(lock, [this] { return stop_ || done_ != generation_; });
-      if (stop_) return;
-      const int generation = generation_;
-      lock.unlock();
-      Copy(1);
-      lock.lock();
-      done_ = generation;
-      finished_.notify_one();
-    }
-  }
-
-  std::vector<char> from_, to_;
-  std::mutex mu_;
-  std::condition_variable wake_, finished_;
-  int generation_ = 0, done_ = 0;  // guarded by mu_
-  bool stop_ = false;
-  std::thread helper_;  // last: started once the rest is built
-};
-
 // Builds and runs once each candidate while time is left before `deadline`
 // (the first always); a candidate that falls back to a plan already built
 // is dropped.
@@ -226,10 +154,7 @@ TimedPlan& Fastest(std::vector<TimedPlan>& candidates) {
 // kMinLayoutRounds to kLayoutRounds rounds, more while the budget lasts
 // (none for a lone candidate), that interleave the candidates, so that a
 // burst of load from other processes hits them alike; each timed run starts
-// with cold caches (see CacheEvictor) and ends when the transport's echo
-// (see TransportEcho) is done. Each round runs the fused plans first, after
-// kOpenMpSpin, so that no OpenMP thread still spins from a oneDNN plan's run
-// while they run. Later rounds run only the candidates
+// with cold caches (see CacheEvictor). Later rounds run only the candidates
 // that can still win, so they cost little and a close call rests on more
 // than one run each: after one run each, those over kHopelessMargin times
 // the leader's best drop out (fused streamed stores took 10-12 ms against
@@ -240,31 +165,18 @@ void TimeCandidates(std::vector<TimedPlan>& candidates, const TimingData& data,
                     dnnl::stream& stream, Arena& arena, absl::Time deadline) {
   if (candidates.size() < 2) return;
   CacheEvictor evictor;
-  TransportEcho echo(sizeof(float) * (data.in.size() + data.out.size()));
   const absl::Span<const BatchItem> items(&data.item, 1);
-  // The fused plans first, with OpenMP's threads no longer spinning from a
-  // oneDNN plan's run, then oneDNN's.
-  std::vector<TimedPlan*> order;
-  for (bool fused : {true, false}) {
-    for (TimedPlan& candidate : candidates) {
-      if ((candidate.choice.layout == ActivationLayout::kFusedNchw) == fused) {
-        order.push_back(&candidate);
-      }
-    }
-  }
   for (int round = 0; round < kLayoutRounds; ++round) {
     if (round >= kMinLayoutRounds && absl::Now() >= deadline) break;
     const absl::Duration leader = Fastest(candidates).best;
     const double margin = round < 2 ? kHopelessMargin : kContenderMargin;
-    absl::SleepFor(kOpenMpSpin);
-    for (TimedPlan* candidate : order) {
-      if (candidate->best > leader * margin) continue;
+    for (TimedPlan& candidate : candidates) {
+      if (candidate.best > leader * margin) continue;
       evictor.Evict();
       const absl::Time t0 = absl::Now();
-      candidate->plan->Execute(items, stream, arena);
-      echo.Run();
-      candidate->best = std::min(candidate->best, absl::Now() - t0);
-      ++candidate->runs;
+      candidate.plan->Execute(items, stream, arena);
+      candidate.best = std::min(candidate.best, absl::Now() - t0);
+      ++candidate.runs;
     }
   }
 }

@@ -74,13 +74,9 @@ struct TuneResult {
 // interleaved rounds (more than 3 while the budget lasts; none for a lone
 // candidate; after the first, only the candidates still close to the
 // leader), each timed run after the caches were flushed (a write over twice
-// the last-level cache, allocated for the tuning) and followed, inside the
-// timing, by the copies a server's transport makes of the tensors, on the
-// caller and a helper thread (a plan whose threads keep a CPU busy after its
-// work, as OpenMP's spinning ones do, delays them as it delays gRPC's
-// threads); the best run of each kept, so tuning one shape costs about
-// budget + three rounds, the last two of the contenders only. Timing runs
-// use `arena` (the caller's executor's).
+// the last-level cache, allocated for the tuning), the best run of each
+// kept, so tuning one shape costs about budget + three rounds, the last two
+// of the contenders only. Timing runs use `arena` (the caller's executor's).
 TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,
                           WeightCache& weights, const dnnl::engine& engine, dnnl::stream& stream,
                           Arena& arena, absl::Duration budget);
