@@ -146,9 +146,10 @@ std::vector<TimedPlan> BuildCandidates(const ModelSpec& model, const Dims4& inpu
   return candidates;
 }
 
+bool Faster(const TimedPlan& a, const TimedPlan& b) { return a.best < b.best; }
+
 TimedPlan& Fastest(std::vector<TimedPlan>& candidates) {
-  return *std::min_element(candidates.begin(), candidates.end(),
-                           [](const TimedPlan& a, const TimedPlan& b) { return a.best < b.best; });
+  return *std::min_element(candidates.begin(), candidates.end(), Faster);
 }
 
 // kMinLayoutRounds to kLayoutRounds rounds, more while the budget lasts
@@ -195,8 +196,7 @@ TuneResult TuneResultFor(std::unique_ptr<Plan> plan, const PlanChoice& choice, i
 
 // The fastest of `candidates` (not empty) as a result, with its runner-up.
 TuneResult ResultOfTiming(std::vector<TimedPlan>& candidates, absl::Time start) {
-  std::sort(candidates.begin(), candidates.end(),
-            [](const TimedPlan& a, const TimedPlan& b) { return a.best < b.best; });
+  std::sort(candidates.begin(), candidates.end(), Faster);
   TimedPlan& best = candidates.front();
   TuneResult result =
       TuneResultFor(std::move(best.plan), best.choice, static_cast<int>(candidates.size()), start);
@@ -403,8 +403,10 @@ size_t LastLevelCacheBytes() {
 
 }  // namespace
 
-CacheEvictor::CacheEvictor()
-    : buffer_(std::min<size_t>(2 * LastLevelCacheBytes(), size_t{256} << 20)) {}
+CacheEvictor::CacheEvictor() {
+  static const size_t bytes = std::min<size_t>(2 * LastLevelCacheBytes(), size_t{256} << 20);
+  buffer_.resize(bytes);
+}
 
 void CacheEvictor::Evict() {
   for (size_t i = 0; i < buffer_.size(); i += 64) buffer_[i] = static_cast<char>(buffer_[i] + 1);

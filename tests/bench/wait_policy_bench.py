@@ -11,22 +11,21 @@ policy cannot be chosen from main(): it is the environment of the process.
 "spin" is libgomp's default (idle threads spin a while, then sleep; the
 variables are removed from the environment), "passive" and "active" set
 OMP_WAIT_POLICY, "spin10k", "spin30k" and "spin100k" set GOMP_SPINCOUNT
-(shorter spins than the default 300000). Only
-plans that run oneDNN's primitives use OpenMP; the fused kernels have their
-own pool (engine/internal/tile_pool.h), so the policy shows where oneDNN
-serves.
+(shorter spins than the default 300000). Only plans that run oneDNN's
+primitives use OpenMP; the fused kernels have their own pool
+(engine/internal/tile_pool.h), so the policy shows where oneDNN serves.
 
 Each round starts, per case and per policy (the order alternating between
 rounds), a fresh `sepconv-server` with default threads and batching off on
 127.0.0.1, and measures as server_engine_bench.py does: the server's compute
 per request (/metrics) and the client's e2e p50 and p99, one request at a
 time, median of --windows windows; then the throughput (infer/s) and p99 of
-one window of 4 concurrent clients, the CPUs shared with gRPC's threads. Every fresh server
-tunes the shape again, and the tuner may choose another plan (its candidates
-can time within noise of each other): the plan it logged is printed with
-each run, and the summary compares the policies over the runs that served
-the case's most frequent plan ("same plan"), so that a policy is not
-credited with a plan's difference.
+one window of 4 concurrent clients, the CPUs shared with gRPC's threads.
+Every fresh server tunes the shape again, and the tuner may choose another
+plan (its candidates can time within noise of each other): the plan it
+logged is printed with each run, and the summary compares the policies over
+the runs that served the case's most frequent plan ("same plan"), so that a
+policy is not credited with a plan's difference.
 """
 
 import argparse
