@@ -124,8 +124,15 @@ FusedPlan::LayerData FusedPlan::Prepare(const Layer& layer, const FusedLayerWeig
   // past them: the last row's vector and the last pointwise block, which
   // starts up to a row in, may run past them.
   const int64_t tile_rows = CeilDiv(TilePixels(d), out.w) + 1;
-  v.mid_ld = RoundUp(tile_rows * out.w + block, lanes) + lanes;
-  if (v.mid_ld % 1024 == 0) v.mid_ld += lanes;  // rows 4 KiB apart alias in L1
+  // A line more, as the tile's rows start up to a line in (see
+  // FusedLayerView::mid_ld). Rows an odd number of cache lines apart: the
+  // pointwise product reads each of kMidsPerPass rows in turn, and rows an
+  // even number of lines apart share part of L1's sets only (512 bytes
+  // apart, an eighth of them), so they evicted each other and every read
+  // went to L2.
+  constexpr int64_t kLineFloats = 16;
+  v.mid_ld = RoundUp(RoundUp(tile_rows * out.w + block, lanes) + lanes + kLineFloats, kLineFloats);
+  if (v.mid_ld / kLineFloats % 2 == 0) v.mid_ld += kLineFloats;
   v.phase_ld = RoundUp(std::max({v.pad + in.w, CeilDiv(in.w + 2 * v.pad, s.stride),
                                  RoundUp(out.w, lanes) + reach / s.stride + 1}),
                        lanes);

@@ -42,7 +42,8 @@ struct FusedLayerView {
   // vectors of 8 floats stream a whole line together: streaming one half
   // and storing the other as usual made the plan 10x slower on an AVX2 EPYC.
   bool stream_output = false;
-  // Scratch of one tile: mid channels at mid_ld floats apart, then the
+  // Scratch of one tile: mid channels at mid_ld floats apart (from up to a
+  // cache line in: where the tile's first pixel falls on a line), then the
   // input rows the depthwise conv reads, each zero-padded and split into
   // `stride` phases (columns i*stride + r) of phase_ld floats, then (stride
   // above 1) one row of stride * phase_ld floats to split a row from.

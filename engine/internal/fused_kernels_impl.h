@@ -206,10 +206,11 @@ void PrefetchOutput(const float* out, int64_t channels, int64_t pixels, int64_t 
 // `out` (the first of them, out_plane floats between output channels): per
 // pass of mid channels, per block of NV vectors of pixels (a narrower block
 // for a tail of one vector or less), every block of MR output channels,
-// whose lines of the next pixel block are asked for meanwhile. Output lines
-// not in cache (the server's usual case: its transport passes several
-// megabytes through the caches between requests) would otherwise stall
-// each block's stores on their reads for ownership, one channel at a time.
+// whose lines of the next pixel block are asked for meanwhile in the first
+// pass (later passes find them in cache). Output lines not in cache (the
+// server's usual case: its transport passes several megabytes through the
+// caches between requests) would otherwise stall each block's stores on
+// their reads for ownership, one channel at a time.
 template <class V, int MR, int NV>
 void Pointwise(const FusedLayerView& l, const float* mid, int64_t pixels, float* out,
                int64_t out_plane) {
@@ -226,7 +227,7 @@ void Pointwise(const FusedLayerView& l, const float* mid, int64_t pixels, float*
       for (int64_t cb = 0; cb < l.out_channels; cb += MR) {
         const float* weights = l.pw_packed + cb * l.mid_channels + c0 * MR;
         float* dst = out + cb * out_plane + p;
-        if (next > 0) {
+        if (first && next > 0) {
           const int64_t channels = l.out_channels - cb < MR ? l.out_channels - cb : MR;
           PrefetchOutput<V>(out + cb * out_plane + next, channels, next_pixels, out_plane);
         }
@@ -264,9 +265,12 @@ void PrefetchRows(const FusedLayerView& l, const float* plane, int64_t iy0, int6
 template <class V, int MR, int NV>
 void Tile(const FusedLayerView& l, const float* in, float* out, int64_t p0, int64_t p1,
           float* scratch) {
-  float* mid = scratch;
-  float* phases = scratch + l.mid_channels * l.mid_ld;
   const int64_t y0 = p0 / l.out_w, rows = (p1 + l.out_w - 1) / l.out_w - y0;
+  // Each mid channel's rows start where the tile's first pixel falls on a
+  // cache line, so that the pointwise blocks read whole lines.
+  constexpr int64_t kLineFloats = 16;
+  float* mid = scratch + (kLineFloats - (p0 - y0 * l.out_w) % kLineFloats) % kLineFloats;
+  float* phases = scratch + l.mid_channels * l.mid_ld;
   const int64_t need = (rows - 1) * l.stride + (l.kernel - 1) * l.dilation + 1;
   const int64_t plane = l.in_h * l.in_w, iy0 = y0 * l.stride - l.pad;
   for (int64_t c = 0; c < l.in_channels; ++c) {
