@@ -10,8 +10,10 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "server/batching/engine_lanes.h"
 #include "server/batching/internal/batch_queue.h"
 #include "server/batching/internal/clock.h"
 
@@ -104,6 +106,7 @@ class BatchingScheduler final : public Scheduler {
         max_queue_size_(static_cast<size_t>(options.max_queue_size)),
         completion_threads_(options.completion_threads),
         before_batch_(options.before_batch),
+        lanes_(options.lanes),
         queue_(options) {}
 
   ~BatchingScheduler() override { Shutdown(clock_->Now()); }
@@ -114,9 +117,10 @@ class BatchingScheduler final : public Scheduler {
     executors_ = std::move(executors);
     completions_.Start(completion_threads_);
     for (size_t i = 0; i < executors_.size(); ++i) {
-      threads_.emplace_back([this, i] {
-        WarmThisWorker(*executors_[i]);
-        WorkerLoop(executors_[i].get());
+      const int lane = static_cast<int>(i);
+      threads_.emplace_back([this, lane] {
+        WarmThisWorker(*executors_[lane], lane);
+        WorkerLoop(executors_[lane].get(), lane);
       });
       NameThread(threads_.back(), absl::StrCat("sepconv-work", i));
     }
@@ -215,13 +219,24 @@ class BatchingScheduler final : public Scheduler {
   // Runs the executor's warm-up shapes once more on this worker's thread, so
   // that the first request does not pay for the thread's own engine state
   // (Executor::warm_shapes); an error here is the first request's to report.
-  void WarmThisWorker(Executor& executor) {
-    if (!executor.warm_shapes().empty()) executor.Warm(executor.warm_shapes()).IgnoreError();
+  void WarmThisWorker(Executor& executor, int lane) {
+    if (!executor.warm_shapes().empty()) {
+      OnLane(lane, [&] { executor.Warm(executor.warm_shapes()).IgnoreError(); });
+    }
     absl::MutexLock lock(&mu_);
     ++workers_warm_;
   }
 
-  void WorkerLoop(Executor* executor) {
+  // Runs `fn` where worker `lane`'s engine runs (SchedulerOptions::lanes).
+  void OnLane(int lane, absl::FunctionRef<void()> fn) {
+    if (lanes_ != nullptr) {
+      lanes_->Run(lane, fn);
+    } else {
+      fn();
+    }
+  }
+
+  void WorkerLoop(Executor* executor, int lane) {
     std::vector<QueuedJob> batch;
     std::vector<BatchItem> items;
     std::vector<DroppedJob> dropped;
@@ -251,7 +266,7 @@ class BatchingScheduler final : public Scheduler {
         if (stopping_ && queue_.empty()) drained_cv_.SignalAll();
       }
       FinishDropped(&dropped);
-      if (!batch.empty()) executed = RunBatch(executor, held, &batch, &items);
+      if (!batch.empty()) executed = RunBatch(executor, lane, held, &batch, &items);
       if (exit) return;
     }
   }
@@ -286,8 +301,8 @@ class BatchingScheduler final : public Scheduler {
   };
 
   // Runs and finishes `batch`, held back `held` for company.
-  Executed RunBatch(Executor* executor, absl::Duration held, std::vector<QueuedJob>* batch,
-                    std::vector<BatchItem>* items) {
+  Executed RunBatch(Executor* executor, int lane, absl::Duration held,
+                    std::vector<QueuedJob>* batch, std::vector<BatchItem>* items) {
     const absl::Time start = clock_->Now();
     if (metrics_ != nullptr) metrics_->BatchHeld(held);
     int64_t samples = 0;
@@ -304,9 +319,14 @@ class BatchingScheduler final : public Scheduler {
     if (before_batch_) before_batch_();
     Dims4 chw = batch->front().job->dims;
     chw.n = samples;
-    const absl::Time compute_start = clock_->Now();
-    absl::StatusOr<FlopCount> flops = executor->Run(chw, *items);
-    const absl::Duration compute = clock_->Now() - compute_start;
+    // Timed on the lane: a wait for another model's turn is not compute.
+    absl::StatusOr<FlopCount> flops = absl::InternalError("the engine did not run");
+    absl::Duration compute;
+    OnLane(lane, [&] {
+      const absl::Time compute_start = clock_->Now();
+      flops = executor->Run(chw, *items);
+      compute = clock_->Now() - compute_start;
+    });
     if (flops.ok() && metrics_ != nullptr) metrics_->BatchExecuted(samples, compute, *flops);
     // Jobs are waiting: the answers are written by the completion threads
     // while this worker computes. Otherwise the worker would idle, so it
@@ -343,6 +363,7 @@ class BatchingScheduler final : public Scheduler {
   const size_t max_queue_size_;
   const int completion_threads_;
   const std::function<void()> before_batch_;
+  EngineLanes* const lanes_;  // null: the engine runs on the workers
   std::vector<std::unique_ptr<Executor>> executors_;
   size_t workers_warm_ ABSL_GUARDED_BY(mu_) = 0;  // have run WarmThisWorker
   Completions completions_;
@@ -368,7 +389,15 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
   if (!make_executor) return absl::InvalidArgumentError("Scheduler needs an executor factory");
   std::vector<std::unique_ptr<Executor>> executors;
   for (int i = 0; i < options.instances; ++i) {
-    absl::StatusOr<std::unique_ptr<Executor>> executor = make_executor();
+    // Made on its lane: a warm-up or weight reorder started elsewhere would
+    // leave OpenMP a thread pool on the loading thread too.
+    absl::StatusOr<std::unique_ptr<Executor>> executor =
+        absl::InternalError("the executor factory did not run");
+    if (options.lanes != nullptr) {
+      options.lanes->Run(i, [&] { executor = make_executor(); });
+    } else {
+      executor = make_executor();
+    }
     if (!executor.ok()) return executor.status();
     if (*executor == nullptr) {
       return absl::InternalError("the executor factory returned null");

@@ -22,7 +22,8 @@
 
 namespace sepconv {
 
-class Clock;  // server/batching/internal/clock.h
+class Clock;        // server/batching/internal/clock.h
+class EngineLanes;  // server/batching/engine_lanes.h
 
 struct SchedulerOptions {
   // Samples per engine execution; 0 disables batching (one job per run).
@@ -40,6 +41,12 @@ struct SchedulerOptions {
   int max_queue_size = 1024;
   // Worker threads, each with its own Executor.
   int instances = 1;
+  // Where the engine runs: worker i creates, warms and runs its Executor on
+  // lane i of `lanes` (server/batching/engine_lanes.h; the server passes the
+  // process's, shared by every model, so OpenMP keeps one thread pool per
+  // lane). Null: on the worker's own thread. Not owned; must outlive the
+  // Scheduler.
+  EngineLanes* lanes = nullptr;
   // Threads that run done callbacks (write the answers) for workers that
   // have more work queued; a worker with nothing queued runs its last job's
   // done itself. At least 1.

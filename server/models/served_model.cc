@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "server/batching/engine_lanes.h"
 
 namespace sepconv {
 namespace {
@@ -56,8 +57,12 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ServedModel::Create(
   Scheduler::ExecutorFactory make_executor = [spec, options]() {
     return Executor::Create(spec, options);
   };
+  // Every model of the process on the same engine threads (see
+  // server/batching/engine_lanes.h).
+  SchedulerOptions on_lanes = scheduler_options;
+  if (on_lanes.lanes == nullptr) on_lanes.lanes = &EngineLanes::Shared();
   absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
-      Scheduler::Create(scheduler_options, std::move(make_executor), model_metrics);
+      Scheduler::Create(on_lanes, std::move(make_executor), model_metrics);
   if (!scheduler.ok()) return scheduler.status();
   return std::make_shared<ServedModel>(std::move(name), std::move(version), std::move(spec),
                                        *std::move(scheduler), std::move(model_metrics),
