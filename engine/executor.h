@@ -31,7 +31,9 @@ struct PlanReport {
   int candidates_timed = 0;
   int rounds = 0;  // timed runs of the chosen plan
   // The second fastest candidate (e.g. "nChw8c on 2 thread(s)", empty when
-  // only one was timed) and its best time over the chosen one's.
+  // only one was timed) and its best time over the chosen one's (oneDNN's
+  // plans on more than one thread charged 1.15x for OpenMP's spinning
+  // threads; see engine/internal/plan_tuner.h).
   std::string runner_up;
   double runner_up_ratio = 0;
   absl::Duration spent;  // building and timing the candidates

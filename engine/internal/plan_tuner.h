@@ -6,9 +6,11 @@
 // sizes; oneDNN's primitives in nhwc with the direct NCHW matmul output,
 // nhwc, nChw8c, nChw16c), times a few runs of each on this CPU, each
 // starting with cold caches as a served request does, and keeps the
-// fastest; on executors of more than one thread the fused and the ISA's
-// layout are also timed on one thread, so the thread count too is measured,
-// not assumed. The choice is remembered process-wide per layer shapes,
+// fastest (oneDNN's plans on more than one thread charged for the CPU
+// OpenMP's spinning threads keep after them, which a timed run cannot see:
+// SpinCharge); on executors of more than one thread the fused and the
+// ISA's layout are also timed on one thread, so the thread count too is
+// measured, not assumed. The choice is remembered process-wide per layer shapes,
 // image shape [c, h, w] and the executor's threads (not the weights, not the
 // batch size: a sample's
 // result must not depend on its batch, and layouts round differently): later
@@ -57,13 +59,23 @@ class CacheEvictor {
   std::vector<char> buffer_;
 };
 
+// What the tuner multiplies a candidate's time by before comparing it:
+// kSpinCharge (1.15) for oneDNN's plans on more than one thread, 1 for the
+// others. libgomp's idle threads spin about 13 ms after a parallel region,
+// longer than a server's requests are apart at one client, and hold a CPU
+// that the server's transport needs; the fused kernels' helpers sleep after
+// some microseconds.
+inline constexpr double kSpinCharge = 1.15;
+double SpinCharge(const PlanChoice& choice);
+
 struct TuneResult {
   std::unique_ptr<Plan> plan;
   PlanChoice choice;         // the one chosen (kAuto resolved), as plan->choice()
   int candidates_timed = 0;  // 0: the choice was cached
   int rounds = 0;            // timed rounds the leader ran in
-  // The second fastest and its best time over the chosen one's (>= 1), when
-  // more than one candidate was timed: how close the call was.
+  // The second fastest and its best time over the chosen one's (>= 1; each
+  // as charged, see above), when more than one candidate was timed: how
+  // close the call was.
   std::optional<PlanChoice> runner_up;
   double runner_up_ratio = 0;
   absl::Duration spent;  // building and timing

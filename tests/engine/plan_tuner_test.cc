@@ -74,6 +74,16 @@ class PlanTunerTest : public ::testing::Test {
   Arena arena_;
 };
 
+// Only plans whose OpenMP threads spin after them pay the charge.
+TEST(SpinChargeTest, ChargesOnlyOneDnnPlansOnMoreThanOneThread) {
+  EXPECT_EQ(SpinCharge(PlanChoice(ActivationLayout::kFusedNchw, int64_t{128} << 10, 2)), 1.0);
+  EXPECT_EQ(SpinCharge(PlanChoice(ActivationLayout::kFusedNchw, 0, 1)), 1.0);
+  EXPECT_EQ(SpinCharge(PlanChoice(ActivationLayout::kBlocked8, 0, 1)), 1.0);
+  EXPECT_EQ(SpinCharge(PlanChoice(ActivationLayout::kBlocked8, 0, 2)), kSpinCharge);
+  EXPECT_EQ(SpinCharge(PlanChoice(ActivationLayout::kNhwc, 0, 4)), kSpinCharge);
+  EXPECT_GT(kSpinCharge, 1.0);
+}
+
 TEST_F(PlanTunerTest, TimesOnceThenReusesTheChoice) {
   for (int64_t dm : {1, 2}) {
     SCOPED_TRACE(dm);
