@@ -119,7 +119,7 @@ class BatchingScheduler final : public Scheduler {
     for (size_t i = 0; i < executors_.size(); ++i) {
       const int lane = static_cast<int>(i);
       threads_.emplace_back([this, lane] {
-        WarmThisWorker(*executors_[lane], lane);
+        WarmThisWorker(*executors_[lane]);
         WorkerLoop(executors_[lane].get(), lane);
       });
       NameThread(threads_.back(), absl::StrCat("sepconv-work", i));
@@ -216,12 +216,14 @@ class BatchingScheduler final : public Scheduler {
   }
 
  private:
-  // Runs the executor's warm-up shapes once more on this worker's thread, so
-  // that the first request does not pay for the thread's own engine state
-  // (Executor::warm_shapes); an error here is the first request's to report.
-  void WarmThisWorker(Executor& executor, int lane) {
-    if (!executor.warm_shapes().empty()) {
-      OnLane(lane, [&] { executor.Warm(executor.warm_shapes()).IgnoreError(); });
+  // Without lanes, runs the executor's warm-up shapes once more on this
+  // worker's thread, so that the first request does not pay for the thread's
+  // own engine state (Executor::warm_shapes); an error here is the first
+  // request's to report. On a lane there is nothing left to do: the
+  // executor was made, and warmed, on the thread that will run it.
+  void WarmThisWorker(Executor& executor) {
+    if (lanes_ == nullptr && !executor.warm_shapes().empty()) {
+      executor.Warm(executor.warm_shapes()).IgnoreError();
     }
     absl::MutexLock lock(&mu_);
     ++workers_warm_;
