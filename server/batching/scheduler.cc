@@ -313,22 +313,27 @@ class BatchingScheduler final : public Scheduler {
       InferenceJob& job = *queued.job;
       items->push_back(BatchItem{job.input, job.output, job.dims.n});
       samples += job.dims.n;
-      const absl::Duration queue_time = start - queued.enqueued;
-      if (job.times != nullptr) job.times->queue_time = queue_time;
-      if (metrics_ != nullptr) metrics_->QueueTime(queue_time);
     }
     if (metrics_ != nullptr) metrics_->PendingAdd(-static_cast<int64_t>(batch->size()));
     if (before_batch_) before_batch_();
     Dims4 chw = batch->front().job->dims;
     chw.n = samples;
-    // Timed on the lane: a wait for another model's turn is not compute.
+    // Timed on the lane: a wait for another model's turn there is queueing,
+    // not compute.
     absl::StatusOr<FlopCount> flops = absl::InternalError("the engine did not run");
-    absl::Duration compute;
+    absl::Duration compute, lane_wait;
+    const absl::Time handed = clock_->Now();
     OnLane(lane, [&] {
       const absl::Time compute_start = clock_->Now();
+      lane_wait = compute_start - handed;
       flops = executor->Run(chw, *items);
       compute = clock_->Now() - compute_start;
     });
+    for (const QueuedJob& queued : *batch) {
+      const absl::Duration queue_time = start - queued.enqueued + lane_wait;
+      if (queued.job->times != nullptr) queued.job->times->queue_time = queue_time;
+      if (metrics_ != nullptr) metrics_->QueueTime(queue_time);
+    }
     if (flops.ok() && metrics_ != nullptr) metrics_->BatchExecuted(samples, compute, *flops);
     // Jobs are waiting: the answers are written by the completion threads
     // while this worker computes. Otherwise the worker would idle, so it

@@ -62,8 +62,8 @@ struct SchedulerOptions {
   std::function<void()> before_batch;
 };
 
-// How long a job waited in the queue and how long its batch took in the
-// engine.
+// How long a job waited in the queue (and then for its engine lane, see
+// SchedulerOptions::lanes) and how long its batch took in the engine.
 struct JobTimes {
   absl::Duration queue_time;
   absl::Duration compute_time;

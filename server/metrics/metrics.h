@@ -68,7 +68,8 @@ class ModelMetrics {
   // sepconv_pending_requests: +1 when a request enters the queue, -1 when it
   // leaves it (computed, expired, cancelled or rejected at shutdown).
   virtual void PendingAdd(int64_t delta) = 0;
-  // Time one request spent queued before its batch started.
+  // Time one request spent queued before its batch started: in its model's
+  // queue, then waiting for its engine lane (other models' batches).
   virtual void QueueTime(absl::Duration queued) = 0;
   // One engine execution: executions_total, samples_total (+= samples),
   // batch_size, compute_duration_seconds and the FLOP counters.

@@ -15,6 +15,7 @@
 namespace sepconv {
 namespace {
 
+using testing::FakeClock;
 using testing::FakeEngine;
 using testing::FakeExecutor;
 using testing::kTestTimeout;
@@ -74,8 +75,10 @@ TEST(EngineLanesTest, ALaneRunsOneCallAtATimeInOrder) {
 
 // Two models' schedulers (one worker each) on one lane: their executors are
 // made and run on the lane's thread, and one model's batch waits for the
-// other's to finish instead of running beside it.
+// other's to finish instead of running beside it, a wait counted as queue
+// time, not compute.
 TEST(EngineLanesTest, ModelsSharingALaneTakeTurnsOnItsThread) {
+  FakeClock clock;
   EngineLanes lanes;
   const std::thread::id lane = LaneThread(lanes, 0);
   FakeEngine engine;
@@ -87,6 +90,7 @@ TEST(EngineLanesTest, ModelsSharingALaneTakeTurnsOnItsThread) {
   SchedulerOptions options;
   options.max_batch_size = 0;
   options.lanes = &lanes;
+  options.clock = &clock;
   absl::StatusOr<std::unique_ptr<Scheduler>> a = Scheduler::Create(options, factory, nullptr);
   absl::StatusOr<std::unique_ptr<Scheduler>> b = Scheduler::Create(options, factory, nullptr);
   ASSERT_TRUE(a.ok()) << a.status();
@@ -97,10 +101,14 @@ TEST(EngineLanesTest, ModelsSharingALaneTakeTurnsOnItsThread) {
   TestRequest first({1, 3, 4, 4}, 1), second({1, 3, 4, 4}, 2);
   ASSERT_TRUE((*a)->Submit(first.Job()).ok());
   ASSERT_TRUE(engine.WaitForEntered(1));
-  ASSERT_TRUE((*b)->Submit(second.Job()).ok());
+  std::unique_ptr<InferenceJob> job = second.Job();
+  auto times = std::make_shared<JobTimes>();
+  job->times = times;
+  ASSERT_TRUE((*b)->Submit(std::move(job)).ok());
   // b's worker has taken its job and handed it to the lane, where it waits.
   ASSERT_TRUE(AwaitWaiting(lanes, 0, 1));
   EXPECT_EQ(engine.entered(), 1);
+  clock.Advance(absl::Milliseconds(5));
   engine.OpenGate();
   for (TestRequest* request : {&first, &second}) {
     std::optional<absl::Status> status = request->Wait();
@@ -109,6 +117,8 @@ TEST(EngineLanesTest, ModelsSharingALaneTakeTurnsOnItsThread) {
     EXPECT_TRUE(request->OutputIsOwn());
   }
   EXPECT_EQ(engine.max_concurrent(), 1);
+  EXPECT_EQ(times->queue_time, absl::Milliseconds(5));
+  EXPECT_EQ(times->compute_time, absl::ZeroDuration());
   for (const RunRecord& run : engine.runs()) EXPECT_EQ(run.thread, lane);
   (*a)->Shutdown(absl::InfiniteFuture());
   (*b)->Shutdown(absl::InfiniteFuture());
