@@ -32,8 +32,8 @@ struct PlanReport {
   int rounds = 0;  // timed runs of the chosen plan
   // The second fastest candidate (e.g. "nChw8c on 2 thread(s)", empty when
   // only one was timed) and its best time over the chosen one's (oneDNN's
-  // plans on more than one thread charged 1.15x for OpenMP's spinning
-  // threads; see engine/internal/plan_tuner.h).
+  // plans on more than one thread charged for OpenMP's spinning threads;
+  // see SpinCharge in engine/internal/plan_tuner.h).
   std::string runner_up;
   double runner_up_ratio = 0;
   absl::Duration spent;  // building and timing the candidates

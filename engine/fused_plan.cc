@@ -130,7 +130,6 @@ FusedPlan::LayerData FusedPlan::Prepare(const Layer& layer, const FusedLayerWeig
   // even number of lines apart share part of L1's sets only (512 bytes
   // apart, an eighth of them), so they evicted each other and every read
   // went to L2.
-  constexpr int64_t kLineFloats = 16;
   v.mid_ld = RoundUp(RoundUp(tile_rows * out.w + block, lanes) + lanes + kLineFloats, kLineFloats);
   if (v.mid_ld / kLineFloats % 2 == 0) v.mid_ld += kLineFloats;
   v.phase_ld = RoundUp(std::max({v.pad + in.w, CeilDiv(in.w + 2 * v.pad, s.stride),

@@ -20,6 +20,9 @@
 namespace sepconv {
 namespace internal {
 
+// Floats per 64-byte cache line.
+inline constexpr int64_t kLineFloats = 16;
+
 // One layer as the kernels take it: geometry, weights prepared by the plan,
 // and the scratch layout of one tile.
 struct FusedLayerView {

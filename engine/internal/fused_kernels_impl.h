@@ -194,7 +194,6 @@ void PointwiseRows(const float* weights, const float* bias, const float* mid, in
 // block before it runs.
 template <class V>
 void PrefetchOutput(const float* out, int64_t channels, int64_t pixels, int64_t out_plane) {
-  constexpr int64_t kLineFloats = 16;
   for (int64_t i = 0; i < channels; ++i) {
     const float* row = out + i * out_plane;
     for (int64_t q = 0; q < pixels; q += kLineFloats) V::Prefetch(row + q);
@@ -251,7 +250,6 @@ template <class V>
 void PrefetchRows(const FusedLayerView& l, const float* plane, int64_t iy0, int64_t count) {
   const int64_t first = iy0 < 0 ? 0 : iy0, end = iy0 + count < l.in_h ? iy0 + count : l.in_h;
   if (first >= end) return;
-  constexpr int64_t kLineFloats = 16;
   const uintptr_t line_start = reinterpret_cast<uintptr_t>(plane + first * l.in_w) & ~uintptr_t{63};
   const float* p = reinterpret_cast<const float*>(line_start);
   for (const float* stop = plane + end * l.in_w; p < stop; p += kLineFloats) V::Prefetch(p);
@@ -268,7 +266,6 @@ void Tile(const FusedLayerView& l, const float* in, float* out, int64_t p0, int6
   const int64_t y0 = p0 / l.out_w, rows = (p1 + l.out_w - 1) / l.out_w - y0;
   // Each mid channel's rows start where the tile's first pixel falls on a
   // cache line, so that the pointwise blocks read whole lines.
-  constexpr int64_t kLineFloats = 16;
   float* mid = scratch + (kLineFloats - (p0 - y0 * l.out_w) % kLineFloats) % kLineFloats;
   float* phases = scratch + l.mid_channels * l.mid_ld;
   const int64_t need = (rows - 1) * l.stride + (l.kernel - 1) * l.dilation + 1;

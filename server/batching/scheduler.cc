@@ -29,6 +29,16 @@ void NameThread(std::thread& thread, const std::string& name) {
   pthread_setname_np(thread.native_handle(), name.substr(0, 15).c_str());
 }
 
+// Runs `fn` on lane `lane` of `lanes`, or here when there are none
+// (SchedulerOptions::lanes).
+void OnLane(EngineLanes* lanes, int lane, absl::FunctionRef<void()> fn) {
+  if (lanes != nullptr) {
+    lanes->Run(lane, fn);
+  } else {
+    fn();
+  }
+}
+
 // Calls the job's done and frees the job (its buffers belong to the caller).
 void Finish(QueuedJob& queued, absl::Status status) {
   queued.job->done(std::move(status));
@@ -229,15 +239,6 @@ class BatchingScheduler final : public Scheduler {
     ++workers_warm_;
   }
 
-  // Runs `fn` where worker `lane`'s engine runs (SchedulerOptions::lanes).
-  void OnLane(int lane, absl::FunctionRef<void()> fn) {
-    if (lanes_ != nullptr) {
-      lanes_->Run(lane, fn);
-    } else {
-      fn();
-    }
-  }
-
   void WorkerLoop(Executor* executor, int lane) {
     std::vector<QueuedJob> batch;
     std::vector<BatchItem> items;
@@ -323,7 +324,7 @@ class BatchingScheduler final : public Scheduler {
     absl::StatusOr<FlopCount> flops = absl::InternalError("the engine did not run");
     absl::Duration compute, lane_wait;
     const absl::Time handed = clock_->Now();
-    OnLane(lane, [&] {
+    OnLane(lanes_, lane, [&] {
       const absl::Time compute_start = clock_->Now();
       lane_wait = compute_start - handed;
       flops = executor->Run(chw, *items);
@@ -400,11 +401,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
     // leave OpenMP a thread pool on the loading thread too.
     absl::StatusOr<std::unique_ptr<Executor>> executor =
         absl::InternalError("the executor factory did not run");
-    if (options.lanes != nullptr) {
-      options.lanes->Run(i, [&] { executor = make_executor(); });
-    } else {
-      executor = make_executor();
-    }
+    OnLane(options.lanes, i, [&] { executor = make_executor(); });
     if (!executor.ok()) return executor.status();
     if (*executor == nullptr) {
       return absl::InternalError("the executor factory returned null");
