@@ -408,9 +408,13 @@ class Connection : public Impl::Session, public std::enable_shared_from_this<Con
     // though no I/O of this connection is pending meanwhile (Shutdown).
     answer_pending_.emplace(Lowest(stream_).get_executor());
     auto state = std::make_shared<HttpResponder::State>();
-    state->deliver = [self = this->shared_from_this()](std::function<HttpResponse()> make) {
-      net::post(Lowest(self->stream_).get_executor(),
-                [self, make = std::move(make)] { self->Answer(make()); });
+    // The reference moves into the posted answer: the thread that responds
+    // (an engine thread) keeps none, so the connection never ends there,
+    // after Shutdown has let the transport's threads and io_context go.
+    state->deliver = [self = this->shared_from_this()](std::function<HttpResponse()> make) mutable {
+      auto executor = Lowest(self->stream_).get_executor();
+      net::post(executor,
+                [self = std::move(self), make = std::move(make)] { self->Answer(make()); });
     };
     responder_ = state;
     transport_.handler()(std::move(request_), HttpResponder(state));
