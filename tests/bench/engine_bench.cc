@@ -9,8 +9,9 @@
 // PyTorch and prints one table; the JSON context gives `onednn_isa`.
 //
 // Flags: --threads=N (default 2), --cold (flush the caches before every timed
-// run, as a served request finds them) and Google Benchmark's own
-// (--benchmark_*).
+// run, as a served request finds them), --gap_us=N (sleep N microseconds
+// before every timed run, as a request at one client finds the engine's
+// threads and CPUs idle) and Google Benchmark's own (--benchmark_*).
 
 #include <omp.h>
 
@@ -21,6 +22,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -43,6 +45,9 @@ int g_errors = 0;  // benchmarks that could not run; main exits non-zero
 // --cold: every timed run of the engine starts with the caches flushed, as a
 // request served after others' traffic does (the layout tuner's flush).
 bool g_cold = false;
+// --gap_us: the pause before every timed run, in which idle threads go to
+// sleep and an idle virtual CPU may be descheduled by its host.
+int g_gap_us = 0;
 
 using Clock = std::chrono::steady_clock;
 
@@ -104,9 +109,10 @@ void BM_Engine(benchmark::State& state, std::shared_ptr<const ModelSpec> model, 
         g_cold ? std::make_unique<internal::CacheEvictor>() : nullptr;
     IterationTimer timer(state);
     for (auto _ : state) {
-      if (evictor != nullptr) {
+      if (evictor != nullptr || g_gap_us > 0) {
         state.PauseTiming();
-        evictor->Evict();
+        if (evictor != nullptr) evictor->Evict();
+        if (g_gap_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(g_gap_us));
         state.ResumeTiming();
       }
       timer.Time([&] {
@@ -368,6 +374,8 @@ int main(int argc, char** argv) {
       sepconv::g_threads = std::max(1, std::atoi(argv[i] + 10));
     } else if (std::strcmp(argv[i], "--cold") == 0) {
       sepconv::g_cold = true;
+    } else if (std::strncmp(argv[i], "--gap_us=", 9) == 0) {
+      sepconv::g_gap_us = std::max(0, std::atoi(argv[i] + 9));
     } else {
       argv[kept++] = argv[i];
     }
@@ -377,6 +385,7 @@ int main(int argc, char** argv) {
   sepconv::RegisterAll();
   benchmark::AddCustomContext("onednn_isa", sepconv::IsaName(dnnl::get_effective_cpu_isa()));
   benchmark::AddCustomContext("caches", sepconv::g_cold ? "cold" : "warm");
+  benchmark::AddCustomContext("gap_us", std::to_string(sepconv::g_gap_us));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   const size_t ran = benchmark::RunSpecifiedBenchmarks();

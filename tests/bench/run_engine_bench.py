@@ -46,14 +46,14 @@ SUITES = {"issue2": r"sepconv/", "dm": r"sepconv_dm/",
           "all": r"(sepconv|mobilenet_body|sepconv_dm)/"}
 
 
-def run_engine(binary, pattern, threads, min_time, required=True):
+def run_engine(binary, pattern, threads, min_time, required=True, extra=()):
     """Benchmarks matching `pattern` (a Google Benchmark binary taking --threads),
     by name without "/real_time", plus "_isa" (the JSON context's onednn_isa).
     A baseline (required=False) may lack some, fail or print no JSON: those
-    are left out."""
+    are left out. `extra`: more of the binary's flags (e.g. --cold)."""
     run = subprocess.run(
         [binary, f"--benchmark_filter={pattern}", "--benchmark_format=json",
-         f"--benchmark_min_time={min_time}", f"--threads={threads}"],
+         f"--benchmark_min_time={min_time}", f"--threads={threads}", *extra],
         check=required, capture_output=True, text=True)
     try:
         doc = json.loads(run.stdout)

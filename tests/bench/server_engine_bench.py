@@ -24,7 +24,11 @@ For each T in --threads, one `sepconv-server --threads=T` on 127.0.0.1
 serves every model, and engine_bench measures the roofline at T threads
 (peak: a large oneDNN 1x1 convolution; bandwidth: a 256 MiB copy; best
 iterations). Then case by case, so that a row's columns see the same machine:
-  in-process  engine_bench <case>/auto, median iteration;
+  in-process  engine_bench <case>/auto, median iteration; and again with
+              --cold (caches flushed before every iteration, as a request
+              finds them after the transport's traffic), so that
+              server/cold is what the server adds to the engine's own time
+              on the same cold caches;
   server      sepconv-client bench, one request at a time over gRPC (raw
               FP32): a warm-up run, then --windows runs of one window each.
               Around each run, /metrics' sepconv_compute_duration_seconds
@@ -236,10 +240,14 @@ def served_plan(server, case):
 def measure_case(args, bins, server, case, threads):
     """Every number of one row (ms unless named otherwise)."""
     # Google Benchmark's regex takes no "\-": the names need no escaping.
-    ours = run_engine(bins["engine"], f"^{case.name}/auto/real_time$", threads,
-                      args.min_time)[f"{case.name}/auto"]
-    row = {"in_process_ms": ours["median_ms"], "flops": ours["flops"],
-           "min_bytes": ours["min_bytes"]}
+    pattern = f"^{case.name}/auto/real_time$"
+    ours = run_engine(bins["engine"], pattern, threads, args.min_time)[f"{case.name}/auto"]
+    cold = run_engine(bins["engine"], pattern, threads, args.min_time,
+                      extra=["--cold"])[f"{case.name}/auto"]
+    row = {"in_process_ms": ours["median_ms"], "cold_in_process_ms": cold["median_ms"],
+           "in_process_plan": ours.get("label", "?").removeprefix("chose "),
+           "cold_in_process_plan": cold.get("label", "?").removeprefix("chose "),
+           "flops": ours["flops"], "min_bytes": ours["min_bytes"]}
     row.update(serve_case(args, bins["client"], server, case))
     row.update(serve_case(args, bins["client"], server, case, shm=True))
     row["served_plan"] = served_plan(server, case)
@@ -290,7 +298,8 @@ def ratio(a, b):
 
 def case_table(cases, rows):
     """The per-T table: header and rows (strings), geometric means last."""
-    header = ["case", "in-process ms", "server compute ms", "server/in-process", "e2e p50 ms",
+    header = ["case", "in-process ms", "cold in-process ms", "server compute ms",
+              "server/in-process", "server/cold", "e2e p50 ms",
               "shm compute ms", "shm e2e p50 ms", "PyTorch-best ms", "XNNPACK ms", "vs XNNPACK",
               "shm vs XNNPACK", "vs PyTorch", "% roofline", "r", "share"]
     table, columns = [], collections.defaultdict(list)
@@ -299,6 +308,7 @@ def case_table(cases, rows):
         ours = row["server_compute_ms"]
         r = ratio(ours, row.get("torch_standard_conv_ms"))
         derived = {"server/in-process": ours / row["in_process_ms"],
+                   "server/cold": ours / row["cold_in_process_ms"],
                    "vs XNNPACK": ratio(row["xnnpack_ms"], ours),
                    "shm vs XNNPACK": ratio(row["xnnpack_ms"], row["shm_server_compute_ms"]),
                    "vs PyTorch": row["torch_best_ms"] / ours,
@@ -307,8 +317,9 @@ def case_table(cases, rows):
         for key, value in derived.items():
             if value is not None:
                 columns[key].append(value)
-        table.append([case.name, ms(row["in_process_ms"]), ms(ours),
-                      times(derived["server/in-process"]), ms(row["e2e_p50_ms"]),
+        table.append([case.name, ms(row["in_process_ms"]), ms(row["cold_in_process_ms"]),
+                      ms(ours), times(derived["server/in-process"]),
+                      times(derived["server/cold"]), ms(row["e2e_p50_ms"]),
                       ms(row["shm_server_compute_ms"]), ms(row["shm_e2e_p50_ms"]),
                       ms(row["torch_best_ms"]), ms(row["xnnpack_ms"]),
                       times(derived["vs XNNPACK"]), times(derived["shm vs XNNPACK"]),
@@ -316,7 +327,8 @@ def case_table(cases, rows):
                       percent(derived["% roofline"]), f"{r:.2f}" if r else "n/a",
                       percent(derived["share"])])
     mean = {k: geomean(v) if v else None for k, v in columns.items()}
-    table.append(["geometric mean", "", "", times(mean.get("server/in-process")), "", "", "", "",
+    table.append(["geometric mean", "", "", "", times(mean.get("server/in-process")),
+                  times(mean.get("server/cold")), "", "", "", "",
                   "", times(mean.get("vs XNNPACK")), times(mean.get("shm vs XNNPACK")),
                   times(mean.get("vs PyTorch")),
                   percent(mean.get("% roofline")),
@@ -388,9 +400,12 @@ def report(args, cases, results, built):
     if len(results) > 1:
         print("\nthreads: server compute (and in-process) time ratios, < 1 is a speed-up")
         print_table(*threads_table(cases, results), args.markdown)
-    print("\nthe plans the server's tuner chose (its log line)")
-    print_table(["case", "T", "plan"],
-                [[c.name, str(t), r["cases"][c.name].get("served_plan", "?")]
+    print("\nthe plans the server's tuner chose (its log line), and engine_bench's own "
+          "tunings' (warm and --cold runs, each in a process of its own)")
+    print_table(["case", "T", "server's plan", "in-process", "cold in-process"],
+                [[c.name, str(t), r["cases"][c.name].get("served_plan", "?"),
+                  r["cases"][c.name].get("in_process_plan", "?"),
+                  r["cases"][c.name].get("cold_in_process_plan", "?")]
                  for c in cases for t, r in results], args.markdown)
 
 
