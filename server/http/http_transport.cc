@@ -166,8 +166,9 @@ void HttpResponse::SetHeader(std::string name, std::string value) {
 }
 
 // What the transport's threads share; sessions hold a reference to it (it
-// outlives them: Shutdown joins the threads that run them).
-class HttpTransport::Impl {
+// outlives them: Shutdown joins the threads that run them), and an answer
+// being delivered from another thread a shared one (see Connection::Handle).
+class HttpTransport::Impl : public std::enable_shared_from_this<HttpTransport::Impl> {
  public:
   // A connection, as Shutdown sees it.
   class Session {
@@ -408,11 +409,15 @@ class Connection : public Impl::Session, public std::enable_shared_from_this<Con
     // though no I/O of this connection is pending meanwhile (Shutdown).
     answer_pending_.emplace(Lowest(stream_).get_executor());
     auto state = std::make_shared<HttpResponder::State>();
-    // The reference moves into the posted answer: the thread that responds
-    // (an engine thread) keeps none, so the connection never ends there,
-    // after Shutdown has let the transport's threads and io_context go.
-    state->deliver = [self = this->shared_from_this()](std::function<HttpResponse()> make) mutable {
-      auto executor = Lowest(self->stream_).get_executor();
+    // The thread that responds (an engine thread) may still hold this
+    // closure, and the executor it posted through, after the answer is out
+    // and Shutdown has joined the transport's threads: `transport` keeps the
+    // io_context they refer to alive until then. The connection's reference
+    // moves into the posted answer, so that the connection never ends after
+    // its transport (a closure's captures end in no set order).
+    state->deliver = [self = this->shared_from_this(), transport = transport_.shared_from_this()](
+                         std::function<HttpResponse()> make) mutable {
+      const auto executor = Lowest(self->stream_).get_executor();
       net::post(executor,
                 [self = std::move(self), make = std::move(make)] { self->Answer(make()); });
     };
