@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "engine/internal/cpu_placement.h"
 
 namespace sepconv {
 namespace {
@@ -469,6 +470,7 @@ void Plan::Execute(absl::Span<const BatchItem> items, dnnl::stream& stream,
     return;
   }
   const OmpThreadsScope omp_threads(threads_);
+  internal::KeepOpenMpTeamOffCallersCpu(threads_);
   if (activations != bound_) Bind(activations);
   // Each item's NCHW samples go straight into their slice of the batch (N
   // is outermost in every internal layout, so a slice is contiguous).

@@ -1,6 +1,7 @@
 #include "engine/internal/tile_pool.h"
 
 #include <immintrin.h>
+#include <pthread.h>
 
 #include <memory>
 
@@ -36,6 +37,14 @@ void TilePool::Run(int threads, int64_t count, TaskFn fn) {
   while (static_cast<int>(helpers_.size()) < helpers) {
     const int worker = static_cast<int>(helpers_.size()) + 1;
     helpers_.emplace_back([this, worker] { HelperLoop(worker); });
+    off_caller_.Reset();  // the new helper may run anywhere
+  }
+  if (const cpu_set_t* cpus = off_caller_.Changed()) {
+    // A failure (the process's CPUs changed since) leaves the helper where
+    // it may run, as without this.
+    for (std::thread& helper : helpers_) {
+      pthread_setaffinity_np(helper.native_handle(), sizeof(*cpus), cpus);
+    }
   }
   uint64_t generation;
   {

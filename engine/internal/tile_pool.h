@@ -8,6 +8,7 @@
 // done, without waiting for helpers to check in (OpenMP's barriers would
 // wait for them, a whole time slice when a core is taken). Idle helpers spin
 // a few microseconds (a layer's next tiles come right after) and then sleep.
+// Each Run keeps the helpers off the caller's CPU (CallerCpuExclusion).
 
 #include <atomic>
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
+#include "engine/internal/cpu_placement.h"
 
 namespace sepconv {
 namespace internal {
@@ -59,6 +61,7 @@ class TilePool {
   std::atomic<uint64_t> published_{0};  // generation_, read without the lock by spinning helpers
   std::atomic<int64_t> done_{0};        // tasks of the current generation finished
   std::vector<std::thread> helpers_;    // only the owning thread touches it
+  CallerCpuExclusion off_caller_;       // only the owning thread touches it
 };
 
 }  // namespace internal

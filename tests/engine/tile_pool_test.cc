@@ -1,8 +1,11 @@
 // The fused kernels' thread pool: every task runs exactly once per Run, Run
 // returns only when all have run, helpers that are slow to start leave their
-// share to the caller, and each thread has its own pool.
+// share to the caller, each thread has its own pool, and helpers run off the
+// caller's CPU.
 
 #include "engine/internal/tile_pool.h"
+
+#include <sched.h>
 
 #include <atomic>
 #include <cstdint>
@@ -76,6 +79,48 @@ TEST(TilePoolTest, EachThreadHasItsOwnPool) {
   EXPECT_EQ(sum.load(), 3 * 20 * 45);
   EXPECT_NE(pools[0], pools[1]);
   EXPECT_NE(pools[1], pools[2]);
+}
+
+// The caller held on each CPU the test may use in turn: the helper's CPUs
+// leave the caller's out (it runs elsewhere at once instead of waiting for
+// the caller's CPU), unless the caller's is the only one.
+TEST(TilePoolTest, HelpersRunOffTheCallersCpu) {
+  cpu_set_t all;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(all), &all), 0);
+  TilePool pool;
+  pool.Run(2, 2, [](int64_t, int) {});  // starts the helper, free to run anywhere
+  int tried = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE && tried < 4; ++cpu) {
+    if (!CPU_ISSET(cpu, &all)) continue;
+    ++tried;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+    absl::Notification helper_ran;
+    std::atomic<int> helper_cpu{-1};
+    cpu_set_t helper_cpus;
+    CPU_ZERO(&helper_cpus);
+    pool.Run(2, 2, [&](int64_t, int worker) {
+      if (worker == 0) {
+        helper_ran.WaitForNotificationWithTimeout(absl::Seconds(30));
+        return;
+      }
+      // The helper may claim both tasks (only it notifies, one task at a time).
+      sched_getaffinity(0, sizeof(helper_cpus), &helper_cpus);
+      helper_cpu.store(sched_getcpu());
+      if (!helper_ran.HasBeenNotified()) helper_ran.Notify();
+    });
+    ASSERT_TRUE(helper_ran.HasBeenNotified()) << "caller on CPU " << cpu;
+    if (CPU_COUNT(&all) > 1) {
+      EXPECT_FALSE(CPU_ISSET(cpu, &helper_cpus)) << "caller on CPU " << cpu;
+      EXPECT_NE(helper_cpu.load(), cpu);
+    } else {
+      EXPECT_TRUE(CPU_ISSET(cpu, &helper_cpus));
+    }
+  }
+  ASSERT_EQ(sched_setaffinity(0, sizeof(all), &all), 0);
+  EXPECT_GT(tried, 0);
 }
 
 }  // namespace
