@@ -98,6 +98,29 @@ void DepthwiseRows(const FusedLayerView& l, const float* phases, int64_t m, int6
   }
 }
 
+// The pointwise block's multiply-adds: onto `acc` (MR output channels x NV
+// vectors of pixels), mid channels [0, mids) of `mid` (mid_ld apart) in
+// order, times `weights` (WS per mid channel). Inlined, so that `acc` stays
+// in registers.
+template <class V, int MR, int NV, int WS>
+[[gnu::always_inline]] inline void MultiplyAdd(const float* weights, const float* mid,
+                                               int64_t mid_ld, int64_t mids,
+                                               typename V::Reg (&acc)[MR][NV]) {
+  for (int64_t c = 0; c < mids; ++c) {
+    const float* row = mid + c * mid_ld;
+    const float* w = weights + c * WS;
+    typename V::Reg x[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) x[j] = V::Load(row + j * V::kLanes);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const typename V::Reg a = V::Set1(w[i]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = V::Fma(a, x[j], acc[i][j]);
+    }
+  }
+}
+
 // One block of the pointwise product: MR output channels (rows of `out`,
 // out_ld apart) times `pixels` (<= NV vectors) pixels, summing mid channels
 // [0, mids) of `mid` (mid_ld apart) in order onto the bias (`first`) or onto
@@ -126,19 +149,7 @@ void PointwiseBlock(const float* weights, const float* bias, const float* mid, i
       }
     }
   }
-  for (int64_t c = 0; c < mids; ++c) {
-    const float* row = mid + c * mid_ld;
-    const float* w = weights + c * WS;
-    typename V::Reg x[NV];
-#pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) x[j] = V::Load(row + j * V::kLanes);
-#pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
-      const typename V::Reg a = V::Set1(w[i]);
-#pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) acc[i][j] = V::Fma(a, x[j], acc[i][j]);
-    }
-  }
+  MultiplyAdd<V, MR, NV, WS>(weights, mid, mid_ld, mids, acc);
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
     if (i >= channels) break;
@@ -186,19 +197,7 @@ template <class V, int MR, int NV, int WS>
       for (int j = 0; j < NV; ++j) acc[i][j] = V::Load(out + i * out_ld + j * V::kLanes);
     }
   }
-  for (int64_t c = 0; c < mids; ++c) {
-    const float* row = mid + c * mid_ld;
-    const float* w = weights + c * WS;
-    typename V::Reg x[NV];
-#pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) x[j] = V::Load(row + j * V::kLanes);
-#pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
-      const typename V::Reg a = V::Set1(w[i]);
-#pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) acc[i][j] = V::Fma(a, x[j], acc[i][j]);
-    }
-  }
+  MultiplyAdd<V, MR, NV, WS>(weights, mid, mid_ld, mids, acc);
   if (last && activation != Activation::kNone) {
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
