@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
-cmake --build "$build" --target engine_bench xnnpack_bench echo_server sepconv-server sepconv-client >&2
+cmake --build "$build" --target engine_bench xnnpack_bench helper_wake_bench echo_server sepconv-server sepconv-client >&2
 
 section() { printf '\n### %s\n\n' "$1"; }
 echo "Measured on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1 /proc/loadavg) at start."
@@ -24,6 +24,9 @@ section "First request after load vs warm ones, in the server's own request time
 
 section "OpenMP wait policies through fresh servers (libgomp's default spin vs passive)"
 /usr/bin/python3 tests/bench/wait_policy_bench.py --build_dir "$build" --markdown
+
+section "Helpers woken after an idle gap: beside their caller or behind it (TilePool, OpenMP)"
+"$build/tests/bench/helper_wake_bench"
 
 section "Engine in-process, every layout (diagnostic; fp32, 2 threads, warm)"
 /usr/bin/python3 tests/bench/run_engine_bench.py --build_dir "$build" --suite all --markdown
