@@ -25,7 +25,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -143,9 +142,9 @@ int main(int argc, char** argv) {
       std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(libgomp default)", tasks,
       task_us);
   std::printf(
-      "| pool | gap us | runs with no help | helper on the caller's CPU | helper start us p50 / "
-      "p90 "
-      "| run us p50 / p90 | ideal us |\n|---|---:|---:|---:|---:|---:|---:|\n");
+      "| pool | gap us | runs with no help | helper on the caller's CPU | "
+      "helper start us p50 / p90 | run us p50 / p90 | ideal us |\n"
+      "|---|---:|---:|---:|---:|---:|---:|\n");
   sepconv::internal::TilePool tile_pool;
   const sepconv::Pool tiles = [&](int count, const std::function<void(int, int)>& fn) {
     tile_pool.Run(2, count, [&](int64_t task, int worker) { fn(static_cast<int>(task), worker); });

@@ -10,39 +10,14 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/engine/engine_test_util.h"
 
 namespace sepconv {
 namespace internal {
 namespace {
 
-// Holds the calling thread on one CPU for the test's scope.
-class OnCpu {
- public:
-  explicit OnCpu(int cpu) {
-    sched_getaffinity(0, sizeof(saved_), &saved_);
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    ok_ = sched_setaffinity(0, sizeof(one), &one) == 0;
-  }
-  ~OnCpu() { sched_setaffinity(0, sizeof(saved_), &saved_); }
-  bool ok() const { return ok_; }
-
- private:
-  cpu_set_t saved_;
-  bool ok_ = false;
-};
-
-// Up to four of the CPUs this test may use.
-std::vector<int> AllowedCpus() {
-  cpu_set_t all;
-  std::vector<int> cpus;
-  if (sched_getaffinity(0, sizeof(all), &all) != 0) return cpus;
-  for (int cpu = 0; cpu < CPU_SETSIZE && cpus.size() < 4; ++cpu) {
-    if (CPU_ISSET(cpu, &all)) cpus.push_back(cpu);
-  }
-  return cpus;
-}
+using ::sepconv::testing::AllowedCpus;
+using ::sepconv::testing::OnCpu;
 
 TEST(CallerCpuExclusionTest, ReportsTheOtherCpusOnlyWhenTheCallerMoved) {
   const std::vector<int> cpus = AllowedCpus();
