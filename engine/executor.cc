@@ -191,13 +191,13 @@ class OneDnnExecutor final : public Executor {
           internal::BuildTunedPlan(*model_, input, *flops, weights_, engine_, stream_, arena,
                                    absl::Milliseconds(options_.tune_budget_ms));
       plan = std::move(tuned.plan);
-      if (tuned.candidates_timed > 0 && options_.on_plan_tuned) {
-        options_.on_plan_tuned(
-            PlanReport{input, plan->ImplNames(),
-                       tuned.choice.threads > 0 ? tuned.choice.threads : omp_get_max_threads(),
-                       tuned.candidates_timed, tuned.rounds,
-                       tuned.runner_up ? Describe(*tuned.runner_up) : std::string(),
-                       tuned.runner_up_ratio, tuned.spent});
+      if ((tuned.candidates_timed > 0 || tuned.from_tuning_cache) && options_.on_plan_tuned) {
+        options_.on_plan_tuned(PlanReport{
+            input, plan->ImplNames(),
+            tuned.choice.threads > 0 ? tuned.choice.threads : omp_get_max_threads(),
+            tuned.candidates_timed, tuned.rounds,
+            tuned.runner_up ? Describe(*tuned.runner_up) : std::string(), tuned.runner_up_ratio,
+            tuned.spent, tuned.from_tuning_cache, std::move(tuned.tuning_cache_status)});
       }
     } else {
       plan = std::make_unique<Plan>(*model_, input, *flops, tuning_.layout, weights_, engine_,
@@ -295,5 +295,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(std::shared_ptr<const
   }
   return executor;
 }
+
+absl::Status UseTuningCache(const std::string& path) { return internal::UseTuningCache(path); }
 
 }  // namespace sepconv

@@ -37,6 +37,12 @@ struct PlanReport {
   std::string runner_up;
   double runner_up_ratio = 0;
   absl::Duration spent;  // building and timing the candidates
+  // The choice came from the tuning cache (UseTuningCache), timed by an
+  // earlier process: nothing was timed (candidates_timed is 0).
+  bool from_tuning_cache = false;
+  // Why a new choice could not be written to the tuning cache (OK when it
+  // was, or when there is none); the choice is used all the same.
+  absl::Status tuning_cache_status;
 };
 
 struct ExecutorOptions {
@@ -58,13 +64,27 @@ struct ExecutorOptions {
   // once. 0 times one layout only and takes the size-based micro-batch.
   int tune_budget_ms = 300;
   // Called, on the thread that runs the executor, after a shape's plan was
-  // chosen by timing (not for a choice remembered from an earlier timing):
-  // servers log it, so the kernels serving each shape are known.
+  // chosen by timing, or built from the tuning cache's choice the first time
+  // in the process (not for a choice remembered from an earlier timing in
+  // the process): servers log it, so the kernels serving each shape are
+  // known.
   std::function<void(const PlanReport&)> on_plan_tuned = nullptr;
   // Input shapes (full NCHW) Create warms before returning (see Warm): a
   // shape the model rejects fails Create.
   std::vector<Dims4> warm_shapes = {};
 };
+
+// Keeps the plans the engine chooses by timing (tune_budget_ms above) in the
+// file at `path`, one line per input shape and kind of machine, and builds
+// the shapes the file already holds for this kind of machine (the same CPU
+// model, oneDNN ISA and version, number of usable CPUs and engine version)
+// as chosen there, without timing them: restarts and replicas then start
+// faster and serve each shape with one plan, hence the same bits. The file
+// is created on the first new choice; a folder it cannot be written in, an
+// unreadable file or a malformed line is an error here. Process-wide; call
+// it before creating executors (a shape chosen already in this process
+// keeps its choice). "" stops keeping choices. Thread-safe.
+absl::Status UseTuningCache(const std::string& path);
 
 // One caller's part of a batch: `samples` NCHW samples of shape [C, H, W]
 // read from `input` and written to `output` (both dense, row-major fp32).

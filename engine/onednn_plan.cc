@@ -208,6 +208,30 @@ ActivationLayout ResolveLayout(ActivationLayout layout) {
   return ActivationLayout::kNhwc;
 }
 
+std::string EffectiveIsaName() {
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  switch (isa) {
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return absl::StrCat("isa#", static_cast<int>(isa));
+  }
+}
+
 const char* LayoutName(ActivationLayout layout) {
   switch (layout) {
     case ActivationLayout::kAuto:

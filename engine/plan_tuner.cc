@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -75,8 +76,13 @@ struct Choices {
   // process (executors would skew each other's timings), and each key gets
   // one choice, so every executor of a model computes the same bits.
   absl::Mutex tuning;
+  // Where new choices are kept (UseTuningCache), if anywhere.
+  std::unique_ptr<TuningCache> file ABSL_GUARDED_BY(tuning);
   absl::Mutex mu;
   absl::flat_hash_map<std::string, PlanChoice> plan ABSL_GUARDED_BY(mu);
+  // Keys of `plan` read from the tuning cache whose first plan is not built
+  // yet (its build reports where the choice came from).
+  absl::flat_hash_set<std::string> from_file ABSL_GUARDED_BY(mu);
   // Keyed by ChoiceKey (which holds the threads) and batch size. Only
   // micro-batches that ran are remembered, never a failed one.
   absl::flat_hash_map<std::string, int64_t> micro_batch ABSL_GUARDED_BY(mu);
@@ -238,7 +244,10 @@ TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const Flop
   }
   if (known) {
     auto plan = std::make_unique<Plan>(model, input, flops, *known, weights, engine, stream);
-    return TuneResultFor(std::move(plan), *known, /*candidates_timed=*/0, start);
+    TuneResult result = TuneResultFor(std::move(plan), *known, /*candidates_timed=*/0, start);
+    absl::MutexLock lock(&choices.mu);
+    result.from_tuning_cache = choices.from_file.erase(key) > 0;
+    return result;
   }
   const TimingData data(model, input);
   std::vector<TimedPlan> candidates =
@@ -249,7 +258,27 @@ TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const Flop
     absl::MutexLock lock(&choices.mu);
     choices.plan.emplace(key, result.choice);
   }
+  if (choices.file != nullptr) result.tuning_cache_status = choices.file->Put(key, result.choice);
   return result;
+}
+
+absl::Status UseTuningCache(const std::string& path) {
+  Choices& choices = TheChoices();
+  absl::MutexLock tuning(&choices.tuning);
+  if (path.empty()) {
+    choices.file.reset();
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::unique_ptr<TuningCache>> file = TuningCache::Open(path, MachineFingerprint());
+  if (!file.ok()) return file.status();
+  {
+    absl::MutexLock lock(&choices.mu);
+    for (const TuningCacheEntry& entry : (*file)->entries()) {
+      if (choices.plan.emplace(entry.key, entry.choice).second) choices.from_file.insert(entry.key);
+    }
+  }
+  choices.file = *std::move(file);
+  return absl::OkStatus();
 }
 
 std::optional<PlanChoice> TunedChoice(const ModelSpec& model, const Dims4& input) {
@@ -260,6 +289,7 @@ void ClearTunedChoices() {
   Choices& choices = TheChoices();
   absl::MutexLock lock(&choices.mu);
   choices.plan.clear();
+  choices.from_file.clear();
   choices.micro_batch.clear();
 }
 

@@ -61,6 +61,11 @@ ABSL_FLAG(int, threads, 0,
           "Most intra-op threads per engine instance; 0 = the CPUs this process may use "
           "(affinity mask and cgroup quota) divided among the instances. Each input shape's "
           "plan is timed on one thread and on all of these, and runs on the faster.");
+ABSL_FLAG(std::string, tuning_cache, "",
+          "File that keeps the plan chosen by timing for each input shape (one line per shape "
+          "and kind of machine; created if absent). A restart or a replica on the same kind of "
+          "machine builds those shapes without timing them: it starts faster and serves each "
+          "with the same plan, hence the same bits. Empty: every process times its shapes.");
 ABSL_FLAG(int, instances, 1, "Engine workers per model version.");
 ABSL_FLAG(int, max_batch_size, 8, "Samples per engine execution; 0 disables batching.");
 ABSL_FLAG(int64_t, max_queue_delay_us, 500,
@@ -486,6 +491,10 @@ int Run(const std::vector<std::string>& load_models) {
   }
   if (absl::Status s = InstallSignalHandlers(); !s.ok()) {
     std::fprintf(stderr, "sepconv-server: %s\n", s.ToString().c_str());
+    return kExitFailed;
+  }
+  if (absl::Status s = UseTuningCache(absl::GetFlag(FLAGS_tuning_cache)); !s.ok()) {
+    std::fprintf(stderr, "sepconv-server: --tuning_cache: %s\n", s.ToString().c_str());
     return kExitFailed;
   }
   std::unique_ptr<Metrics> metrics = options->metrics_port != 0 ? Metrics::Create() : nullptr;

@@ -67,6 +67,10 @@ struct PlanChoice {
 // kAuto resolved for the CPU oneDNN runs on.
 ActivationLayout ResolveLayout(ActivationLayout layout);
 
+// The ISA oneDNN dispatches to (ONEDNN_MAX_CPU_ISA counts), e.g. "avx2",
+// "avx512_core_bf16".
+std::string EffectiveIsaName();
+
 // "auto", "nhwc", "nChw8c", "nChw16c", "nhwc_direct" or "fused".
 const char* LayoutName(ActivationLayout layout);
 

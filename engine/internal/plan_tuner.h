@@ -36,6 +36,7 @@
 #include "engine/internal/arena.h"
 #include "engine/internal/onednn_plan.h"
 #include "engine/internal/onednn_weights.h"
+#include "engine/internal/tuning_cache.h"
 #include "engine/model_spec.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
@@ -79,6 +80,11 @@ struct TuneResult {
   std::optional<PlanChoice> runner_up;
   double runner_up_ratio = 0;
   absl::Duration spent;  // building and timing
+  // The choice came from the tuning cache's file and this is its first plan
+  // in the process (UseTuningCache; candidates_timed is 0).
+  bool from_tuning_cache = false;
+  // Whether a new choice was written to the tuning cache (OK without one).
+  absl::Status tuning_cache_status;
 };
 
 // The plan for `input` in the fastest layout. Candidates are built and run
@@ -120,6 +126,12 @@ absl::StatusOr<MicroBatchChoice> ChooseMicroBatch(const ModelSpec& model, const 
                                                   absl::Span<const int64_t> candidates,
                                                   absl::Duration budget,
                                                   absl::FunctionRef<absl::Status(int64_t)> run);
+
+// Keeps every new choice in the tuning cache at `path` (see
+// engine/internal/tuning_cache.h) and takes the choices it holds for this
+// machine as if tuned in this process (a key chosen already keeps its
+// choice); "" stops keeping them. Errors as TuningCache::Open's. Thread-safe.
+absl::Status UseTuningCache(const std::string& path);
 
 // The choice remembered for `input`'s key, if it was tuned (benchmarks
 // label their rows with it).

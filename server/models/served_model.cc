@@ -28,12 +28,22 @@ std::function<void(const PlanReport&)> PlanLogger(const std::string& name,
     std::string line =
         absl::StrCat("sepconv-server: model '", name, "' version ", version, ", input ", d.n, "x",
                      d.c, "x", d.h, "x", d.w, ": ", absl::StrJoin(report.kernels, ", "), " on ",
-                     report.threads, " thread(s), chosen by timing ", report.candidates_timed,
-                     " candidates in ", absl::ToInt64Milliseconds(report.spent), " ms");
+                     report.threads, " thread(s), ");
+    if (report.from_tuning_cache) {
+      absl::StrAppend(&line, "from the tuning cache, built in ",
+                      absl::ToInt64Milliseconds(report.spent), " ms");
+    } else {
+      absl::StrAppend(&line, "chosen by timing ", report.candidates_timed, " candidates in ",
+                      absl::ToInt64Milliseconds(report.spent), " ms");
+    }
     if (!report.runner_up.empty()) {
       absl::StrAppend(
           &line, absl::StrFormat(" (%d timed runs; runner-up %s at %.2fx the time)", report.rounds,
                                  report.runner_up, report.runner_up_ratio));
+    }
+    if (!report.tuning_cache_status.ok()) {
+      absl::StrAppend(&line,
+                      "; not kept in the tuning cache: ", report.tuning_cache_status.message());
     }
     absl::StrAppend(&line, "\n");
     std::fputs(line.c_str(), stderr);

@@ -271,30 +271,6 @@ std::vector<LayerSpec> MobileNetBody() {
   return specs;
 }
 
-// The ISA oneDNN dispatches to (after ONEDNN_MAX_CPU_ISA), for the table.
-std::string IsaName(dnnl::cpu_isa isa) {
-  switch (isa) {
-    case dnnl::cpu_isa::sse41:
-      return "sse41";
-    case dnnl::cpu_isa::avx:
-      return "avx";
-    case dnnl::cpu_isa::avx2:
-      return "avx2";
-    case dnnl::cpu_isa::avx2_vnni:
-      return "avx2_vnni";
-    case dnnl::cpu_isa::avx512_core:
-      return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni:
-      return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16:
-      return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx:
-      return "avx512_core_amx";
-    default:
-      return absl::StrCat("isa#", static_cast<int>(isa));
-  }
-}
-
 void RegisterAll() {
   struct Case {
     std::string name;
@@ -383,7 +359,7 @@ int main(int argc, char** argv) {
   argc = kept;
   omp_set_num_threads(sepconv::g_threads);
   sepconv::RegisterAll();
-  benchmark::AddCustomContext("onednn_isa", sepconv::IsaName(dnnl::get_effective_cpu_isa()));
+  benchmark::AddCustomContext("onednn_isa", sepconv::EffectiveIsaName());
   benchmark::AddCustomContext("caches", sepconv::g_cold ? "cold" : "warm");
   benchmark::AddCustomContext("gap_us", std::to_string(sepconv::g_gap_us));
   benchmark::Initialize(&argc, argv);

@@ -22,6 +22,9 @@ section "Engine through the server vs XNNPACK and PyTorch (fp32, 1 and 2 threads
 section "First request after load vs warm ones, in the server's own request time (with and without model_warmup)"
 /usr/bin/python3 tests/bench/server_warmup_bench.py --build_dir "$build" --markdown
 
+section "Fresh servers with and without a tuning cache (first request of a shape, compute, plans served)"
+/usr/bin/python3 tests/bench/tuning_cache_bench.py --build_dir "$build" --markdown
+
 section "OpenMP wait policies through fresh servers (libgomp's default spin vs passive)"
 /usr/bin/python3 tests/bench/wait_policy_bench.py --build_dir "$build" --markdown
 

@@ -138,12 +138,12 @@ def export_repository(root, models):
 class Server(LoggedProcess):
     """sepconv-server on 127.0.0.1, batching off, serving `models` of `repository`."""
 
-    def __init__(self, binary, repository, threads, models, env=None):
+    def __init__(self, binary, repository, threads, models, env=None, flags=()):
         self.metrics_port = free_port()
         super().__init__([binary, "--address=127.0.0.1", f"--model_repository={repository}",
                           f"--threads={threads}", "--max_batch_size=0", "--http_port=0",
                           "--grpc_port=0", f"--metrics_port={self.metrics_port}",
-                          "--allow_shared_memory"],
+                          "--allow_shared_memory", *flags],
                          "server_engine_bench_", env)
         try:
             self.port = self.wait_for_port(r"on gRPC port (\d+)")

@@ -382,6 +382,16 @@ class KubernetesTest(unittest.TestCase):
         # --threads would not follow a changed limit.
         self.assertNotIn("threads", self.flags)
 
+    def test_tuning_cache_is_on_a_writable_pod_volume(self):
+        path = self.flags.get("tuning_cache")
+        self.assertTrue(path, "restarts would time every shape again")
+        mounts = [m for m in self.container["volumeMounts"]
+                  if path.startswith(m["mountPath"].rstrip("/") + "/")]
+        self.assertEqual(len(mounts), 1, f"--tuning_cache={path} is on no mounted volume")
+        self.assertFalse(mounts[0].get("readOnly", False))
+        volume = next(v for v in self.pod["volumes"] if v["name"] == mounts[0]["name"])
+        self.assertIn("emptyDir", volume, "a pod volume, kept across container restarts")
+
     def served_models(self):
         """Model names the ConfigMap volume places under --model_repository."""
         repo = self.flags["model_repository"]

@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "engine/flops.h"
 #include "engine/internal/onednn_weights.h"
@@ -23,6 +26,7 @@
 #include "engine/reference.h"
 #include "gtest/gtest.h"
 #include "oneapi/dnnl/dnnl.hpp"
+#include "tests/testing/temp_tree.h"
 
 namespace sepconv {
 namespace internal {
@@ -40,7 +44,10 @@ LayerSpec Spec(int64_t in, int64_t out, int64_t dm = 1) {
 class PlanTunerTest : public ::testing::Test {
  protected:
   void SetUp() override { ClearTunedChoices(); }
-  void TearDown() override { ClearTunedChoices(); }
+  void TearDown() override {
+    ASSERT_TRUE(UseTuningCache("").ok());
+    ClearTunedChoices();
+  }
 
   TuneResult Tune(const ModelSpec& model, const Dims4& input, absl::Duration budget) {
     return BuildTunedPlan(model, input, CountFlops(model, input).value(), *weights_, engine_,
@@ -142,6 +149,65 @@ TEST_F(PlanTunerTest, ZeroBudgetTimesOnlyTheFirstCandidate) {
   EXPECT_FALSE(result.runner_up.has_value());
   EXPECT_EQ(result.choice.layout, result.plan->layout());
   ExpectCorrect(model, input, *result.plan);
+}
+
+// A restart with the same tuning cache builds the shape as the first process
+// chose it, without timing, and says so once.
+TEST_F(PlanTunerTest, TheTuningCacheKeepsAChoiceForTheNextProcess) {
+  testing::TempTree tree("plan_tuner_");
+  const std::string path = (tree.path() / "cache.tsv").string();
+  ASSERT_TRUE(UseTuningCache(path).ok());
+  const ModelSpec model = MakeRandomModel({Spec(16, 24)}, 5).value();
+  weights_ = std::make_unique<WeightCache>(model, engine_);
+  const Dims4 input{1, 16, 14, 14};
+  TuneResult first = Tune(model, input, absl::Seconds(2));
+  EXPECT_GE(first.candidates_timed, 2);
+  EXPECT_FALSE(first.from_tuning_cache);
+  EXPECT_TRUE(first.tuning_cache_status.ok()) << first.tuning_cache_status;
+
+  ClearTunedChoices();  // the next process remembers nothing but the file
+  ASSERT_TRUE(UseTuningCache(path).ok());
+  TuneResult next = Tune(model, input, absl::Seconds(2));
+  EXPECT_EQ(next.candidates_timed, 0);
+  EXPECT_TRUE(next.from_tuning_cache);
+  EXPECT_TRUE(next.choice == first.choice) << Describe(next.choice);
+  EXPECT_TRUE(next.plan->choice() == first.choice) << Describe(next.plan->choice());
+  ExpectCorrect(model, input, *next.plan);
+  // Another batch size of the image shape: the same choice, reported once.
+  TuneResult batched = Tune(model, Dims4{3, 16, 14, 14}, absl::Seconds(2));
+  EXPECT_EQ(batched.candidates_timed, 0);
+  EXPECT_FALSE(batched.from_tuning_cache);
+}
+
+// The file, not a timing, decides: a choice edited into it (nhwc on one
+// thread, which a timing seldom picks) is what the next process builds.
+TEST_F(PlanTunerTest, APlanIsBuiltAsTheTuningCacheSays) {
+  testing::TempTree tree("plan_tuner_");
+  const std::string path = (tree.path() / "cache.tsv").string();
+  ASSERT_TRUE(UseTuningCache(path).ok());
+  const ModelSpec model = MakeRandomModel({Spec(16, 24)}, 5).value();
+  weights_ = std::make_unique<WeightCache>(model, engine_);
+  const Dims4 input{1, 16, 14, 14};
+  ASSERT_GE(Tune(model, input, absl::Seconds(2)).candidates_timed, 2);
+  std::ifstream in(path);
+  std::stringstream written;
+  written << in.rdbuf();
+  std::string edited;
+  for (absl::string_view line : absl::StrSplit(written.str(), '\n', absl::SkipEmpty())) {
+    if (line.front() == '#') continue;
+    std::vector<absl::string_view> fields = absl::StrSplit(line, '\t');
+    ASSERT_EQ(fields.size(), 6u) << line;
+    absl::StrAppend(&edited, fields[0], "\t", fields[1], "\tnhwc\t0\t1\t0\n");
+  }
+  tree.Write("cache.tsv", edited);
+
+  ClearTunedChoices();
+  ASSERT_TRUE(UseTuningCache(path).ok());
+  TuneResult next = Tune(model, input, absl::Seconds(2));
+  EXPECT_EQ(next.candidates_timed, 0);
+  EXPECT_TRUE(next.plan->choice() == PlanChoice(ActivationLayout::kNhwc, 0, 1))
+      << Describe(next.plan->choice());
+  ExpectCorrect(model, input, *next.plan);
 }
 
 // A run for ChooseMicroBatch that records each micro-batch it is given and
