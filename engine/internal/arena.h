@@ -16,9 +16,10 @@ namespace internal {
 class Arena {
  public:
   // At least `bytes` of 64-byte-aligned memory. Grows (to exactly what is
-  // asked, rounded to 64 bytes; from 2 MiB on, rounded to and aligned on
-  // 2 MiB huge pages, advised with MADV_HUGEPAGE) when needed: the address then changes and
-  // the contents are lost; the new memory is zeroed. Throws std::bad_alloc.
+  // asked, rounded to 64 bytes, from malloc; from 2 MiB on, rounded to and
+  // aligned on 2 MiB huge pages, a mapping of its own advised with
+  // MADV_HUGEPAGE) when needed: the address then changes and the contents
+  // are lost; the new memory is zeroed. Throws std::bad_alloc.
   char* Reserve(size_t bytes);
 
   // Frees the memory; the next Reserve allocates what it asks for.
@@ -30,7 +31,13 @@ class Arena {
   size_t capacity() const { return capacity_; }
 
  private:
-  std::unique_ptr<char, void (*)(void*)> data_{nullptr, &std::free};
+  // Gives back what Reserve took: to malloc (`mapped` 0), or `mapped` bytes
+  // to the system. (No member initializer: unique_ptr value-initializes it.)
+  struct Free {
+    size_t mapped;
+    void operator()(char* data) const;
+  };
+  std::unique_ptr<char, Free> data_;
   size_t capacity_ = 0;
 };
 

@@ -1,8 +1,11 @@
 // The executor's arena: grow-only, zeroed, 64-byte aligned, and from 2 MiB on
-// whole huge pages (aligned and rounded to 2 MiB).
+// whole huge pages (aligned and rounded to 2 MiB) of a mapping of its own.
 
 #include "engine/internal/arena.h"
 
+#include <sys/mman.h>
+
+#include <cerrno>
 #include <cstdint>
 
 #include "gtest/gtest.h"
@@ -44,6 +47,23 @@ TEST(ArenaTest, LargeReservationsAreWholeHugePages) {
   EXPECT_EQ(arena.Reserve(2 * kHugePage), data);
   arena.Release();
   EXPECT_EQ(arena.capacity(), 0u);
+}
+
+// Large arenas are mappings of their own, not chunks of malloc's heap (whose
+// freed remainders left untouched pages where later buffers landed): the
+// memory goes back to the system on release, and a page past the end
+// faults.
+TEST(ArenaDeathTest, LargeArenasAreMappingsOfTheirOwnWithAGuardPage) {
+  Arena arena;
+  char* data = arena.Reserve(kHugePage);
+  ASSERT_NE(data, nullptr);
+  const size_t capacity = arena.capacity();
+  EXPECT_EQ(msync(data, 4096, MS_ASYNC), 0);
+  EXPECT_DEATH(static_cast<volatile char*>(data)[capacity] = 1, "");
+  arena.Release();
+  errno = 0;
+  EXPECT_EQ(msync(data, 4096, MS_ASYNC), -1) << "still mapped after Release";
+  EXPECT_EQ(errno, ENOMEM);
 }
 
 }  // namespace
