@@ -21,7 +21,6 @@ printed. To measure a commit against its parent:
 """
 import argparse
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -47,18 +46,13 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", required=True, help="the other build dir (its server)")
     parser.add_argument("--build_dir", default=os.path.join(ROOT, "build"))
-    parser.add_argument("--cases", default="sepconv/1x", help="regex on case names")
+    engine.add_serving_args(parser, window_ms=400, windows=5, warmup_ms=300)
+    parser.set_defaults(cases="sepconv/1x")
     parser.add_argument("--threads", type=int, default=2, help="--threads of both servers")
     parser.add_argument("--rounds", type=int, default=3, help="fresh servers per build")
-    parser.add_argument("--window_ms", type=float, default=400)
-    parser.add_argument("--windows", type=int, default=5)
-    parser.add_argument("--warmup_ms", type=float, default=300)
-    parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
 
-    cases = [c for c in engine.CASES if re.search(args.cases, c.name)]
-    if not cases:
-        sys.exit(f"no case matches {args.cases!r}")
+    cases = engine.cases_matching(parser, args.cases)
     servers = {"baseline": os.path.join(args.baseline, "server", "sepconv-server"),
                "this build": os.path.join(args.build_dir, "server", "sepconv-server")}
     for path in servers.values():

@@ -409,25 +409,38 @@ def report(args, cases, results, built):
                  for c in cases for t, r in results], args.markdown)
 
 
+def add_serving_args(parser, window_ms, windows, warmup_ms):
+    """--cases, --window_ms, --windows, --warmup_ms and --markdown, as
+    serve_case and the benches built on it read them."""
+    parser.add_argument("--cases", default="", help="regex on case names")
+    parser.add_argument("--window_ms", type=float, default=window_ms,
+                        help="server measurement window, at least")
+    parser.add_argument("--windows", type=int, default=windows, help="server windows per case")
+    parser.add_argument("--warmup_ms", type=float, default=warmup_ms,
+                        help="server warm-up per case")
+    parser.add_argument("--markdown", action="store_true")
+
+
+def cases_matching(parser, pattern):
+    """The CASES whose names match `pattern` (--cases); none is an error."""
+    cases = [c for c in CASES if re.search(pattern, c.name)]
+    if not cases:
+        parser.error(f"--cases {pattern!r} matches none of {[c.name for c in CASES]}")
+    return cases
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build_dir", default=os.path.join(ROOT, "build"))
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    parser.add_argument("--cases", default="", help="regex on case names")
-    parser.add_argument("--window_ms", type=float, default=500,
-                        help="server measurement window, at least")
-    parser.add_argument("--windows", type=int, default=5, help="server windows per case")
-    parser.add_argument("--warmup_ms", type=float, default=300, help="server warm-up per case")
+    add_serving_args(parser, window_ms=500, windows=5, warmup_ms=300)
     parser.add_argument("--min_time", type=float, default=0.5,
                         help="seconds per case of engine_bench, torch_bench, xnnpack_bench")
-    parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json", help="write the results here as JSON")
     args = parser.parse_args()
     thread_counts = [int(t) for t in args.threads.split(",")]
-    cases = [c for c in CASES if re.search(args.cases, c.name)]
-    if not cases:
-        parser.error(f"--cases {args.cases!r} matches none of {[c.name for c in CASES]}")
+    cases = cases_matching(parser, args.cases)
 
     with tempfile.TemporaryDirectory(prefix="server_engine_bench_") as tmp:
         bins, built = snapshot(args.build_dir, tmp)

@@ -22,7 +22,6 @@ Speed is reported, never asserted; the machine's load is printed.
 """
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "testing"))
 import server_engine_bench as engine  # noqa: E402
+from server_ab_bench import onednn_isa  # noqa: E402
 from sepconv_testing import print_table  # noqa: E402
 
 
@@ -71,17 +71,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build_dir", default=os.path.join(ROOT, "build"))
-    parser.add_argument("--cases", default="sepconv/1x", help="regex on case names")
+    engine.add_serving_args(parser, window_ms=400, windows=3, warmup_ms=300)
+    parser.set_defaults(cases="sepconv/1x")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=6, help="fresh servers of each kind")
-    parser.add_argument("--window_ms", type=float, default=400)
-    parser.add_argument("--windows", type=int, default=3)
-    parser.add_argument("--warmup_ms", type=float, default=300)
-    parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    cases = [c for c in engine.CASES if re.search(args.cases, c.name)]
-    if not cases:
-        sys.exit(f"no case matches {args.cases!r}")
+    cases = engine.cases_matching(parser, args.cases)
     load = os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="tuning_cache_bench_")
     try:
@@ -108,7 +103,8 @@ def main():
             rows.append([case.name, "with" if cached else "without",
                          spread([r[0] for r in results]), spread([r[1] for r in results]),
                          str(len({r[2] for r in results}))])
-    print(f"{engine.cpu_model()}, {os.cpu_count()} CPUs; --threads={args.threads}; "
+    print(f"{engine.cpu_model()}, {os.cpu_count()} CPUs; oneDNN ISA {onednn_isa(args.build_dir)}; "
+          f"--threads={args.threads}; "
           f"{args.rounds} fresh servers of each kind, medians (min-max); load average "
           f"{load:.2f} at start, {os.getloadavg()[0]:.2f} at end")
     print_table(["case", "tuning cache", "first request ms", "compute ms", "plans served"], rows,

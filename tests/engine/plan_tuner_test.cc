@@ -151,45 +151,56 @@ TEST_F(PlanTunerTest, ZeroBudgetTimesOnlyTheFirstCandidate) {
   ExpectCorrect(model, input, *result.plan);
 }
 
+// The tuner with a tuning cache in a file of the test's own, on one model and
+// input shape.
+class TuningCachePlanTest : public PlanTunerTest {
+ protected:
+  void SetUp() override {
+    PlanTunerTest::SetUp();
+    ASSERT_TRUE(UseTuningCache(path_).ok());
+    weights_ = std::make_unique<WeightCache>(model_, engine_);
+  }
+  TuneResult Tune(const Dims4& input) {
+    return PlanTunerTest::Tune(model_, input, absl::Seconds(2));
+  }
+  // As a new process: nothing remembered but the file.
+  void Restart() {
+    ClearTunedChoices();
+    ASSERT_TRUE(UseTuningCache(path_).ok());
+  }
+
+  testing::TempTree tree_{"plan_tuner_"};
+  const std::string path_ = (tree_.path() / "cache.tsv").string();
+  const ModelSpec model_ = MakeRandomModel({Spec(16, 24)}, 5).value();
+  const Dims4 input_{1, 16, 14, 14};
+};
+
 // A restart with the same tuning cache builds the shape as the first process
 // chose it, without timing, and says so once.
-TEST_F(PlanTunerTest, TheTuningCacheKeepsAChoiceForTheNextProcess) {
-  testing::TempTree tree("plan_tuner_");
-  const std::string path = (tree.path() / "cache.tsv").string();
-  ASSERT_TRUE(UseTuningCache(path).ok());
-  const ModelSpec model = MakeRandomModel({Spec(16, 24)}, 5).value();
-  weights_ = std::make_unique<WeightCache>(model, engine_);
-  const Dims4 input{1, 16, 14, 14};
-  TuneResult first = Tune(model, input, absl::Seconds(2));
+TEST_F(TuningCachePlanTest, KeepsAChoiceForTheNextProcess) {
+  TuneResult first = Tune(input_);
   EXPECT_GE(first.candidates_timed, 2);
   EXPECT_FALSE(first.from_tuning_cache);
   EXPECT_TRUE(first.tuning_cache_status.ok()) << first.tuning_cache_status;
 
-  ClearTunedChoices();  // the next process remembers nothing but the file
-  ASSERT_TRUE(UseTuningCache(path).ok());
-  TuneResult next = Tune(model, input, absl::Seconds(2));
+  Restart();
+  TuneResult next = Tune(input_);
   EXPECT_EQ(next.candidates_timed, 0);
   EXPECT_TRUE(next.from_tuning_cache);
   EXPECT_TRUE(next.choice == first.choice) << Describe(next.choice);
   EXPECT_TRUE(next.plan->choice() == first.choice) << Describe(next.plan->choice());
-  ExpectCorrect(model, input, *next.plan);
+  ExpectCorrect(model_, input_, *next.plan);
   // Another batch size of the image shape: the same choice, reported once.
-  TuneResult batched = Tune(model, Dims4{3, 16, 14, 14}, absl::Seconds(2));
+  TuneResult batched = Tune(Dims4{3, 16, 14, 14});
   EXPECT_EQ(batched.candidates_timed, 0);
   EXPECT_FALSE(batched.from_tuning_cache);
 }
 
 // The file, not a timing, decides: a choice edited into it (nhwc on one
 // thread, which a timing seldom picks) is what the next process builds.
-TEST_F(PlanTunerTest, APlanIsBuiltAsTheTuningCacheSays) {
-  testing::TempTree tree("plan_tuner_");
-  const std::string path = (tree.path() / "cache.tsv").string();
-  ASSERT_TRUE(UseTuningCache(path).ok());
-  const ModelSpec model = MakeRandomModel({Spec(16, 24)}, 5).value();
-  weights_ = std::make_unique<WeightCache>(model, engine_);
-  const Dims4 input{1, 16, 14, 14};
-  ASSERT_GE(Tune(model, input, absl::Seconds(2)).candidates_timed, 2);
-  std::ifstream in(path);
+TEST_F(TuningCachePlanTest, BuildsThePlanTheFileSays) {
+  ASSERT_GE(Tune(input_).candidates_timed, 2);
+  std::ifstream in(path_);
   std::stringstream written;
   written << in.rdbuf();
   std::string edited;
@@ -199,15 +210,14 @@ TEST_F(PlanTunerTest, APlanIsBuiltAsTheTuningCacheSays) {
     ASSERT_EQ(fields.size(), 6u) << line;
     absl::StrAppend(&edited, fields[0], "\t", fields[1], "\tnhwc\t0\t1\t0\n");
   }
-  tree.Write("cache.tsv", edited);
+  tree_.Write("cache.tsv", edited);
 
-  ClearTunedChoices();
-  ASSERT_TRUE(UseTuningCache(path).ok());
-  TuneResult next = Tune(model, input, absl::Seconds(2));
+  Restart();
+  TuneResult next = Tune(input_);
   EXPECT_EQ(next.candidates_timed, 0);
   EXPECT_TRUE(next.plan->choice() == PlanChoice(ActivationLayout::kNhwc, 0, 1))
       << Describe(next.plan->choice());
-  ExpectCorrect(model, input, *next.plan);
+  ExpectCorrect(model_, input_, *next.plan);
 }
 
 // A run for ChooseMicroBatch that records each micro-batch it is given and
