@@ -1,5 +1,6 @@
 #include "engine/internal/tuning_cache.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -113,25 +114,44 @@ absl::StatusOr<std::vector<Line>> ReadLines(const std::string& path) {
   return lines;
 }
 
-// `text` into the file at `path` by way of a temporary file beside it.
+// A new file for this process's rewrite of the cache at `path`, beside it:
+// its descriptor (created, never an existing file or a symbolic link
+// followed: the folder may be shared, as /tmp is) or -1 with errno set.
+int CreateTemporary(const std::string& temporary) {
+  unlink(temporary.c_str());  // a leftover of a process that had this pid
+  return open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+}
+
+std::string TemporaryFor(const std::string& path) { return absl::StrCat(path, ".tmp.", getpid()); }
+
+// `text` into the file at `path` by way of a temporary file beside it,
+// renamed over it.
 absl::Status WriteReplacing(const std::string& path, const std::string& text) {
-  const std::string temporary = absl::StrCat(path, ".tmp.", getpid());
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    if (out) out << text;
-    out.flush();
-    if (!out) {
-      const int error = errno;
-      std::remove(temporary.c_str());
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot write the tuning cache beside ", path, ": ", std::strerror(error)));
-    }
+  const std::string temporary = TemporaryFor(path);
+  const int fd = CreateTemporary(temporary);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot create ", temporary, " to rewrite the tuning cache: ", std::strerror(errno)));
+  }
+  size_t written = 0;
+  while (written < text.size()) {
+    const ssize_t n = write(fd, text.data() + written, text.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    written += static_cast<size_t>(n);
+  }
+  const int error = written < text.size() ? errno : 0;
+  if (close(fd) != 0 || error != 0) {
+    const int close_error = error != 0 ? error : errno;
+    unlink(temporary.c_str());
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot write ", temporary, ": ", std::strerror(close_error)));
   }
   if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int error = errno;
-    std::remove(temporary.c_str());
+    const int rename_error = errno;
+    unlink(temporary.c_str());
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot replace the tuning cache ", path, ": ", std::strerror(error)));
+        absl::StrCat("cannot replace the tuning cache ", path, ": ", std::strerror(rename_error)));
   }
   return absl::OkStatus();
 }
@@ -174,12 +194,14 @@ absl::StatusOr<std::unique_ptr<TuningCache>> TuningCache::Open(std::string path,
   absl::StatusOr<std::vector<Line>> lines = ReadLines(path);
   if (!lines.ok()) return lines.status();
   // The folder must take the temporary file a Put writes.
-  const std::string probe = absl::StrCat(path, ".tmp.", getpid());
-  if (!std::ofstream(probe, std::ios::trunc)) {
+  const std::string probe = TemporaryFor(path);
+  const int fd = CreateTemporary(probe);
+  if (fd < 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot create files beside the tuning cache ", path, ": ", std::strerror(errno)));
   }
-  std::remove(probe.c_str());
+  close(fd);
+  unlink(probe.c_str());
   std::unique_ptr<TuningCache> cache(new TuningCache(std::move(path), std::move(machine)));
   for (Line& line : *lines) {
     if (line.machine == cache->machine_) cache->entries_.push_back(std::move(line.entry));

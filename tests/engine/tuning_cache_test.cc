@@ -5,6 +5,8 @@
 
 #include "engine/internal/tuning_cache.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -127,6 +129,20 @@ TEST_F(TuningCacheTest, AFolderThatTakesNoFilesIsAnError) {
   ASSERT_FALSE(cache.ok());
   EXPECT_EQ(cache.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(cache.status().message(), path)) << cache.status();
+}
+
+// The folder may be shared (/tmp): a link planted where the rewrite's
+// temporary file goes is replaced, not followed.
+TEST_F(TuningCacheTest, ARewriteFollowsNoLinkPlantedForItsTemporaryFile) {
+  tree_.Write("victim", "keep me\n");
+  const std::string temporary = path_ + ".tmp." + std::to_string(getpid());
+  std::filesystem::create_symlink(tree_.path() / "victim", temporary);
+  auto cache = TuningCache::Open(path_, "m1").value();
+  std::filesystem::create_symlink(tree_.path() / "victim", temporary);
+  ASSERT_TRUE(cache->Put("k", PlanChoice(ActivationLayout::kNhwc, 0, 2)).ok());
+  EXPECT_EQ(ReadAll(tree_.path() / "victim"), "keep me\n");
+  EXPECT_EQ(DataLines(path_).size(), 1u);
+  EXPECT_FALSE(std::filesystem::is_symlink(path_));
 }
 
 TEST(MachineFingerprintTest, NamesTheIsaAndFitsInAField) {
