@@ -475,6 +475,17 @@ std::vector<std::string> Plan::ImplNames() const {
   return names;
 }
 
+void Plan::MakeBoundaries(int64_t samples) {
+  if (fused_) return;
+  const OmpThreadsScope omp_threads(threads_);
+  InputBoundary(samples);
+  if (direct_output_) {
+    DirectOutputFor(samples);
+  } else {
+    OutputBoundary(samples);
+  }
+}
+
 memory Plan::ArenaMemory(const memory::desc& desc, size_t offset) {
   memory m(desc, engine_, DNNL_MEMORY_NONE);
   bindings_.emplace_back(m, offset);

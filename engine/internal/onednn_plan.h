@@ -134,6 +134,12 @@ class Plan {
   // none is oneDNN's slow reference ("ref:...").
   std::vector<std::string> ImplNames() const;
 
+  // Makes the boundary reorders (or direct output) a run of one item of
+  // `samples` samples uses, as its first Execute would: ImplNames then
+  // lists them before any run (a plan built from the tuning cache is
+  // reported before it runs). Nothing for the fused kernels.
+  void MakeBoundaries(int64_t samples);
+
  private:
   struct Step {
     dnnl::primitive primitive;
