@@ -50,7 +50,7 @@ std::vector<PlanChoice> Candidates(int threads) {
   return candidates;
 }
 
-// Timed rounds of layout candidates (see TimeCandidates) and of
+// Timed rounds of layout candidates (see TimeRounds) and of
 // micro-batches.
 constexpr int kMinLayoutRounds = 3;
 constexpr int kLayoutRounds = 5;
@@ -111,12 +111,11 @@ std::string ChoiceKey(const ModelSpec& model, const Dims4& input) {
   return key;
 }
 
-// A candidate plan, built and run once, and its best timed run.
+// A candidate plan, built and run once, and its timed runs.
 struct TimedPlan {
   std::unique_ptr<Plan> plan;
-  PlanChoice choice;  // what it runs with (a fallback's layout, not the one asked for)
-  absl::Duration best = absl::InfiniteDuration();
-  int runs = 0;  // timed
+  CandidateTiming
+      timing;  // its choice: what it runs with (a fallback's layout, not the one asked for)
 };
 
 // The input timing runs read (zeros) and the output they write (the same
@@ -143,11 +142,11 @@ std::vector<TimedPlan> BuildCandidates(const ModelSpec& model, const Dims4& inpu
     auto plan = std::make_unique<Plan>(model, input, flops, choice, weights, engine, stream);
     const PlanChoice effective = plan->choice();
     if (std::any_of(candidates.begin(), candidates.end(),
-                    [&](const TimedPlan& c) { return c.choice == effective; })) {
+                    [&](const TimedPlan& c) { return c.timing.choice == effective; })) {
       continue;
     }
     plan->Execute(absl::MakeConstSpan(&data.item, 1), stream, arena);  // boundaries, caches
-    candidates.push_back(TimedPlan{std::move(plan), effective});
+    candidates.push_back(TimedPlan{std::move(plan), CandidateTiming{effective}});
   }
   return candidates;
 }
@@ -159,42 +158,29 @@ std::vector<TimedPlan> BuildCandidates(const ModelSpec& model, const Dims4& inpu
 // (1x128-128x56: 1.23-2.05 against 1.39). Plans that win by more, as
 // oneDNN's do on the MobileNet body and on 14x14 planes of 512 channels,
 // are still chosen.
-absl::Duration Charged(const TimedPlan& plan) { return plan.best * SpinCharge(plan.choice); }
+absl::Duration Charged(const CandidateTiming& c) { return c.best * SpinCharge(c.choice); }
 
-bool Faster(const TimedPlan& a, const TimedPlan& b) { return Charged(a) < Charged(b); }
+bool Faster(const CandidateTiming& a, const CandidateTiming& b) { return Charged(a) < Charged(b); }
 
-TimedPlan& Fastest(std::vector<TimedPlan>& candidates) {
-  return *std::min_element(candidates.begin(), candidates.end(), Faster);
-}
-
-// kMinLayoutRounds to kLayoutRounds rounds, more while the budget lasts
-// (none for a lone candidate), that interleave the candidates, so that a
-// burst of load from other processes hits them alike; each timed run starts
-// with cold caches (see CacheEvictor). Later rounds run only the candidates
-// that can still win, so they cost little and a close call rests on more
-// than one run each: after one run each, those over kHopelessMargin times
-// the leader's best drop out (fused streamed stores took 10-12 ms against
-// 0.7-1.1 at 1x32-64x112 on an AVX2 EPYC); after two, those over
-// kContenderMargin. (Building the MobileNet body's candidates took its whole
-// 300 ms budget there: one round each, and the two best 1.04-1.14x apart.)
+// Times `candidates` (see TimeRounds), each run after the caches were
+// flushed (see CacheEvictor).
 void TimeCandidates(std::vector<TimedPlan>& candidates, const TimingData& data,
                     dnnl::stream& stream, Arena& arena, absl::Time deadline) {
   if (candidates.size() < 2) return;
   CacheEvictor evictor;
   const absl::Span<const BatchItem> items(&data.item, 1);
-  for (int round = 0; round < kLayoutRounds; ++round) {
-    if (round >= kMinLayoutRounds && absl::Now() >= deadline) break;
-    const absl::Duration leader = Charged(Fastest(candidates));
-    const double margin = round < 2 ? kHopelessMargin : kContenderMargin;
-    for (TimedPlan& candidate : candidates) {
-      if (Charged(candidate) > leader * margin) continue;
-      evictor.Evict();
-      const absl::Time t0 = absl::Now();
-      candidate.plan->Execute(items, stream, arena);
-      candidate.best = std::min(candidate.best, absl::Now() - t0);
-      ++candidate.runs;
-    }
-  }
+  std::vector<CandidateTiming> timings;
+  for (const TimedPlan& candidate : candidates) timings.push_back(candidate.timing);
+  TimeRounds(
+      absl::MakeSpan(timings),
+      [&](size_t i) {
+        evictor.Evict();
+        const absl::Time t0 = absl::Now();
+        candidates[i].plan->Execute(items, stream, arena);
+        return absl::Now() - t0;
+      },
+      deadline);
+  for (size_t i = 0; i < candidates.size(); ++i) candidates[i].timing = timings[i];
 }
 
 // The result of a tuning that chose `choice` (0 `candidates_timed`: a
@@ -211,14 +197,15 @@ TuneResult TuneResultFor(std::unique_ptr<Plan> plan, const PlanChoice& choice, i
 
 // The fastest of `candidates` (not empty) as a result, with its runner-up.
 TuneResult ResultOfTiming(std::vector<TimedPlan>& candidates, absl::Time start) {
-  std::sort(candidates.begin(), candidates.end(), Faster);
-  TimedPlan& best = candidates.front();
-  TuneResult result =
-      TuneResultFor(std::move(best.plan), best.choice, static_cast<int>(candidates.size()), start);
+  std::sort(candidates.begin(), candidates.end(),
+            [](const TimedPlan& a, const TimedPlan& b) { return Faster(a.timing, b.timing); });
+  const CandidateTiming best = candidates.front().timing;
+  TuneResult result = TuneResultFor(std::move(candidates.front().plan), best.choice,
+                                    static_cast<int>(candidates.size()), start);
   result.rounds = best.runs;
   if (candidates.size() > 1 && best.best > absl::ZeroDuration()) {
-    result.runner_up = candidates[1].choice;
-    result.runner_up_ratio = absl::FDivDuration(Charged(candidates[1]), Charged(best));
+    result.runner_up = candidates[1].timing.choice;
+    result.runner_up_ratio = absl::FDivDuration(Charged(candidates[1].timing), Charged(best));
   }
   return result;
 }
@@ -227,6 +214,24 @@ TuneResult ResultOfTiming(std::vector<TimedPlan>& candidates, absl::Time start) 
 
 double SpinCharge(const PlanChoice& choice) {
   return choice.layout != ActivationLayout::kFusedNchw && choice.threads > 1 ? kSpinCharge : 1.0;
+}
+
+void TimeRounds(absl::Span<CandidateTiming> candidates,
+                absl::FunctionRef<absl::Duration(size_t)> run, absl::Time deadline) {
+  if (candidates.size() < 2) return;
+  run(0);  // untimed: wakes the CPUs the timed runs use
+  for (int round = 0; round < kLayoutRounds; ++round) {
+    if (round >= kMinLayoutRounds && absl::Now() >= deadline) break;
+    const absl::Duration leader =
+        Charged(*std::min_element(candidates.begin(), candidates.end(), Faster));
+    const double margin = round < 2 ? kHopelessMargin : kContenderMargin;
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      CandidateTiming& candidate = candidates[i];
+      if (Charged(candidate) > leader * margin) continue;
+      candidate.best = std::min(candidate.best, run(i));
+      ++candidate.runs;
+    }
+  }
 }
 
 TuneResult BuildTunedPlan(const ModelSpec& model, const Dims4& input, const FlopCount& flops,

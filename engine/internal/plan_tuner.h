@@ -69,6 +69,34 @@ class CacheEvictor {
 inline constexpr double kSpinCharge = 1.15;
 double SpinCharge(const PlanChoice& choice);
 
+// One candidate's runs in the tuner's timed rounds.
+struct CandidateTiming {
+  PlanChoice choice;
+  absl::Duration best = absl::InfiniteDuration();  // its fastest timed run
+  int runs = 0;                                    // timed
+};
+
+// The tuner's timed rounds (BuildTunedPlan's; here for tests): `run(i)`
+// runs candidate i once, after the caches were flushed, and returns its
+// time. kMinLayoutRounds (3) to kLayoutRounds (5) rounds, more while time is
+// left before `deadline` (none for a lone candidate), interleave the
+// candidates, so that a burst of load from other processes hits them alike.
+// Later rounds run only the candidates that can still win, so they cost
+// little and a close call rests on more than one run each: after one run
+// each, those over twice the leader's best (charged, see SpinCharge) drop
+// out (fused streamed stores took 10-12 ms against 0.7-1.1 at 1x32-64x112 on
+// an AVX2 EPYC); after two, those over 1.25x. (Building the MobileNet body's
+// candidates took its whole 300 ms budget there: one round each, and the two
+// best 1.04-1.14x apart.)
+// Candidate 0 runs once untimed first. The flush's buffer is made and
+// written just before (a 256 MiB write on a 2-vCPU Zen 5 guest), while the
+// other CPU idles, and the first parallel run after that took 3.4-5.1 ms
+// against 0.37-0.49 for the same plan's next runs: on that guest an idle
+// virtual CPU can take milliseconds to wake. Timed, that run made the
+// first candidate (the ISA's guess) look hopeless in every tuning.
+void TimeRounds(absl::Span<CandidateTiming> candidates,
+                absl::FunctionRef<absl::Duration(size_t)> run, absl::Time deadline);
+
 struct TuneResult {
   std::unique_ptr<Plan> plan;
   PlanChoice choice;         // the one chosen (kAuto resolved), as plan->choice()

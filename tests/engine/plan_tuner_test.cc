@@ -91,6 +91,49 @@ TEST(SpinChargeTest, ChargesOnlyOneDnnPlansOnMoreThanOneThread) {
   EXPECT_GT(kSpinCharge, 1.0);
 }
 
+// The first run after the flush's buffer is made can be an outlier (an idle
+// CPU's wake-up): it must not decide. Candidate 0 is the fastest, but the
+// first run of all takes 10 ms more. The slowest drops out after one run
+// (over twice the leader), the second after two (over 1.25x).
+TEST(TimeRoundsTest, TheFirstRunIsUntimedAndHopelessCandidatesDropOut) {
+  const absl::Duration normal[] = {absl::Milliseconds(1), absl::Milliseconds(1.5),
+                                   absl::Milliseconds(5)};
+  std::vector<CandidateTiming> candidates(3);
+  for (CandidateTiming& c : candidates) c.choice = PlanChoice(ActivationLayout::kBlocked16, 0, 1);
+  std::vector<size_t> runs;
+  TimeRounds(
+      absl::MakeSpan(candidates),
+      [&](size_t i) {
+        runs.push_back(i);
+        return normal[i] + (runs.size() == 1 ? absl::Milliseconds(10) : absl::ZeroDuration());
+      },
+      absl::InfiniteFuture());
+  EXPECT_EQ(candidates[0].best, normal[0]);
+  EXPECT_EQ(candidates[0].runs, 5);
+  EXPECT_EQ(candidates[1].best, normal[1]);
+  EXPECT_EQ(candidates[1].runs, 2);
+  EXPECT_EQ(candidates[2].runs, 1);
+  EXPECT_EQ(runs.size(), 1u + 5 + 2 + 1);
+  EXPECT_EQ(runs.front(), 0u);
+}
+
+// Three rounds at least, whatever the deadline; a lone candidate is not run.
+TEST(TimeRoundsTest, ThreeRoundsPastTheDeadlineAndNoneForALoneCandidate) {
+  std::vector<CandidateTiming> candidates(2);
+  int runs = 0;
+  auto run = [&](size_t i) {
+    ++runs;
+    return absl::Milliseconds(1 + 0.1 * static_cast<double>(i));
+  };
+  TimeRounds(absl::MakeSpan(candidates), run, absl::InfinitePast());
+  EXPECT_EQ(candidates[0].runs, 3);
+  EXPECT_EQ(candidates[1].runs, 3);
+  EXPECT_EQ(runs, 1 + 3 + 3);
+  runs = 0;
+  TimeRounds(absl::MakeSpan(candidates).subspan(0, 1), run, absl::InfiniteFuture());
+  EXPECT_EQ(runs, 0);
+}
+
 TEST_F(PlanTunerTest, TimesOnceThenReusesTheChoice) {
   for (int64_t dm : {1, 2}) {
     SCOPED_TRACE(dm);
