@@ -111,11 +111,12 @@ std::string ChoiceKey(const ModelSpec& model, const Dims4& input) {
   return key;
 }
 
-// A candidate plan, built and run once, and its timed runs.
+// A candidate plan, built and run once, and its timed runs. The timing's
+// choice is what the plan runs with (a fallback's layout, not the one asked
+// for).
 struct TimedPlan {
   std::unique_ptr<Plan> plan;
-  CandidateTiming
-      timing;  // its choice: what it runs with (a fallback's layout, not the one asked for)
+  CandidateTiming timing;
 };
 
 // The input timing runs read (zeros) and the output they write (the same

@@ -91,9 +91,9 @@ struct CandidateTiming {
 // Candidate 0 runs once untimed first. The flush's buffer is made and
 // written just before (a 256 MiB write on a 2-vCPU Zen 5 guest), while the
 // other CPU idles, and the first parallel run after that took 3.4-5.1 ms
-// against 0.37-0.49 for the same plan's next runs: on that guest an idle
+// against 0.46-0.74 for the same plan's next two: on that guest an idle
 // virtual CPU can take milliseconds to wake. Timed, that run made the
-// first candidate (the ISA's guess) look hopeless in every tuning.
+// first candidate (the ISA's guess) look hopeless.
 void TimeRounds(absl::Span<CandidateTiming> candidates,
                 absl::FunctionRef<absl::Duration(size_t)> run, absl::Time deadline);
 
