@@ -180,9 +180,10 @@ std::string MachineFingerprint() {
   cpu_set_t cpus;
   CPU_ZERO(&cpus);
   const int allowed = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 0;
-  std::string fingerprint = absl::StrCat(
-      CpuDescription(), "; oneDNN ", version->major, ".", version->minor, ".", version->patch, " ",
-      EffectiveIsaName(), "; ", allowed, " CPUs; engine ", SEPCONV_ENGINE_VERSION);
+  std::string fingerprint =
+      absl::StrCat(CpuDescription(), "; oneDNN ", version->major, ".", version->minor, ".",
+                   version->patch, " ", EffectiveIsaName(), "; ", allowed, " CPUs; engine ",
+                   SEPCONV_ENGINE_VERSION, ", tuner ", kTunerRevision);
   for (char& c : fingerprint) {
     if (c == '\t' || c == '\n' || c == '\r') c = ' ';
   }

@@ -28,10 +28,16 @@
 namespace sepconv {
 namespace internal {
 
+// The way the tuner times and compares candidates, counted: raised when it
+// changes, so that a tuning cache's lines chosen the old way are no longer
+// used (2: the first candidate's first run is untimed, see TimeRounds).
+inline constexpr int kTunerRevision = 2;
+
 // What a choice's timing depends on besides its key: the CPU's model name,
 // family, model and stepping (/proc/cpuinfo), the ISA oneDNN dispatches to
 // (ONEDNN_MAX_CPU_ISA counts), oneDNN's version, the CPUs this process may
-// run on and this engine's version. Free of tabs and newlines.
+// run on, this engine's version and kTunerRevision. Free of tabs and
+// newlines.
 std::string MachineFingerprint();
 
 struct TuningCacheEntry {

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_tree.h"
@@ -149,6 +150,8 @@ TEST(MachineFingerprintTest, NamesTheIsaAndFitsInAField) {
   const std::string machine = MachineFingerprint();
   EXPECT_TRUE(absl::StrContains(machine, EffectiveIsaName())) << machine;
   EXPECT_TRUE(absl::StrContains(machine, "oneDNN ")) << machine;
+  // A tuner that chooses another way does not take the old way's lines.
+  EXPECT_TRUE(absl::StrContains(machine, absl::StrCat(", tuner ", kTunerRevision))) << machine;
   EXPECT_FALSE(absl::StrContains(machine, "\t")) << machine;
   EXPECT_FALSE(absl::StrContains(machine, "\n")) << machine;
   EXPECT_EQ(machine, MachineFingerprint());
