@@ -454,11 +454,13 @@ size_t LastLevelCacheBytes() {
 
 CacheEvictor::CacheEvictor() {
   static const size_t bytes = std::min<size_t>(2 * LastLevelCacheBytes(), size_t{256} << 20);
-  buffer_.resize(bytes);
+  buffer_.Reserve(bytes);
+  bytes_ = bytes;
 }
 
 void CacheEvictor::Evict() {
-  for (size_t i = 0; i < buffer_.size(); i += 64) buffer_[i] = static_cast<char>(buffer_[i] + 1);
+  char* data = buffer_.Reserve(bytes_);
+  for (size_t i = 0; i < bytes_; i += 64) data[i] = static_cast<char>(data[i] + 1);
 }
 
 }  // namespace internal

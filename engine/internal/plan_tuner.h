@@ -50,14 +50,17 @@ namespace internal {
 // data between primitives win by up to 1.6x what they lose in the server:
 // 1x32-64x112 on a Zen 5, nChw16c 0.55 ms warm and 0.78 ms cold, fused 0.46
 // and 0.50.) Evict writes a buffer of twice the last-level cache (at most
-// 256 MiB), held as long as the evictor.
+// 256 MiB), held as long as the evictor, in huge pages (an Arena): on a
+// 2-vCPU Zen 5 guest, making 256 MiB of 4 KiB pages took 0.75-0.96 s of
+// page faults, most of each tuning's time, and huge pages 22 ms.
 class CacheEvictor {
  public:
   CacheEvictor();
   void Evict();
 
  private:
-  std::vector<char> buffer_;
+  Arena buffer_;
+  size_t bytes_ = 0;
 };
 
 // What the tuner multiplies a candidate's time by before comparing it:
@@ -88,12 +91,12 @@ struct CandidateTiming {
 // an AVX2 EPYC); after two, those over 1.25x. (Building the MobileNet body's
 // candidates took its whole 300 ms budget there: one round each, and the two
 // best 1.04-1.14x apart.)
-// Candidate 0 runs once untimed first. The flush's buffer is made and
-// written just before (a 256 MiB write on a 2-vCPU Zen 5 guest), while the
-// other CPU idles, and the first parallel run after that took 3.4-5.1 ms
-// against 0.46-0.74 for the same plan's next two: on that guest an idle
-// virtual CPU can take milliseconds to wake. Timed, that run made the
-// first candidate (the ISA's guess) look hopeless.
+// Candidate 0 runs once untimed first: the first run after the flush's
+// buffer is made is slower than the next. On a 2-vCPU Zen 5 guest, after
+// 256 MiB of 4 KiB pages took 0.75-0.96 s of page faults, it took 3.4-5.1
+// ms against 0.46-0.74 for the same plan's next two, and made the first
+// candidate (the ISA's guess) look hopeless; in huge pages (now), 0.50-0.76
+// against 0.42-0.46.
 void TimeRounds(absl::Span<CandidateTiming> candidates,
                 absl::FunctionRef<absl::Duration(size_t)> run, absl::Time deadline);
 
