@@ -5,7 +5,7 @@
       [--cases REGEX] [--threads 2] [--rounds 6] [--markdown]
 
 A fresh sepconv-server times each new input shape's candidate plans before
-its first request (about a second per shape on a 2-vCPU EPYC) and, among
+its first request (0.3-0.8 s per shape on a 2-vCPU EPYC) and, among
 candidates within a few percent of each other, may pick a different one
 every start. With --tuning_cache the first server's choices are kept in a
 file and every later server builds them untimed. This bench primes a cache
