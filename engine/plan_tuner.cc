@@ -220,7 +220,7 @@ double SpinCharge(const PlanChoice& choice) {
 void TimeRounds(absl::Span<CandidateTiming> candidates,
                 absl::FunctionRef<absl::Duration(size_t)> run, absl::Time deadline) {
   if (candidates.size() < 2) return;
-  run(0);  // untimed: wakes the CPUs the timed runs use
+  run(0);  // untimed: the first run after the flush's buffer is made is slower
   for (int round = 0; round < kLayoutRounds; ++round) {
     if (round >= kMinLayoutRounds && absl::Now() >= deadline) break;
     const absl::Duration leader =
@@ -454,13 +454,11 @@ size_t LastLevelCacheBytes() {
 
 CacheEvictor::CacheEvictor() {
   static const size_t bytes = std::min<size_t>(2 * LastLevelCacheBytes(), size_t{256} << 20);
-  buffer_.Reserve(bytes);
-  bytes_ = bytes;
+  data_ = buffer_.Reserve(bytes);
 }
 
 void CacheEvictor::Evict() {
-  char* data = buffer_.Reserve(bytes_);
-  for (size_t i = 0; i < bytes_; i += 64) data[i] = static_cast<char>(data[i] + 1);
+  for (size_t i = 0; i < buffer_.capacity(); i += 64) data_[i] = static_cast<char>(data_[i] + 1);
 }
 
 }  // namespace internal

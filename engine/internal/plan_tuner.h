@@ -60,7 +60,7 @@ class CacheEvictor {
 
  private:
   Arena buffer_;
-  size_t bytes_ = 0;
+  char* data_ = nullptr;  // buffer_'s
 };
 
 // What the tuner multiplies a candidate's time by before comparing it:

@@ -91,8 +91,8 @@ TEST(SpinChargeTest, ChargesOnlyOneDnnPlansOnMoreThanOneThread) {
   EXPECT_GT(kSpinCharge, 1.0);
 }
 
-// The first run after the flush's buffer is made can be an outlier (an idle
-// CPU's wake-up): it must not decide. Candidate 0 is the fastest, but the
+// The first run after the flush's buffer is made can be an outlier: it must
+// not decide. Candidate 0 is the fastest, but the
 // first run of all takes 10 ms more. The slowest drops out after one run
 // (over twice the leader), the second after two (over 1.25x).
 TEST(TimeRoundsTest, TheFirstRunIsUntimedAndHopelessCandidatesDropOut) {
