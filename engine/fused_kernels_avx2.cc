@@ -47,18 +47,27 @@ struct Avx2 {
     _mm256_storeu_ps(even, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), kOrder)));
     _mm256_storeu_ps(odd, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), kOrder)));
   }
+  // The vectors at p, p + 1 and p + 2, each loaded once into a register
+  // (the empty asm keeps the compiler from folding a load into every
+  // multiply-add that uses it, loading it again each time).
+  static void LoadThree(const float* p, Reg& v0, Reg& v1, Reg& v2) {
+    v0 = _mm256_loadu_ps(p);
+    v1 = _mm256_loadu_ps(p + 1);
+    v2 = _mm256_loadu_ps(p + 2);
+    asm("" : "+x"(v0), "+x"(v1), "+x"(v2));
+  }
   static Reg Fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg Max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
   static Reg Min(Reg a, Reg b) { return _mm256_min_ps(a, b); }
 };
 
-constexpr int kMr = 6, kNv = 2;
+constexpr int kMr = 6, kNv = 2, kDepthwiseRows = 2;
 
 }  // namespace
 
 const FusedKernels& FusedKernelsAvx2() {
   static constexpr FusedKernels kKernels = {"avx2", kMr, Avx2::kLanes, kNv * Avx2::kLanes,
-                                            &fused::Tile<Avx2, kMr, kNv>};
+                                            &fused::Tile<Avx2, kMr, kNv, kDepthwiseRows>};
   return kKernels;
 }
 

@@ -43,6 +43,16 @@ struct Avx512 {
     _mm512_storeu_ps(even, _mm512_permutex2var_ps(a, evens, b));
     _mm512_storeu_ps(odd, _mm512_permutex2var_ps(a, _mm512_add_epi32(evens, one), b));
   }
+  // The vectors at p, p + 1 and p + 2 (p 64-byte aligned), in registers:
+  // two aligned loads and two shifts, where loads at p + 1 and p + 2 would
+  // each straddle two cache lines (and the compiler would fold them into
+  // every multiply-add that uses them, loading them again each time).
+  static void LoadThree(const float* p, Reg& v0, Reg& v1, Reg& v2) {
+    const __m512i lo = _mm512_load_si512(p), hi = _mm512_load_si512(p + 16);
+    v0 = _mm512_castsi512_ps(lo);
+    v1 = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xffff, hi, lo, 1));
+    v2 = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xffff, hi, lo, 2));
+  }
   static Reg Fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   // The zero-masked forms: GCC 12 warns that the plain ones' (undefined)
   // pass-through may be used uninitialized. All lanes are kept.
@@ -50,13 +60,13 @@ struct Avx512 {
   static Reg Min(Reg a, Reg b) { return _mm512_maskz_min_ps(0xffff, a, b); }
 };
 
-constexpr int kMr = 12, kNv = 2;
+constexpr int kMr = 12, kNv = 2, kDepthwiseRows = 4;
 
 }  // namespace
 
 const FusedKernels& FusedKernelsAvx512() {
   static constexpr FusedKernels kKernels = {"avx512", kMr, Avx512::kLanes, kNv * Avx512::kLanes,
-                                            &fused::Tile<Avx512, kMr, kNv>};
+                                            &fused::Tile<Avx512, kMr, kNv, kDepthwiseRows>};
   return kKernels;
 }
 

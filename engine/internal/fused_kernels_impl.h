@@ -10,7 +10,6 @@
 // calls an inline template of the standard library.
 
 #include <cstdint>
-#include <cstring>
 
 #include "engine/internal/fused_kernels.h"
 
@@ -25,11 +24,34 @@ typename V::Reg Activate(typename V::Reg x, Activation activation) {
   return activation == Activation::kRelu6 ? V::Min(x, V::Set1(6.f)) : x;
 }
 
+// Zeros `n` floats at `p`, a vector at a time (a call to memset costs more
+// than the few vectors a row's padding takes).
+template <class V>
+[[gnu::always_inline]] inline void ZeroFloats(float* p, int64_t n) {
+  int64_t i = 0;
+  for (; i + V::kLanes <= n; i += V::kLanes) V::Store(p + i, V::Zero());
+  if (i < n) V::StoreFirst(p + i, V::Zero(), static_cast<int>(n - i));
+}
+
+// Copies `n` floats from `src` to `dst`, a vector at a time.
+template <class V>
+[[gnu::always_inline]] inline void CopyFloats(float* dst, const float* src, int64_t n) {
+  int64_t i = 0;
+  for (; i + V::kLanes <= n; i += V::kLanes) V::Store(dst + i, V::Load(src + i));
+  if (i < n) {
+    const int left = static_cast<int>(n - i);
+    V::StoreFirst(dst + i, V::LoadFirst(src + i, left), left);
+  }
+}
+
 // The `count` input rows from `iy0` on of one channel plane, zero-padded and
 // split into phases (see FusedLayerView), into `phases`. A strided row is
 // first laid out padded in `row_buffer` (stride * phase_ld floats), where
 // phase r's column i is at i * stride + r: for stride 2 the two phases are
-// then its even and odd floats, split a vector pair at a time.
+// then its even and odd floats, split a vector pair at a time. The rows are
+// copied and zeroed in vectors: with memcpy and memset (three calls a row,
+// of a few hundred bytes or less) the calls took 10% of a 32-channel
+// 112x112 layer's time on one thread.
 template <class V>
 void FillPhases(const FusedLayerView& l, const float* plane, int64_t iy0, int64_t count,
                 float* phases, float* row_buffer) {
@@ -38,14 +60,14 @@ void FillPhases(const FusedLayerView& l, const float* plane, int64_t iy0, int64_
     const int64_t iy = iy0 + j;
     float* row = phases + j * s * ld;
     if (iy < 0 || iy >= l.in_h) {
-      std::memset(row, 0, sizeof(float) * s * ld);
+      ZeroFloats<V>(row, s * ld);
       continue;
     }
     const float* src = plane + iy * l.in_w;
     float* padded = s == 1 ? row : row_buffer;
-    std::memset(padded, 0, sizeof(float) * l.pad);
-    std::memcpy(padded + l.pad, src, sizeof(float) * l.in_w);
-    std::memset(padded + l.pad + l.in_w, 0, sizeof(float) * (s * ld - l.pad - l.in_w));
+    ZeroFloats<V>(padded, l.pad);
+    CopyFloats<V>(padded + l.pad, src, l.in_w);
+    ZeroFloats<V>(padded + l.pad + l.in_w, s * ld - l.pad - l.in_w);
     if (s == 1) continue;
     if (s == 2) {
       for (int64_t i = 0; i < ld; i += V::kLanes) {
@@ -96,6 +118,85 @@ void DepthwiseRows(const FusedLayerView& l, const float* phases, int64_t m, int6
       V::Store(out + x, Activate<V>(acc, l.dw_activation));
     }
   }
+}
+
+// Depthwise output rows [0, R) from `phases` (the first of the R + 2 input
+// rows they read, ld floats apart) into `dst` (rows of out_w floats), for a
+// 3x3 kernel at stride and dilation 1. Each input row's three shifted
+// vectors are loaded once and feed every output row that reads them: R + 2
+// rows of loads for R rows of output, against 3 rows of loads for each. A
+// row's last vector may spill up to a vector past the row, as in
+// DepthwiseRows: the vectors go from the row's end to its start, so the next
+// row's first vector, stored later, overwrites what spilled into it (masked
+// stores of the last vector instead made a 512-channel 14x14 layer 1.1x
+// slower on cold caches). Every pixel sums the same terms in the same order
+// as DepthwiseRows (the bias, then the taps row by row).
+template <class V, int R>
+[[gnu::always_inline]] inline void Depthwise3x3Rows(const float* phases, int64_t ld, int64_t out_w,
+                                                    const typename V::Reg (&weight)[9],
+                                                    typename V::Reg bias, Activation activation,
+                                                    float* dst) {
+  for (int64_t x = (out_w - 1) / V::kLanes * V::kLanes; x >= 0; x -= V::kLanes) {
+    typename V::Reg acc[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[r] = bias;
+#pragma GCC unroll 10
+    for (int j = 0; j < R + 2; ++j) {
+      const float* row = phases + j * ld + x;
+      typename V::Reg v0, v1, v2;
+      V::LoadThree(row, v0, v1, v2);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const int ky = j - r;
+        if (ky < 0 || ky > 2) continue;
+        acc[r] = V::Fma(weight[ky * 3], v0, acc[r]);
+        acc[r] = V::Fma(weight[ky * 3 + 1], v1, acc[r]);
+        acc[r] = V::Fma(weight[ky * 3 + 2], v2, acc[r]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) V::Store(dst + r * out_w + x, Activate<V>(acc[r], activation));
+  }
+}
+
+// Depthwise3x3Rows for `left` (< 4) rows.
+template <class V>
+[[gnu::always_inline]] inline void Depthwise3x3Stride1Tail(const float* p, int64_t ld, int64_t w,
+                                                           const typename V::Reg (&weight)[9],
+                                                           typename V::Reg bias, Activation a,
+                                                           float* out, int64_t left) {
+  if (left == 3) {
+    Depthwise3x3Rows<V, 3>(p, ld, w, weight, bias, a, out);
+  } else if (left == 2) {
+    Depthwise3x3Rows<V, 2>(p, ld, w, weight, bias, a, out);
+  } else if (left == 1) {
+    Depthwise3x3Rows<V, 1>(p, ld, w, weight, bias, a, out);
+  }
+}
+
+// DepthwiseRows for a 3x3 kernel at stride and dilation 1 (most of a
+// MobileNet's layers), DR output rows at a time (what the ISA's registers
+// hold beside the 9 weights and 3 loaded vectors), then the rows left over.
+// DepthwiseRows loads 9 vectors per output vector, most of them straddling
+// two cache lines; this loads 3 (DR + 2) / DR, and on a 32-to-64-channel
+// 112x112 layer (AVX-512, one thread, caches warm) the layer took 0.9x the
+// time (docs/performance.md, "The fused depthwise, row by row").
+template <class V, int DR>
+void Depthwise3x3Stride1(const FusedLayerView& l, const float* phases, int64_t m, int64_t rows,
+                         float* dst) {
+  const int64_t ld = l.phase_ld, w = l.out_w;
+  typename V::Reg weight[9];
+#pragma GCC unroll 9
+  for (int i = 0; i < 9; ++i) weight[i] = V::Set1(l.dw_weights[m * 9 + i]);
+  const typename V::Reg bias = V::Set1(l.dw_bias[m]);
+  const Activation a = l.dw_activation;
+  int64_t r = 0;
+  for (; r + DR <= rows; r += DR) {
+    Depthwise3x3Rows<V, DR>(phases + r * ld, ld, w, weight, bias, a, dst + r * w);
+  }
+  const float* p = phases + r * ld;
+  float* out = dst + r * w;
+  Depthwise3x3Stride1Tail<V>(p, ld, w, weight, bias, a, out, rows - r);
 }
 
 // The pointwise block's multiply-adds: onto `acc` (MR output channels x NV
@@ -346,7 +447,7 @@ void PrefetchRows(const FusedLayerView& l, const float* plane, int64_t iy0, int6
 // scratch; then the pointwise product of those pixels. A streamed output
 // takes the pixels before the first 64-byte boundary apart, so that every
 // block after them starts on one.
-template <class V, int MR, int NV>
+template <class V, int MR, int NV, int DR>
 void Tile(const FusedLayerView& l, const float* in, float* out, int64_t p0, int64_t p1,
           float* scratch) {
   const int64_t y0 = p0 / l.out_w, rows = (p1 + l.out_w - 1) / l.out_w - y0;
@@ -362,7 +463,9 @@ void Tile(const FusedLayerView& l, const float* in, float* out, int64_t p0, int6
     for (int64_t j = 0; j < l.depth_multiplier; ++j) {
       const int64_t m = c * l.depth_multiplier + j;
       float* dst = mid + m * l.mid_ld;
-      if (l.kernel == 3) {
+      if (l.kernel == 3 && l.stride == 1 && l.dilation == 1) {
+        Depthwise3x3Stride1<V, DR>(l, phases, m, rows, dst);
+      } else if (l.kernel == 3) {
         DepthwiseRows<V, 3>(l, phases, m, rows, dst);
       } else if (l.kernel == 5) {
         DepthwiseRows<V, 5>(l, phases, m, rows, dst);

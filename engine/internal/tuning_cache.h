@@ -28,10 +28,12 @@
 namespace sepconv {
 namespace internal {
 
-// The way the tuner times and compares candidates, counted: raised when it
-// changes, so that a tuning cache's lines chosen the old way are no longer
-// used (2: the first candidate's first run is untimed, see TimeRounds).
-inline constexpr int kTunerRevision = 2;
+// The way the tuner times and compares candidates, and the speed of the
+// kernels it chooses among, counted: raised when either changes, so that a
+// tuning cache's lines chosen the old way are no longer used (2: the first
+// candidate's first run is untimed, see TimeRounds; 3: the fused kernels'
+// 3x3 depthwise loads each input row once for several output rows).
+inline constexpr int kTunerRevision = 3;
 
 // What a choice's timing depends on besides its key: the CPU's model name,
 // family, model and stepping (/proc/cpuinfo), the ISA oneDNN dispatches to
