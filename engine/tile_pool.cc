@@ -51,10 +51,13 @@ void TilePool::Run(int threads, int64_t count, TaskFn fn) {
   {
     absl::MutexLock lock(&mu_);
     fn_ = &fn;
-    count_ = count;
-    next_ = 0;
     done_.store(0, std::memory_order_relaxed);
     wanted_ = helpers < count - 1 ? helpers : static_cast<int>(count - 1);
+    const int64_t workers = wanted_ + 1;
+    ranges_.resize(static_cast<size_t>(workers));
+    for (int64_t w = 0; w < workers; ++w) {
+      ranges_[w] = {count * w / workers, count * (w + 1) / workers};
+    }
     generation = ++generation_;
     published_.store(generation, std::memory_order_release);
   }
@@ -75,9 +78,24 @@ void TilePool::Work(uint64_t generation, int worker) {
     int64_t task;
     {
       absl::MutexLock lock(&mu_);
-      if (generation_ != generation || next_ >= count_) return;
-      task = next_++;
-      fn = fn_;  // valid until done_ reaches count_, which needs this task
+      if (generation_ != generation) return;
+      std::pair<int64_t, int64_t>* own = &ranges_[worker];
+      if (own->first < own->second) {
+        task = own->first++;
+      } else {
+        // Its own share done: the last task of the share with most left.
+        std::pair<int64_t, int64_t>* most = nullptr;
+        int64_t most_left = 0;
+        for (std::pair<int64_t, int64_t>& r : ranges_) {
+          if (r.second - r.first > most_left) {
+            most = &r;
+            most_left = r.second - r.first;
+          }
+        }
+        if (most == nullptr) return;
+        task = --most->second;
+      }
+      fn = fn_;  // valid until done_ reaches the run's count, which needs this task
     }
     (*fn)(task, worker);
     done_.fetch_add(1, std::memory_order_acq_rel);

@@ -1,7 +1,7 @@
 // The fused kernels' thread pool: every task runs exactly once per Run, Run
-// returns only when all have run, helpers that are slow to start leave their
-// share to the caller, each thread has its own pool, and helpers run off the
-// caller's CPU.
+// returns only when all have run, each worker runs its own share first,
+// helpers that are slow to start leave their share to the caller, each thread has its own pool, and
+// helpers run off the caller's CPU.
 
 #include "engine/internal/tile_pool.h"
 
@@ -60,6 +60,30 @@ TEST(TilePoolTest, WaitsForTasksHelpersClaimed) {
     });
     EXPECT_EQ(finished.load(), 2) << "round " << round;
   }
+}
+
+// Each worker first runs its own contiguous share of the tasks in order
+// (the caller [0, 4), the helper [4, 8)), then takes the last task of the
+// share with most left. The caller holds its first task until the helper
+// has run 7, so the helper runs its own share, then the caller's from the
+// end.
+TEST(TilePoolTest, EachWorkerRunsItsOwnShareFirstThenTakesFromTheEnd) {
+  TilePool pool;
+  std::vector<int64_t> caller_tasks, helper_tasks;  // each written by one worker
+  std::atomic<int> helper_done{0};
+  absl::Notification helper_finished;
+  pool.Run(2, 8, [&](int64_t task, int worker) {
+    if (worker == 0) {
+      caller_tasks.push_back(task);
+      helper_finished.WaitForNotificationWithTimeout(absl::Seconds(30));
+    } else {
+      helper_tasks.push_back(task);
+      if (helper_done.fetch_add(1) + 1 == 7) helper_finished.Notify();
+    }
+  });
+  // Read after Run returned: every task has finished by then.
+  EXPECT_EQ(caller_tasks, std::vector<int64_t>({0}));
+  EXPECT_EQ(helper_tasks, std::vector<int64_t>({4, 5, 6, 7, 3, 2, 1}));
 }
 
 // Executors on different threads run at once, each on its own pool.
