@@ -49,9 +49,10 @@ template <class V>
 // first laid out padded in `row_buffer` (stride * phase_ld floats), where
 // phase r's column i is at i * stride + r: for stride 2 the two phases are
 // then its even and odd floats, split a vector pair at a time. The rows are
-// copied and zeroed in vectors: with memcpy and memset (three calls a row,
-// of a few hundred bytes or less) the calls took 10% of a 32-channel
-// 112x112 layer's time on one thread.
+// copied and zeroed in vectors rather than by three memcpy and memset calls
+// a row (a few hundred bytes or less each): the calls were 8-10% of a
+// profile of a 32-channel 112x112 layer on one thread, and the loops took
+// 1-3% off its time.
 template <class V>
 void FillPhases(const FusedLayerView& l, const float* plane, int64_t iy0, int64_t count,
                 float* phases, float* row_buffer) {
@@ -159,21 +160,6 @@ template <class V, int R>
   }
 }
 
-// Depthwise3x3Rows for `left` (< 4) rows.
-template <class V>
-[[gnu::always_inline]] inline void Depthwise3x3Stride1Tail(const float* p, int64_t ld, int64_t w,
-                                                           const typename V::Reg (&weight)[9],
-                                                           typename V::Reg bias, Activation a,
-                                                           float* out, int64_t left) {
-  if (left == 3) {
-    Depthwise3x3Rows<V, 3>(p, ld, w, weight, bias, a, out);
-  } else if (left == 2) {
-    Depthwise3x3Rows<V, 2>(p, ld, w, weight, bias, a, out);
-  } else if (left == 1) {
-    Depthwise3x3Rows<V, 1>(p, ld, w, weight, bias, a, out);
-  }
-}
-
 // DepthwiseRows for a 3x3 kernel at stride and dilation 1 (most of a
 // MobileNet's layers), DR output rows at a time (what the ISA's registers
 // hold beside the 9 weights and 3 loaded vectors), then the rows left over.
@@ -196,7 +182,14 @@ void Depthwise3x3Stride1(const FusedLayerView& l, const float* phases, int64_t m
   }
   const float* p = phases + r * ld;
   float* out = dst + r * w;
-  Depthwise3x3Stride1Tail<V>(p, ld, w, weight, bias, a, out, rows - r);
+  const int64_t left = rows - r;  // < DR
+  if constexpr (DR > 3) {
+    if (left == 3) Depthwise3x3Rows<V, 3>(p, ld, w, weight, bias, a, out);
+  }
+  if constexpr (DR > 2) {
+    if (left == 2) Depthwise3x3Rows<V, 2>(p, ld, w, weight, bias, a, out);
+  }
+  if (left == 1) Depthwise3x3Rows<V, 1>(p, ld, w, weight, bias, a, out);
 }
 
 // The pointwise block's multiply-adds: onto `acc` (MR output channels x NV

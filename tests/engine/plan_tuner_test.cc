@@ -92,9 +92,9 @@ TEST(SpinChargeTest, ChargesOnlyOneDnnPlansOnMoreThanOneThread) {
 }
 
 // The first run after the flush's buffer is made can be an outlier: it must
-// not decide. Candidate 0 is the fastest, but the
-// first run of all takes 10 ms more. The slowest drops out after one run
-// (over twice the leader), the second after two (over 1.25x).
+// not decide. Candidate 0 is the fastest, but the first run of all takes
+// 10 ms more. The slowest drops out after one run (over twice the leader),
+// the second after two (over 1.25x).
 TEST(TimeRoundsTest, TheFirstRunIsUntimedAndHopelessCandidatesDropOut) {
   const absl::Duration normal[] = {absl::Milliseconds(1), absl::Milliseconds(1.5),
                                    absl::Milliseconds(5)};

@@ -1,7 +1,7 @@
 // The fused kernels' thread pool: every task runs exactly once per Run, Run
 // returns only when all have run, each worker runs its own share first,
-// helpers that are slow to start leave their share to the caller, each thread has its own pool, and
-// helpers run off the caller's CPU.
+// helpers that are slow to start leave their share to the caller, each
+// thread has its own pool, and helpers run off the caller's CPU.
 
 #include "engine/internal/tile_pool.h"
 
