@@ -47,15 +47,21 @@ struct Avx2 {
     _mm256_storeu_ps(even, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), kOrder)));
     _mm256_storeu_ps(odd, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), kOrder)));
   }
-  // The vectors at p, p + 1 and p + 2, each loaded once into a register
-  // (the empty asm keeps the compiler from folding a load into every
-  // multiply-add that uses it, loading it again each time).
-  static void LoadThree(const float* p, Reg& v0, Reg& v1, Reg& v2) {
-    v0 = _mm256_loadu_ps(p);
-    v1 = _mm256_loadu_ps(p + 1);
-    v2 = _mm256_loadu_ps(p + 2);
-    asm("" : "+x"(v0), "+x"(v1), "+x"(v2));
+  // A set of lanes, for LoadLanes: all bits set in a lane that is in it.
+  using Mask = __m256i;
+  // Lanes [lo, hi) (0 <= lo <= hi <= 8).
+  static Mask Lanes(int lo, int hi) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), lane),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));
   }
+  // The lanes of the vector at p in `mask` (the others read as zero, and
+  // their memory is not touched).
+  static Reg LoadLanes(const float* p, Mask mask) { return _mm256_maskload_ps(p, mask); }
+  // Keeps loaded vectors in registers: the empty asm keeps the compiler from
+  // folding a load into every multiply-add that uses it, loading it again
+  // each time.
+  static void Keep(Reg& v0, Reg& v1, Reg& v2) { asm("" : "+x"(v0), "+x"(v1), "+x"(v2)); }
   static Reg Fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg Max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
   static Reg Min(Reg a, Reg b) { return _mm256_min_ps(a, b); }

@@ -43,16 +43,19 @@ struct Avx512 {
     _mm512_storeu_ps(even, _mm512_permutex2var_ps(a, evens, b));
     _mm512_storeu_ps(odd, _mm512_permutex2var_ps(a, _mm512_add_epi32(evens, one), b));
   }
-  // The vectors at p, p + 1 and p + 2 (p 64-byte aligned), in registers:
-  // two aligned loads and two shifts, where loads at p + 1 and p + 2 would
-  // each straddle two cache lines (and the compiler would fold them into
-  // every multiply-add that uses them, loading them again each time).
-  static void LoadThree(const float* p, Reg& v0, Reg& v1, Reg& v2) {
-    const __m512i lo = _mm512_load_si512(p), hi = _mm512_load_si512(p + 16);
-    v0 = _mm512_castsi512_ps(lo);
-    v1 = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xffff, hi, lo, 1));
-    v2 = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xffff, hi, lo, 2));
+  // A set of lanes, for LoadLanes.
+  using Mask = __mmask16;
+  // Lanes [lo, hi) (0 <= lo <= hi <= 16).
+  static Mask Lanes(int lo, int hi) {
+    return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
   }
+  // The lanes of the vector at p in `mask` (the others read as zero, and
+  // their memory is not touched).
+  static Reg LoadLanes(const float* p, Mask mask) { return _mm512_maskz_loadu_ps(mask, p); }
+  // Keeps loaded vectors in registers: the empty asm keeps the compiler from
+  // folding a load into every multiply-add that uses it, loading it again
+  // each time.
+  static void Keep(Reg& v0, Reg& v1, Reg& v2) { asm("" : "+v"(v0), "+v"(v1), "+v"(v2)); }
   static Reg Fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   // The zero-masked forms: GCC 12 warns that the plain ones' (undefined)
   // pass-through may be used uninitialized. All lanes are kept.

@@ -135,10 +135,13 @@ FusedPlan::LayerData FusedPlan::Prepare(const Layer& layer, const FusedLayerWeig
   v.phase_ld = RoundUp(std::max({v.pad + in.w, CeilDiv(in.w + 2 * v.pad, s.stride),
                                  RoundUp(out.w, lanes) + reach / s.stride + 1}),
                        lanes);
+  v.read_in_place = s.kernel == 3 && s.stride == 1 && s.dilation == 1;
   const int64_t rows_read = (tile_rows - 1) * s.stride + reach + 1;
   // A strided layer's row buffer (FillPhases) after the rows.
   const int64_t row_buffer = s.stride > 1 ? s.stride * v.phase_ld : 0;
-  const int64_t floats = v.mid_channels * v.mid_ld + rows_read * s.stride * v.phase_ld + row_buffer;
+  const int64_t input_floats =
+      v.read_in_place ? v.phase_ld : rows_read * s.stride * v.phase_ld + row_buffer;
+  const int64_t floats = v.mid_channels * v.mid_ld + input_floats;
   scratch_floats_ = std::max(scratch_floats_, static_cast<size_t>(RoundUp(floats, 16)));
   return d;
 }

@@ -45,11 +45,17 @@ struct FusedLayerView {
   // vectors of 8 floats stream a whole line together: streaming one half
   // and storing the other as usual made the plan 10x slower on an AVX2 EPYC.
   bool stream_output = false;
+  // The depthwise conv reads the input rows where they are, the padding's
+  // columns read as zeros by masked loads, rather than from a zero-padded
+  // copy of them in the scratch. Only for a 3x3 kernel at stride and
+  // dilation 1.
+  bool read_in_place = false;
   // Scratch of one tile: mid channels at mid_ld floats apart (from up to a
-  // cache line in: where the tile's first pixel falls on a line), then the
-  // input rows the depthwise conv reads, each zero-padded and split into
-  // `stride` phases (columns i*stride + r) of phase_ld floats, then (stride
-  // above 1) one row of stride * phase_ld floats to split a row from.
+  // cache line in: where the tile's first pixel falls on a line), then, read
+  // in place, one row of phase_ld zeros (the padding's rows); else the input
+  // rows the depthwise conv reads, each zero-padded and split into `stride`
+  // phases (columns i*stride + r) of phase_ld floats, then (stride above 1)
+  // one row of stride * phase_ld floats to split a row from.
   int64_t mid_ld = 0, phase_ld = 0;
 };
 

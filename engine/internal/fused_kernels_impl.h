@@ -52,7 +52,7 @@ template <class V>
 // copied and zeroed in vectors rather than by three memcpy and memset calls
 // a row (a few hundred bytes or less each): the calls were 8-10% of a
 // profile of a 32-channel 112x112 layer on one thread, and the loops took
-// 1-3% off its time.
+// 1-3% off its time (a layer that now reads its input in place).
 template <class V>
 void FillPhases(const FusedLayerView& l, const float* plane, int64_t iy0, int64_t count,
                 float* phases, float* row_buffer) {
@@ -121,75 +121,121 @@ void DepthwiseRows(const FusedLayerView& l, const float* phases, int64_t m, int6
   }
 }
 
-// Depthwise output rows [0, R) from `phases` (the first of the R + 2 input
-// rows they read, ld floats apart) into `dst` (rows of out_w floats), for a
-// 3x3 kernel at stride and dilation 1. Each input row's three shifted
-// vectors are loaded once and feed every output row that reads them: R + 2
-// rows of loads for R rows of output, against 3 rows of loads for each. A
-// row's last vector may spill up to a vector past the row, as in
-// DepthwiseRows: the vectors go from the row's end to its start, so the next
-// row's first vector, stored later, overwrites what spilled into it (masked
-// stores of the last vector instead made a 512-channel 14x14 layer 1.1x
-// slower on cold caches). Every pixel sums the same terms in the same order
-// as DepthwiseRows (the bias, then the taps row by row).
-template <class V, int R>
-[[gnu::always_inline]] inline void Depthwise3x3Rows(const float* phases, int64_t ld, int64_t out_w,
-                                                    const typename V::Reg (&weight)[9],
-                                                    typename V::Reg bias, Activation activation,
-                                                    float* dst) {
-  for (int64_t x = (out_w - 1) / V::kLanes * V::kLanes; x >= 0; x -= V::kLanes) {
-    typename V::Reg acc[R];
+// One vector of each of R depthwise output rows, at output column x, for a
+// 3x3 kernel at stride and dilation 1, read in place: `rows` are the R + 2
+// input rows the output rows read (a row of zeros where one falls in the
+// padding), `c0` (x - pad) the input column of lane 0's left tap. With
+// kEdge, tap k's lanes outside `mask[k]` (columns left of the row or from
+// its width on: the padding) read as zeros, their memory untouched (the
+// vector's address may be before the row); else every lane is inside the
+// row. Each input row's three shifted vectors are loaded once and feed every
+// output row that reads them: R + 2 rows of loads for R rows of output,
+// against 3 rows of loads for each. Every pixel sums the same terms in the
+// same order as DepthwiseRows (the bias, then the taps row by row).
+template <class V, int R, bool kEdge>
+[[gnu::always_inline]] inline void Depthwise3x3Vector(const float* const (&rows)[R + 2], int64_t c0,
+                                                      const typename V::Mask (&mask)[3],
+                                                      const typename V::Reg (&weight)[9],
+                                                      typename V::Reg bias, Activation activation,
+                                                      int64_t out_w, float* dst) {
+  typename V::Reg acc[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[r] = bias;
+  for (int r = 0; r < R; ++r) acc[r] = bias;
 #pragma GCC unroll 10
-    for (int j = 0; j < R + 2; ++j) {
-      const float* row = phases + j * ld + x;
-      typename V::Reg v0, v1, v2;
-      V::LoadThree(row, v0, v1, v2);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        const int ky = j - r;
-        if (ky < 0 || ky > 2) continue;
-        acc[r] = V::Fma(weight[ky * 3], v0, acc[r]);
-        acc[r] = V::Fma(weight[ky * 3 + 1], v1, acc[r]);
-        acc[r] = V::Fma(weight[ky * 3 + 2], v2, acc[r]);
-      }
+  for (int j = 0; j < R + 2; ++j) {
+    const float* p = rows[j] + c0;
+    typename V::Reg v0, v1, v2;
+    if constexpr (kEdge) {
+      v0 = V::LoadLanes(p, mask[0]);
+      v1 = V::LoadLanes(p + 1, mask[1]);
+      v2 = V::LoadLanes(p + 2, mask[2]);
+    } else {
+      v0 = V::Load(p);
+      v1 = V::Load(p + 1);
+      v2 = V::Load(p + 2);
     }
+    V::Keep(v0, v1, v2);
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) V::Store(dst + r * out_w + x, Activate<V>(acc[r], activation));
+    for (int r = 0; r < R; ++r) {
+      const int ky = j - r;
+      if (ky < 0 || ky > 2) continue;
+      acc[r] = V::Fma(weight[ky * 3], v0, acc[r]);
+      acc[r] = V::Fma(weight[ky * 3 + 1], v1, acc[r]);
+      acc[r] = V::Fma(weight[ky * 3 + 2], v2, acc[r]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) V::Store(dst + r * out_w, Activate<V>(acc[r], activation));
+}
+
+// Depthwise output rows [y, y + R) of the tile (input rows from iy = y - pad
+// on, `zero` standing for those outside the plane) into `dst` (rows of out_w
+// floats), vector by vector. A row's last vector may spill up to a vector
+// past the row, as in DepthwiseRows: the vectors go from the row's end to
+// its start, so the next row's first vector, stored later, overwrites what
+// spilled into it (masked stores of the last vector instead made a
+// 512-channel 14x14 layer 1.1x slower on cold caches).
+template <class V, int R>
+[[gnu::always_inline]] inline void Depthwise3x3Rows(const FusedLayerView& l, const float* plane,
+                                                    const float* zero, int64_t iy,
+                                                    const typename V::Reg (&weight)[9],
+                                                    typename V::Reg bias, float* dst) {
+  const float* rows[R + 2];
+#pragma GCC unroll 10
+  for (int j = 0; j < R + 2; ++j) {
+    rows[j] = iy + j >= 0 && iy + j < l.in_h ? plane + (iy + j) * l.in_w : zero;
+  }
+  constexpr int64_t kLanes = V::kLanes;
+  const int64_t w = l.out_w, in_w = l.in_w;
+  const Activation a = l.dw_activation;
+  for (int64_t x = (w - 1) / kLanes * kLanes; x >= 0; x -= kLanes) {
+    const int64_t c0 = x - l.pad;
+    typename V::Mask mask[3];
+    if (c0 >= 0 && c0 + kLanes + 2 <= in_w) {
+      Depthwise3x3Vector<V, R, false>(rows, c0, mask, weight, bias, a, w, dst + x);
+      continue;
+    }
+    for (int k = 0; k < 3; ++k) {
+      const int64_t first = -(c0 + k), end = in_w - (c0 + k);
+      const int64_t lo = first < 0 ? 0 : first > kLanes ? kLanes : first;
+      const int64_t hi = end < lo ? lo : end > kLanes ? kLanes : end;
+      mask[k] = V::Lanes(static_cast<int>(lo), static_cast<int>(hi));
+    }
+    Depthwise3x3Vector<V, R, true>(rows, c0, mask, weight, bias, a, w, dst + x);
   }
 }
 
 // DepthwiseRows for a 3x3 kernel at stride and dilation 1 (most of a
-// MobileNet's layers), DR output rows at a time (what the ISA's registers
-// hold beside the 9 weights and 3 loaded vectors), then the rows left over.
-// DepthwiseRows loads 9 vectors per output vector, most of them straddling
-// two cache lines; this loads 3 (DR + 2) / DR, and on a 32-to-64-channel
-// 112x112 layer (AVX-512, one thread, caches warm) the layer took 0.9x the
-// time (docs/performance.md, "The fused depthwise, row by row").
+// MobileNet's layers), reading the input plane in place (no row is copied
+// into the phases: `zero`, at least in_w zeros, stands for the padding rows),
+// DR output rows at a time (what the ISA's registers hold beside the 9
+// weights and 3 loaded vectors), then the rows left over. DepthwiseRows
+// loads 9 vectors per output vector; this loads 3 (DR + 2) / DR, and on a
+// 32-to-64-channel 112x112 layer (AVX-512, one thread, caches warm) the
+// layer took 0.9x the time (docs/performance.md, "The fused depthwise, row
+// by row"). Reading in place rather than from a padded copy took the
+// batch-1 fused seed layers to 0.86-0.92x through the server at two threads
+// ("Reading the input in place").
 template <class V, int DR>
-void Depthwise3x3Stride1(const FusedLayerView& l, const float* phases, int64_t m, int64_t rows,
-                         float* dst) {
-  const int64_t ld = l.phase_ld, w = l.out_w;
+void Depthwise3x3Stride1(const FusedLayerView& l, const float* plane, const float* zero,
+                         int64_t iy0, int64_t m, int64_t rows, float* dst) {
+  const int64_t w = l.out_w;
   typename V::Reg weight[9];
 #pragma GCC unroll 9
   for (int i = 0; i < 9; ++i) weight[i] = V::Set1(l.dw_weights[m * 9 + i]);
   const typename V::Reg bias = V::Set1(l.dw_bias[m]);
-  const Activation a = l.dw_activation;
   int64_t r = 0;
   for (; r + DR <= rows; r += DR) {
-    Depthwise3x3Rows<V, DR>(phases + r * ld, ld, w, weight, bias, a, dst + r * w);
+    Depthwise3x3Rows<V, DR>(l, plane, zero, iy0 + r, weight, bias, dst + r * w);
   }
-  const float* p = phases + r * ld;
-  float* out = dst + r * w;
   const int64_t left = rows - r;  // < DR
   if constexpr (DR > 3) {
-    if (left == 3) Depthwise3x3Rows<V, 3>(p, ld, w, weight, bias, a, out);
+    if (left == 3) Depthwise3x3Rows<V, 3>(l, plane, zero, iy0 + r, weight, bias, dst + r * w);
   }
   if constexpr (DR > 2) {
-    if (left == 2) Depthwise3x3Rows<V, 2>(p, ld, w, weight, bias, a, out);
+    if (left == 2) Depthwise3x3Rows<V, 2>(l, plane, zero, iy0 + r, weight, bias, dst + r * w);
   }
-  if (left == 1) Depthwise3x3Rows<V, 1>(p, ld, w, weight, bias, a, out);
+  if (left == 1) Depthwise3x3Rows<V, 1>(l, plane, zero, iy0 + r, weight, bias, dst + r * w);
 }
 
 // The pointwise block's multiply-adds: onto `acc` (MR output channels x NV
@@ -450,14 +496,17 @@ void Tile(const FusedLayerView& l, const float* in, float* out, int64_t p0, int6
   float* phases = scratch + l.mid_channels * l.mid_ld;
   const int64_t need = (rows - 1) * l.stride + (l.kernel - 1) * l.dilation + 1;
   const int64_t plane = l.in_h * l.in_w, iy0 = y0 * l.stride - l.pad;
+  if (l.read_in_place) ZeroFloats<V>(phases, l.in_w);
   for (int64_t c = 0; c < l.in_channels; ++c) {
     if (c + 1 < l.in_channels) PrefetchRows<V>(l, in + (c + 1) * plane, iy0, need);
-    FillPhases<V>(l, in + c * plane, iy0, need, phases, phases + need * l.stride * l.phase_ld);
+    if (!l.read_in_place) {
+      FillPhases<V>(l, in + c * plane, iy0, need, phases, phases + need * l.stride * l.phase_ld);
+    }
     for (int64_t j = 0; j < l.depth_multiplier; ++j) {
       const int64_t m = c * l.depth_multiplier + j;
       float* dst = mid + m * l.mid_ld;
-      if (l.kernel == 3 && l.stride == 1 && l.dilation == 1) {
-        Depthwise3x3Stride1<V, DR>(l, phases, m, rows, dst);
+      if (l.read_in_place) {
+        Depthwise3x3Stride1<V, DR>(l, in + c * plane, phases, iy0, m, rows, dst);
       } else if (l.kernel == 3) {
         DepthwiseRows<V, 3>(l, phases, m, rows, dst);
       } else if (l.kernel == 5) {
