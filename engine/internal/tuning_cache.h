@@ -32,8 +32,9 @@ namespace internal {
 // kernels it chooses among, counted: raised when either changes, so that a
 // tuning cache's lines chosen the old way are no longer used (2: the first
 // candidate's first run is untimed, see TimeRounds; 3: the fused kernels'
-// 3x3 depthwise loads each input row once for several output rows).
-inline constexpr int kTunerRevision = 3;
+// 3x3 depthwise loads each input row once for several output rows; 4: and
+// reads the rows in place rather than from a padded copy).
+inline constexpr int kTunerRevision = 4;
 
 // What a choice's timing depends on besides its key: the CPU's model name,
 // family, model and stepping (/proc/cpuinfo), the ISA oneDNN dispatches to
