@@ -3,6 +3,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 #include <grpcpp/support/slice.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <climits>
@@ -28,11 +29,27 @@ static_assert(Response::kRawOutputContentsFieldNumber > Response::kModelNameFiel
 
 constexpr size_t kAlignment = 64;
 
+// Transparent huge pages' size on x86-64.
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// A new buffer. The whole huge pages inside one of 4 MiB or more are asked
+// for with madvise (Debian's kernel gives them only to those who ask): a
+// new buffer's pages are faulted in by the engine's first write, and on
+// this project's VM a 4 KiB page's fault took about 11 us, so a fresh
+// 51 MB answer (16x64x112x112) took 138 ms to write on one thread, 12.5 ms
+// on huge pages (docs/performance.md "An answer's buffer").
 OutputBuffer NewOutput(size_t bytes) {
   OutputBuffer buffer;
   buffer.capacity = std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
   buffer.data.reset(static_cast<char*>(std::aligned_alloc(kAlignment, buffer.capacity)));
   if (buffer.data == nullptr) throw std::bad_alloc();
+  if (buffer.capacity >= 2 * kHugePage) {
+    const uintptr_t start = reinterpret_cast<uintptr_t>(buffer.data.get());
+    const uintptr_t first = (start + kHugePage - 1) / kHugePage * kHugePage;
+    const uintptr_t end = (start + buffer.capacity) / kHugePage * kHugePage;
+    // Advice only: without huge pages the buffer works the same.
+    if (end > first) madvise(reinterpret_cast<void*>(first), end - first, MADV_HUGEPAGE);
+  }
   return buffer;
 }
 
@@ -47,11 +64,42 @@ void GiveBack(void* lent) {
   if (owned->pool != nullptr) owned->pool->GiveOutput(std::move(owned->buffer));
 }
 
-// The capacity of a request's tensor strings.
-size_t TensorBytes(const inference::ModelInferRequest& request) {
+// The tensor memory an idle request (its strings' capacity) or output
+// buffer holds.
+size_t TensorBytes(const std::unique_ptr<inference::ModelInferRequest>& request) {
   size_t bytes = 0;
-  for (const std::string& raw : request.raw_input_contents()) bytes += raw.capacity();
+  for (const std::string& raw : request->raw_input_contents()) bytes += raw.capacity();
   return bytes;
+}
+size_t TensorBytes(const OutputBuffer& buffer) { return buffer.capacity; }
+
+// Keeps `item` as the newest of `idle` (oldest first, `idle_bytes` of
+// tensor memory in all), then frees the oldest while more than `max_idle`
+// or `max_idle_bytes` are idle; `item` itself is freed only if it alone is
+// more than either allows. So the sizes being served stay, whatever sizes
+// were served before: a pool that kept what came back only while there was
+// room had its 4 places taken by small answers' buffers, and a 51 MB
+// answer's buffer was then freed after every call and mapped again for the
+// next (86 ms of page faults in a 4 ms computation; docs/performance.md "An
+// answer's buffer"). What is freed goes to `freed`, for the caller to free
+// once unlocked.
+template <class T>
+void KeepNewest(T item, int max_idle, size_t max_idle_bytes, std::vector<T>& idle,
+                size_t& idle_bytes, std::vector<T>& freed) {
+  const size_t bytes = TensorBytes(item);
+  if (max_idle <= 0 || bytes > max_idle_bytes) {
+    freed.push_back(std::move(item));
+    return;
+  }
+  idle.push_back(std::move(item));
+  idle_bytes += bytes;
+  auto oldest = idle.begin();
+  while (idle.end() - oldest > max_idle || idle_bytes > max_idle_bytes) {
+    idle_bytes -= TensorBytes(*oldest);
+    freed.push_back(std::move(*oldest));
+    ++oldest;
+  }
+  idle.erase(idle.begin(), oldest);
 }
 
 }  // namespace
@@ -65,7 +113,7 @@ std::unique_ptr<inference::ModelInferRequest> InferBufferPool::TakeRequest() {
     if (!requests_.empty()) {
       std::unique_ptr<inference::ModelInferRequest> request = std::move(requests_.back());
       requests_.pop_back();
-      request_bytes_ -= TensorBytes(*request);
+      request_bytes_ -= TensorBytes(request);
       return request;
     }
   }
@@ -74,14 +122,9 @@ std::unique_ptr<inference::ModelInferRequest> InferBufferPool::TakeRequest() {
 
 void InferBufferPool::GiveRequest(std::unique_ptr<inference::ModelInferRequest> request) {
   if (request == nullptr) return;
-  const size_t bytes = TensorBytes(*request);
+  std::vector<std::unique_ptr<inference::ModelInferRequest>> freed;  // after the lock
   absl::MutexLock lock(&mu_);
-  if (static_cast<int>(requests_.size()) < max_idle_ && request_bytes_ + bytes <= max_idle_bytes_) {
-    request_bytes_ += bytes;
-    requests_.push_back(std::move(request));
-  }
-  // Otherwise freed on return, with the lock released first (`request` is
-  // declared before `lock`).
+  KeepNewest(std::move(request), max_idle_, max_idle_bytes_, requests_, request_bytes_, freed);
 }
 
 OutputBuffer InferBufferPool::TakeOutput(size_t bytes) {
@@ -106,12 +149,9 @@ OutputBuffer InferBufferPool::TakeOutput(size_t bytes) {
 
 void InferBufferPool::GiveOutput(OutputBuffer buffer) {
   if (buffer.data == nullptr) return;
+  std::vector<OutputBuffer> freed;  // after the lock
   absl::MutexLock lock(&mu_);
-  if (static_cast<int>(outputs_.size()) < max_idle_ &&
-      output_bytes_ + buffer.capacity <= max_idle_bytes_) {
-    output_bytes_ += buffer.capacity;
-    outputs_.push_back(std::move(buffer));
-  }
+  KeepNewest(std::move(buffer), max_idle_, max_idle_bytes_, outputs_, output_bytes_, freed);
 }
 
 void InferBufferPool::Warm(size_t request_bytes, size_t output_bytes, int count) {

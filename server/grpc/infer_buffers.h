@@ -49,8 +49,9 @@ struct OutputBuffer {
 class InferBufferPool {
  public:
   // Keeps at most `max_idle` idle requests and as many idle buffers, each
-  // list holding at most `max_idle_bytes` of tensor memory; what is given
-  // back beyond either is freed.
+  // list holding at most `max_idle_bytes` of tensor memory: what is given
+  // back is kept, and the longest idle are freed beyond either (one larger
+  // than `max_idle_bytes` by itself is freed at once).
   InferBufferPool(int max_idle, size_t max_idle_bytes);
 
   // An idle request message (cleared by the parse that refills it), or a

@@ -135,34 +135,51 @@ TEST(InferBuffersTest, WarmKeepsRequestsAndOutputsOfTheSizeMapped) {
   EXPECT_EQ(pool->IdleOutputs(), 2);
 }
 
-TEST(InferBuffersTest, KeepsAtMostItsIdleCountAndBytes) {
+TEST(InferBuffersTest, KeepsAtMostItsIdleCountAndBytesTheNewestFirst) {
   auto pool = std::make_shared<InferBufferPool>(2, 10000);
   std::vector<OutputBuffer> taken;
   for (size_t bytes : {size_t{1024}, size_t{2048}, size_t{3072}}) {
     taken.push_back(pool->TakeOutput(bytes));
   }
   for (OutputBuffer& buffer : taken) pool->GiveOutput(std::move(buffer));
-  EXPECT_EQ(pool->IdleOutputs(), 2);                  // the third was freed
-  EXPECT_EQ(pool->TakeOutput(1500).capacity, 2048u);  // the smallest that fits
-  EXPECT_EQ(pool->TakeOutput(1000).capacity, 1024u);
+  EXPECT_EQ(pool->IdleOutputs(), 2);                  // the first, idle longest, was freed
+  EXPECT_EQ(pool->TakeOutput(1000).capacity, 2048u);  // the smallest that fits
+  EXPECT_EQ(pool->TakeOutput(1000).capacity, 3072u);
   EXPECT_EQ(pool->IdleOutputs(), 0);
 
-  pool->GiveOutput(pool->TakeOutput(8192));
-  pool->GiveOutput(pool->TakeOutput(4096));  // 8192 + 4096 > 10000: freed
+  OutputBuffer older = pool->TakeOutput(8192), newer = pool->TakeOutput(4096);
+  pool->GiveOutput(std::move(older));
+  pool->GiveOutput(std::move(newer));  // 8192 + 4096 > 10000: the 8192 is freed
   EXPECT_EQ(pool->IdleOutputs(), 1);
+  EXPECT_EQ(pool->TakeOutput(1).capacity, 4096u);
+  pool->GiveOutput(pool->TakeOutput(4096));
+  pool->GiveOutput(pool->TakeOutput(20000));  // more than the pool holds: freed at once
+  EXPECT_EQ(pool->IdleOutputs(), 1);
+  EXPECT_EQ(pool->TakeOutput(1).capacity, 4096u);
 
-  for (size_t bytes : {size_t{6000}, size_t{6000}}) {
+  for (size_t bytes : {size_t{6000}, size_t{7000}}) {
     auto request = std::make_unique<inference::ModelInferRequest>();
     request->add_raw_input_contents()->resize(bytes);
     pool->GiveRequest(std::move(request));
   }
-  EXPECT_EQ(pool->IdleRequests(), 1);  // the second would pass 10000 bytes
-  pool->TakeRequest();
+  EXPECT_EQ(pool->IdleRequests(), 1);  // both would pass 10000 bytes: the newer stays
+  EXPECT_GE(pool->TakeRequest()->raw_input_contents(0).capacity(), 7000u);
   EXPECT_EQ(pool->IdleRequests(), 0);
-  auto request = std::make_unique<inference::ModelInferRequest>();
-  request->add_raw_input_contents()->resize(9000);
-  pool->GiveRequest(std::move(request));  // fits once the first was taken
-  EXPECT_EQ(pool->IdleRequests(), 1);
+}
+
+// Small answers' buffers, idle in every place, do not keep a large
+// answer's buffer out: it is the one the next large answer reuses.
+TEST(InferBuffersTest, ALargeAnswersBufferStaysWhenSmallOnesFillThePool) {
+  auto pool = std::make_shared<InferBufferPool>(4, size_t{64} << 20);
+  std::vector<OutputBuffer> small;
+  for (int i = 0; i < 4; ++i) small.push_back(pool->TakeOutput(size_t{3} << 20));
+  for (OutputBuffer& buffer : small) pool->GiveOutput(std::move(buffer));
+  ASSERT_EQ(pool->IdleOutputs(), 4);
+  pool->GiveOutput(pool->TakeOutput(size_t{51} << 20));
+  // The oldest small one made room: three small ones and the large one.
+  EXPECT_EQ(pool->IdleOutputs(), 4);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(pool->TakeOutput(1).capacity, size_t{3} << 20);
+  EXPECT_EQ(pool->TakeOutput(1).capacity, size_t{51} << 20);
 }
 
 }  // namespace
